@@ -1,0 +1,152 @@
+"""Read a model folder (Hugging Face or converted) into an MLX model.
+
+One path for both layouts: read `config.json`, read the weights (single or sharded safetensors,
+or `pytorch_model.bin` with `weights_only=True`), let the model class `sanitize()` the keys,
+check them against the model, rebuild quantized layers, load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_flatten
+
+from .errors import AnnoError
+from .models import build_args, get_model_classes
+
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+TORCH_WEIGHTS = "pytorch_model.bin"
+TORCH_INDEX = "pytorch_model.bin.index.json"
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise AnnoError(f"{folder} has no config.json; give a Hugging Face model folder or a converted one")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AnnoError(f"{path} is not valid JSON ({err}); re-download or re-convert the model") from None
+    if not isinstance(config, dict):
+        raise AnnoError(f"{path} does not hold a JSON object; re-download or re-convert the model")
+    return config
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The files that hold the weights, safetensors preferred over PyTorch pickles."""
+    folder = Path(folder)
+    for index_name in (SAFETENSORS_INDEX, TORCH_INDEX):
+        index = folder / index_name
+        if index.is_file():
+            try:
+                names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+            except (ValueError, KeyError, TypeError) as err:
+                raise AnnoError(f"{index} is not a valid weight index ({err})") from None
+            missing = [n for n in names if not (folder / n).is_file()]
+            if missing:
+                raise AnnoError(f"{index} lists shards that are not in {folder}: {', '.join(missing)}")
+            return [folder / n for n in names]
+    safetensors = sorted(folder.glob("model*.safetensors"))
+    if safetensors:
+        return safetensors
+    if (folder / TORCH_WEIGHTS).is_file():
+        return [folder / TORCH_WEIGHTS]
+    raise AnnoError(
+        f"no weights in {folder}: expected model.safetensors, sharded safetensors with "
+        f"{SAFETENSORS_INDEX}, or {TORCH_WEIGHTS}"
+    )
+
+
+def read_weights(folder: Path) -> dict[str, mx.array]:
+    weights: dict[str, mx.array] = {}
+    for path in weight_files(folder):
+        weights.update(_read_torch(path) if path.suffix == ".bin" else _read_safetensors(path))
+    return weights
+
+
+def _read_safetensors(path: Path) -> dict[str, mx.array]:
+    try:
+        return mx.load(str(path))
+    except Exception as err:  # MLX raises RuntimeError/ValueError with varying texts
+        raise AnnoError(f"{path} is not a readable safetensors file ({err}); re-download or re-convert it") from None
+
+
+def _read_torch(path: Path) -> dict[str, mx.array]:
+    try:
+        import torch
+    except ImportError:
+        raise AnnoError(
+            f"{path} is a PyTorch checkpoint; reading it needs torch (pip install 'anno-mlx[torch]')"
+        ) from None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise AnnoError(f"{path} is not a readable PyTorch weights file ({err})") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise AnnoError(f"{path} does not hold a state dict")
+    out = {}
+    for key, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor):
+            continue
+        dtype = {torch.bfloat16: mx.bfloat16, torch.float16: mx.float16}.get(tensor.dtype)
+        array = mx.array(tensor.detach().float().numpy() if dtype is not None else tensor.detach().numpy())
+        out[key] = array.astype(dtype) if dtype is not None else array
+    return out
+
+
+def check_weights(model: nn.Module, weights: dict[str, mx.array], source: Path) -> None:
+    """Name the missing, unexpected and mis-shaped keys in one line each."""
+    expected = dict(tree_flatten(model.parameters()))
+    unexpected = sorted(weights.keys() - expected.keys())
+    missing = sorted(expected.keys() - weights.keys())
+
+    def names(keys: list[str]) -> str:
+        return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+
+    if missing:
+        raise AnnoError(f"weights in {source} lack {len(missing)} keys the model needs: {names(missing)}")
+    if unexpected:
+        raise AnnoError(f"weights in {source} have {len(unexpected)} keys the model does not use: {names(unexpected)}")
+    for key, value in expected.items():
+        if weights[key].shape != value.shape:
+            raise AnnoError(
+                f"weight {key} in {source} has shape {tuple(weights[key].shape)}, "
+                f"but config.json implies {tuple(value.shape)}"
+            )
+
+
+def build_model(
+    config: dict[str, Any], weights: dict[str, mx.array], source: Path, head: Optional[str] = None
+) -> nn.Module:
+    """Instantiate the model for `config`, quantize it as recorded there, and load `weights`."""
+    model_class, args_class = get_model_classes(config, head)
+    model = model_class(build_args(config, args_class))
+    weights = model.sanitize(weights)
+    quantization = config.get("quantization")
+    if quantization:
+        nn.quantize(
+            model,
+            group_size=quantization["group_size"],
+            bits=quantization["bits"],
+            class_predicate=lambda path, module: f"{path}.scales" in weights,
+        )
+    check_weights(model, weights, source)
+    model.load_weights(list(weights.items()), strict=True)
+    model.eval()
+    mx.eval(model.parameters())
+    return model
+
+
+def load_folder(folder: Path, head: Optional[str] = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Model and config from a local folder, either layout."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AnnoError(f"model folder {folder} does not exist")
+    config = read_config(folder)
+    get_model_classes(config, head)  # fail on an unsupported model before reading gigabytes
+    return build_model(config, read_weights(folder), folder, head), config

@@ -1,0 +1,50 @@
+"""`load(path_or_id) -> (model, tokenizer)`, in the manner of `mlx_lm.load`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import mlx.nn as nn
+
+from .checkpoint import load_folder
+from .errors import AnnoError
+from .hub import converted_dir, is_hub_id
+from .tokenizer import TOKENIZER_FILE, Tokenizer
+
+
+def resolve_model(path_or_id: str | Path) -> Path:
+    """A local model folder for `path_or_id`.
+
+    A hub id is converted on first use into `converted_dir(id)` (from huggingface_hub's cache,
+    downloading if allowed) and read from there afterwards, with no network.
+    """
+    path = Path(path_or_id).expanduser()
+    if path.exists():
+        return path
+    name = str(path_or_id)
+    if not is_hub_id(name):
+        raise AnnoError(f"model {name} does not exist; give a model folder or a hub id like answerdotai/ModernBERT-base")
+    target = converted_dir(name)
+    if not (target / "config.json").is_file():
+        from .convert import convert
+
+        print(f"first use of {name}: converting it into {target}", file=sys.stderr)
+        convert(name, target, force=target.exists(), log=lambda message: print(message, file=sys.stderr))
+    return target
+
+
+def load(path_or_id: str | Path, head: Optional[str] = None) -> tuple[nn.Module, Optional[Tokenizer]]:
+    """Model and tokenizer from a converted folder, a Hugging Face folder or a hub id.
+
+    `head` overrides the class from config.json: "encoder", "token-classification" or
+    "masked-lm" (for example "encoder" to get hidden states from a masked-LM checkpoint).
+    The model is called as `model(input_ids, attention_mask)` on `[batch, length]` arrays.
+    """
+    folder = resolve_model(path_or_id)
+    model, config = load_folder(folder, head)
+    tokenizer = None
+    if (folder / TOKENIZER_FILE).is_file():
+        tokenizer = Tokenizer.from_folder(folder, config.get("pad_token_id"))
+    return model, tokenizer

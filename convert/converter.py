@@ -1,0 +1,226 @@
+"""Hugging Face ModernBERT checkpoint -> MLX folder, written atomically.
+
+The result is an ordinary model folder: MLX safetensors (sharded with an index by mlx-lm's
+`save_model`), `config.json` (with `quantization` when quantized) and the tokenizer files.
+It is built in a hidden sibling folder and renamed into place, so an interrupted conversion
+leaves no DST and `--force` never leaves a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from ..checkpoint import load_folder, read_config
+from ..errors import AnnoError
+from ..hub import download, is_hub_id
+from ..models import get_model_classes
+
+DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
+Q_BITS = (4, 8)
+GROUP_SIZES = (32, 64, 128)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+NOT_QUANTIZED = ("classifier",)  # a few thousand weights that decide every label: keep exact
+
+
+def resolve_source(src: str | Path) -> Path:
+    """A local folder as given, or a hub id fetched through huggingface_hub's cache."""
+    path = Path(src).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise AnnoError(f"{src} is a file; give the model folder that holds config.json and the weights")
+        return path
+    if is_hub_id(str(src)):
+        return download(str(src))
+    raise AnnoError(f"{src} does not exist; give a local model folder or a hub id like answerdotai/ModernBERT-base")
+
+
+def check_destination(src: Path, dst: Path, force: bool) -> None:
+    """Refuse to overwrite without --force, and never replace the source or a non-model folder."""
+    src_r, dst_r = src.resolve(), dst.resolve()
+    if dst_r == src_r or src_r in dst_r.parents or dst_r in src_r.parents:
+        raise AnnoError(f"output {dst} overlaps the source {src}; choose another output folder")
+    if dst.exists() or dst.is_symlink():
+        if not force:
+            raise AnnoError(f"{dst} already exists; pass --force to replace it")
+        if not dst.is_dir() or (any(dst.iterdir()) and not (dst / "config.json").is_file()):
+            raise AnnoError(f"{dst} exists and is not a model folder; refusing to replace it even with --force")
+
+
+def check_group_size(model: nn.Module, group_size: int) -> None:
+    """Every weight that will be quantized must split into whole groups along its input dimension."""
+    if group_size not in GROUP_SIZES:
+        raise AnnoError(f"--q-group-size {group_size} is not supported by MLX; choose 32, 64 or 128")
+    dims = {
+        path: module.weight.shape[-1]
+        for path, module in model.named_modules()
+        if hasattr(module, "to_quantized") and not path.startswith(NOT_QUANTIZED)
+    }
+    for path, dim in sorted(dims.items()):
+        if dim % group_size:
+            fits = [g for g in GROUP_SIZES if all(d % g == 0 for d in dims.values())]
+            hint = f"use --q-group-size {fits[-1]}" if fits else "no supported group size fits this model"
+            raise AnnoError(f"--q-group-size {group_size} does not divide the input dimension {dim} of {path}; {hint}")
+
+
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    dtype: Optional[str] = None,
+    quantize: bool = False,
+    q_bits: int = 4,
+    q_group_size: int = 64,
+    force: bool = False,
+    verify: bool = False,
+    log=print,
+) -> dict[str, Any]:
+    """Convert `src` (folder or hub id) into the MLX folder `dst`; returns a summary
+    (and the verification figures when `verify`)."""
+    if dtype is not None and dtype not in DTYPES:
+        raise AnnoError(f"--dtype {dtype} is not supported; choose one of {', '.join(DTYPES)}")
+    if quantize and q_bits not in Q_BITS:
+        raise AnnoError(f"--q-bits {q_bits} is not supported; choose 4 or 8")
+    dst = Path(dst).expanduser()
+    src_path = resolve_source(src)
+    check_destination(src_path, dst, force)
+    config = read_config(src_path)
+    get_model_classes(config)
+    if config.get("quantization") and (quantize or dtype):
+        raise AnnoError(f"{src} is already quantized; convert from the original checkpoint instead")
+
+    model, config = load_folder(src_path)
+    if dtype is not None:
+        model.set_dtype(DTYPES[dtype])
+        config["torch_dtype" if "torch_dtype" in config else "dtype"] = dtype
+    if quantize:
+        from mlx_lm.utils import quantize_model
+
+        check_group_size(model, q_group_size)
+        with contextlib.redirect_stdout(io.StringIO()):  # mlx-lm prints its own [INFO] line
+            model, config = quantize_model(
+                model,
+                config,
+                q_group_size,
+                q_bits,
+                quant_predicate=lambda path, module: not path.startswith(NOT_QUANTIZED),
+            )
+    config["anno_mlx"] = {"format": 1, "source": str(src), "dtype": dtype or "as-source"}
+
+    _write_atomically(model, config, src_path, dst)
+    summary: dict[str, Any] = {"output": str(dst), "size_mb": _folder_size(dst) / 2**20}
+    log(f"converted {src} -> {dst} ({summary['size_mb']:.1f} MB)")
+    if verify:
+        summary["verify"] = verify_conversion(src_path, dst)
+        log(format_verification(summary["verify"]))
+    return summary
+
+
+def _write_atomically(model: nn.Module, config: dict, src: Path, dst: Path) -> None:
+    from mlx_lm.utils import save_config, save_model
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = dst.parent / f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}"
+    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir()
+        save_model(staging, model)
+        save_config(dict(config), staging / "config.json")
+        _copy_tokenizer(src, staging)
+        if dst.exists():
+            dst.rename(old)
+        staging.rename(dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _copy_tokenizer(src: Path, out: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, out / name)
+    if (out / "tokenizer.json").is_file():
+        return
+    # Older checkpoints ship only vocab files: let transformers build the fast tokenizer once.
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
+        tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+    except Exception as err:
+        print(f"warning: no tokenizer.json could be made for {src} ({err}); the model loads without a tokenizer", file=sys.stderr)
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def verify_conversion(src: Path, dst: Path, seed: int = 0) -> dict[str, Any]:
+    """Reload `dst` and compare it on a padded random batch with the transformers reference
+    (float32, eager attention) when torch and transformers are installed, else with `src`
+    loaded by this package in float32."""
+    converted, config = load_folder(dst)
+    args = converted.args
+    rng = np.random.default_rng(seed)
+    length = min(2 * args.local_attention + 37, args.max_position_embeddings)
+    ids = rng.integers(0, args.vocab_size, size=(2, length))
+    mask = np.ones_like(ids)
+    mask[1, length // 3 :] = 0
+    ours = np.array(converted(mx.array(ids), mx.array(mask)).astype(mx.float32))
+
+    try:
+        reference, name = _transformers_output(src, config, ids, mask), "transformers"
+    except ImportError:
+        source, _ = load_folder(src)
+        source.set_dtype(mx.float32)
+        reference, name = np.array(source(mx.array(ids), mx.array(mask))), "anno-mlx float32"
+    real = mask.astype(bool)
+    result = {
+        "reference": name,
+        "max_abs_diff": float(np.abs(ours - reference)[real].max()),
+        "argmax_agreement": float((ours.argmax(-1) == reference.argmax(-1))[real].mean()),
+    }
+    return result
+
+
+def _transformers_output(src: Path, config: dict, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    import torch
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+
+    architecture = (config.get("architectures") or ["ModernBertModel"])[0]
+    model_class = getattr(transformers, architecture)
+    model = model_class.from_pretrained(str(src), attn_implementation="eager", dtype=torch.float32).eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask))
+    tensor = out.logits if hasattr(out, "logits") else out.last_hidden_state
+    return tensor.float().numpy()
+
+
+def format_verification(result: dict[str, Any]) -> str:
+    return (
+        f"verify: max |diff| vs {result['reference']} = {result['max_abs_diff']:.3g}, "
+        f"argmax agreement {100 * result['argmax_agreement']:.2f}%"
+    )
+

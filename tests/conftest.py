@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny random checkpoints (made with transformers) and an offline hub."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Every test sees its own empty hub cache and converted-model folder."""
+    home = tmp_path_factory.mktemp("hf_home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setenv("ANNO_MLX_HOME", str(home / "anno-mlx"))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HOME", str(home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    return home
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint(tmp_path_factory):
+    """`make_checkpoint(head=..., **config)` -> folder; identical requests share one folder."""
+    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+
+    made: dict[str, Path] = {}
+
+    def make(**kwargs) -> Path:
+        key = json.dumps(kwargs, sort_keys=True)
+        if key not in made:
+            made[key] = make_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"), **kwargs)
+        return made[key]
+
+    return make
+
+
+def put_in_hub_cache(folder: Path, repo_id: str, hub_cache: Path) -> Path:
+    """Lay `folder` out as huggingface_hub's cache holds a downloaded repo, so that
+    `snapshot_download` finds it with HF_HUB_OFFLINE=1."""
+    repo = hub_cache / ("models--" + repo_id.replace("/", "--"))
+    revision = "0" * 40
+    snapshot = repo / "snapshots" / revision
+    shutil.copytree(folder, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot

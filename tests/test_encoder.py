@@ -1,0 +1,95 @@
+"""The encoder API: architecture detection, configs from names and files, `Encoder.encode`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from anno_mlx import AnnoError, Encoder, EncoderArchitecture, EncoderConfig
+from anno_mlx.models.modernbert import GLOBAL, LOCAL
+from conftest import put_in_hub_cache
+from reference import reference_output
+
+
+def test_modernbert_base_from_name():
+    config = EncoderConfig.from_model_name("answerdotai/ModernBERT-base")
+    assert config.architecture is EncoderArchitecture.MODERNBERT
+    assert config.use_rope and config.global_rope_base == 160000.0 and config.local_rope_base == 10000.0
+    assert config.local_window == 128 and config.max_position_embeddings == 8192
+    assert (config.hidden_size, config.intermediate_size, config.num_layers, config.num_attention_heads) == (768, 1152, 22, 12)
+    assert config.global_layers == list(range(0, 22, 3))
+    assert (config.cls_token_id, config.sep_token_id, config.pad_token_id, config.mask_token_id) == (50281, 50282, 50283, 50284)
+
+
+def test_modernbert_large_from_name():
+    config = EncoderConfig.from_model_name("answerdotai/ModernBERT-large")
+    assert (config.hidden_size, config.intermediate_size, config.num_layers, config.num_attention_heads) == (1024, 2624, 28, 16)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["sbintuitions/modernbert-ja-30m", "sbintuitions/modernbert-ja-130m", "sbintuitions/modernbert-ja-310m", "llm-jp/llm-jp-modernbert-base"],
+)
+def test_japanese_family_is_modernbert(name):
+    config = EncoderConfig.from_model_name(name)
+    assert config.architecture is EncoderArchitecture.MODERNBERT
+    assert config.use_rope and config.local_window == 128
+    assert config.pad_token_id != 50283 or not name.startswith("sbintuitions")
+
+
+def test_bert_names_are_bert_and_unknown_names_fail():
+    assert EncoderConfig.from_model_name("google-bert/bert-base-cased").architecture is EncoderArchitecture.BERT
+    assert not EncoderConfig.from_model_name("bert-base-uncased").use_rope
+    with pytest.raises(AnnoError, match="from_pretrained"):
+        EncoderConfig.from_model_name("someone/gpt-thing")
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_from_pretrained_reads_config_and_special_ids(make_checkpoint, legacy):
+    folder = make_checkpoint(head="masked-lm", legacy_keys=legacy, num_hidden_layers=4, global_attn_every_n_layers=2, global_rope_theta=1234.0)
+    config = EncoderConfig.from_pretrained(folder)
+    saved = json.loads((folder / "config.json").read_text())
+    assert config.global_rope_base == 1234.0
+    assert config.layer_types == (GLOBAL, LOCAL, GLOBAL, LOCAL)
+    assert config.pad_token_id == saved["pad_token_id"] and config.cls_token_id == saved["cls_token_id"]
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    ids = {t["content"]: t["id"] for t in tokenizer["added_tokens"]}
+    assert config.mask_token_id == ids["[MASK]"] and config.unk_token_id == ids["[UNK]"]
+
+
+def test_encode_matches_transformers_hidden_states(make_checkpoint):
+    folder = make_checkpoint(head="masked-lm")
+    encoder = Encoder.from_pretrained(folder)
+    text = "Ada Lovelace worked with Charles Babbage in London. " * 6
+    embeddings, seq_len = encoder.encode(text)
+    ids = encoder.tokenizer.encode(text).ids
+    assert seq_len == len(ids) and embeddings.shape == (seq_len, encoder.config.hidden_size)
+    expected = reference_output(folder, "encoder", np.array([ids]), np.ones((1, len(ids)), dtype=np.int64))[0]
+    assert np.abs(embeddings - expected).max() <= 1e-4
+
+
+def test_encode_batch_equals_one_at_a_time(make_checkpoint):
+    encoder = Encoder.from_pretrained(make_checkpoint(head="encoder"), batch_size=2)
+    texts = ["Paris.", "Marie Curie was born in Warsaw and moved to Paris. " * 5, "", "Tokyo and Berlin are cities."]
+    batched = encoder.encode_batch(texts)
+    for text, (embeddings, n) in zip(texts, batched):
+        alone, m = encoder.encode(text)
+        assert n == m
+        np.testing.assert_allclose(embeddings, alone, atol=1e-5)
+
+
+def test_too_long_text_is_refused_clearly(make_checkpoint):
+    encoder = Encoder.from_pretrained(make_checkpoint(head="encoder", max_position_embeddings=64))
+    with pytest.raises(AnnoError, match="more than the model's 64"):
+        encoder.encode("word " * 200)
+
+
+def test_from_architecture_loads_the_default_checkpoint_from_the_cache(make_checkpoint, isolated_home):
+    put_in_hub_cache(make_checkpoint(head="masked-lm"), "answerdotai/ModernBERT-base", isolated_home / "hub")
+    encoder = Encoder.from_architecture(EncoderArchitecture.MODERNBERT)
+    embeddings, n = encoder.encode("Hello world")
+    assert embeddings.shape == (n, encoder.config.hidden_size) and np.isfinite(embeddings).all()
+    with pytest.raises(AnnoError, match="not supported yet"):
+        Encoder.from_architecture(EncoderArchitecture.BERT)
