@@ -10,7 +10,7 @@ import mlx.nn as nn
 
 from .checkpoint import load_folder
 from .errors import AnnoError
-from .hub import converted_dir, is_hub_id
+from .hub import converted_dir, download, is_hub_id
 from .tokenizer import TOKENIZER_FILE, Tokenizer
 
 
@@ -30,8 +30,9 @@ def resolve_model(path_or_id: str | Path) -> Path:
     if not (target / "config.json").is_file():
         from .convert import convert
 
+        snapshot = download(name)
         print(f"first use of {name}: converting it into {target}", file=sys.stderr)
-        convert(name, target, force=target.exists(), log=lambda message: print(message, file=sys.stderr))
+        convert(snapshot, target, force=target.exists(), source_name=name, log=lambda m: print(m, file=sys.stderr))
     return target
 
 

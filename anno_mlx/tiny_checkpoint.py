@@ -23,20 +23,44 @@ TOKENIZER_TEXT = (
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 
-def make_tokenizer(vocab_size: int = 300):
-    """A byte-level BPE tokenizer with ModernBERT's special tokens and `[CLS] $A [SEP]` template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+TOKENIZER_STYLES = ("bpe", "wordpiece", "unigram")
 
-    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator([TOKENIZER_TEXT] * 4, trainer=trainer)
+
+def make_tokenizer(style: str = "bpe", vocab_size: int = 300):
+    """A tokenizer trained on a few sentences, with ModernBERT's special tokens and the
+    `[CLS] $A [SEP]` template: `bpe` is byte-level BPE (ModernBERT's kind), `wordpiece` is
+    BERT's (lower-casing, accent-stripping normaliser, `##` continuations), `unigram` is a
+    SentencePiece-style Metaspace/Unigram one (the Japanese ModernBERT models' kind)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    corpus = [TOKENIZER_TEXT] * 4
+    if style == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+    elif style == "wordpiece":
+        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    elif style == "unigram":
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.normalizer = normalizers.NFKC()
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="[UNK]", show_progress=False
+        )
+    else:
+        raise ValueError(f"unknown tokenizer style {style!r}; choose one of {TOKENIZER_STYLES}")
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -70,13 +94,15 @@ def make_tiny_checkpoint(
     labels: Optional[list[str]] = None,
     legacy_keys: bool = True,
     bias: bool = False,
+    tokenizer_style: str = "bpe",
     **config_overrides: Any,
 ) -> Path:
     """Save a random ModernBERT (`head`: token-classification, masked-lm or encoder) with its
     tokenizer into `out_dir`, exactly as transformers writes it.
 
     `legacy_keys=False` rewrites config.json with transformers-5 keys only (`layer_types`,
-    `rope_parameters`); `bias=True` turns on every optional bias so that their keys are exercised.
+    `rope_parameters`); `bias=True` turns on every optional bias so that their keys are exercised;
+    `tokenizer_style` is one of TOKENIZER_STYLES.
     """
     import torch
     from transformers import (
@@ -88,7 +114,7 @@ def make_tiny_checkpoint(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = make_tokenizer()
+    tokenizer = make_tokenizer(tokenizer_style)
     labels = labels or LABELS
     values = tiny_config(**config_overrides)
     every = values.pop("global_attn_every_n_layers")
@@ -154,8 +180,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("out", help="folder to write")
     parser.add_argument("--head", default="token-classification", choices=["token-classification", "masked-lm", "encoder"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tokenizer", default="bpe", choices=TOKENIZER_STYLES)
     args = parser.parse_args(argv)
-    print(make_tiny_checkpoint(args.out, head=args.head, seed=args.seed))
+    print(make_tiny_checkpoint(args.out, head=args.head, seed=args.seed, tokenizer_style=args.tokenizer))
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import tokenizers
 
 from .errors import AnnoError
@@ -31,9 +33,10 @@ class Tokenizer:
         if not path.is_file():
             raise AnnoError(f"{folder} has no {TOKENIZER_FILE}; convert the model with `python -m anno_mlx convert`")
         try:
-            return cls(tokenizers.Tokenizer.from_file(str(path)), pad_token_id)
-        except Exception as err:
+            backend = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises its own exception type with varying texts
             raise AnnoError(f"{path} is not a readable tokenizer ({err})") from None
+        return cls(backend, pad_token_id)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> tokenizers.Encoding:
         """Token ids and `offsets` (Python string indices into `text`) of one text."""
@@ -45,6 +48,123 @@ class Tokenizer:
     @property
     def vocab_size(self) -> int:
         return self.backend.get_vocab_size()
+
+    def special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer's template puts before and after a single text
+        (`[CLS]` / `[SEP]` for ModernBERT and BERT, `<s>` / `</s>` for others)."""
+        probe = self.backend.encode("a", add_special_tokens=True)
+        content = [i for i, special in enumerate(probe.special_tokens_mask) if not special]
+        if not content:
+            return [], []
+        return probe.ids[: content[0]], probe.ids[content[-1] + 1 :]
+
+    def tokenize(self, text: str) -> "Tokens":
+        """All tokens of a whole document, without special tokens, with character offsets and
+        the tokens that begin a word (for word-level aggregation).
+
+        Long texts are tokenized in pieces of about 50,000 characters (see `text_pieces`), so
+        the tokens are the same as in one call while memory stays small: tokenizers' own
+        encodings cost about 300 bytes per token.
+        """
+        ids, offsets, words = [], [], []
+        next_word = 0
+        for begin, piece in text_pieces(text, PIECE_CHARS):
+            encoding = self.backend.encode(piece, add_special_tokens=False)
+            ids.append(np.asarray(encoding.ids, dtype=np.int32))
+            offsets.append(np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) + begin)
+            word = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)
+            word[word >= 0] += next_word
+            next_word = int(word.max()) + 1 if len(word) else next_word
+            words.append(word)
+        all_offsets = np.concatenate(offsets) if offsets else np.zeros((0, 2), np.int64)
+        all_words = np.concatenate(words) if words else np.zeros(0, np.int64)
+        content, starts = word_starts(text, all_offsets, all_words)
+        ids_array = np.concatenate(ids) if ids else np.zeros(0, np.int32)
+        return Tokens(ids_array, all_offsets, starts, content)
+
+
+PIECE_CHARS = 50_000
+
+
+def text_pieces(text: str, size: int):
+    """(start, piece) covering `text`, each about `size` characters, cut just before a space
+    (U+0020) that precedes a non-space character: byte-level, BERT and Metaspace pre-tokenizers
+    all split there, so each piece tokenizes as it would inside the whole. A stretch of `size`
+    characters with no such space (unspaced scripts) is cut where it ends."""
+    start = 0
+    while len(text) - start > size:
+        low = start + size // 2
+        cut = start + size
+        for i in range(start + size - 1, low, -1):
+            if text[i] == " " and not text[i + 1].isspace():
+                cut = i
+                break
+        yield start, text[start:cut]
+        start = cut
+    yield start, text[start:]
+
+
+@dataclass
+class Tokens:
+    ids: np.ndarray  # [n] int32
+    offsets: np.ndarray  # [n, 2] character offsets into the text
+    word_start: np.ndarray  # [n] bool: the first content token of a word
+    content: np.ndarray  # [n] bool: False for tokens that cover only whitespace
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+# Python's str.isspace() characters, and the scripts written without spaces between words
+# (kana, CJK ideographs, Thai, Lao, Myanmar, Khmer, half-width katakana), by code point.
+WHITESPACE = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
+UNSPACED_RANGES = [
+    (0x0E00, 0x0EFF),
+    (0x1000, 0x109F),
+    (0x1780, 0x17FF),
+    (0x3040, 0x30FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFF66, 0xFF9F),
+    (0x20000, 0x3134F),
+]
+
+
+def code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def word_starts(text: str, offsets: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which tokens carry content and which of those begin a word.
+
+    Whitespace-only tokens (a byte-level BPE's lone leading-space marker, newlines) carry no
+    content: they never begin a word or vote for its label. A content token begins a word when
+    the pre-tokenizer's word (`words`, -1 for none) changes, or when it begins a character of a script written without
+    spaces (CJK, Thai, ...), where every character is a word. Pieces of one multi-byte character
+    never begin a word.
+    """
+    n = len(offsets)
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    points = code_points(text)
+    # Non-space characters before each position: a token has content if its span holds one.
+    solid = np.concatenate([[0], np.cumsum(~np.isin(points, WHITESPACE))])
+    a, b = offsets[:, 0], offsets[:, 1]
+    content = solid[b] - solid[a] > 0
+    unspaced = np.zeros(len(points) + 1, dtype=bool)
+    for low, high in UNSPACED_RANGES:
+        unspaced[:-1] |= (points >= low) & (points <= high)
+
+    starts = np.zeros(n, dtype=bool)
+    kept = np.flatnonzero(content)
+    if len(kept):
+        here, before = kept[1:], kept[:-1]
+        same_piece = (a[here] == a[before]) & (b[here] == b[before])
+        new_word = (words[here] != words[before]) | unspaced[a[here]] | unspaced[np.maximum(a[here] - 1, 0)] & (a[here] > 0)
+        starts[kept[0]] = True
+        starts[here] = new_word & ~same_piece
+    return content, starts
 
 
 def _first_id(backend: tokenizers.Tokenizer, *tokens: str) -> int:

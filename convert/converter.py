@@ -93,10 +93,12 @@ def convert(
     q_group_size: int = 64,
     force: bool = False,
     verify: bool = False,
+    source_name: Optional[str] = None,
     log=print,
 ) -> dict[str, Any]:
     """Convert `src` (folder or hub id) into the MLX folder `dst`; returns a summary
-    (and the verification figures when `verify`)."""
+    (and the verification figures when `verify`). `source_name` is recorded in config.json
+    instead of `src` (the hub id of a downloaded snapshot)."""
     if dtype is not None and dtype not in DTYPES:
         raise AnnoError(f"--dtype {dtype} is not supported; choose one of {', '.join(DTYPES)}")
     if quantize and q_bits not in Q_BITS:
@@ -125,7 +127,7 @@ def convert(
                 q_bits,
                 quant_predicate=lambda path, module: not path.startswith(NOT_QUANTIZED),
             )
-    config["anno_mlx"] = {"format": 1, "source": str(src), "dtype": dtype or "as-source"}
+    config["anno_mlx"] = {"format": 1, "source": source_name or str(src), "dtype": dtype or "as-source"}
 
     _write_atomically(model, config, src_path, dst)
     summary: dict[str, Any] = {"output": str(dst), "size_mb": _folder_size(dst) / 2**20}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -185,6 +186,7 @@ def test_hub_id_converts_once_from_the_cache_then_loads_offline(make_checkpoint,
     model, tokenizer = load("someone/tiny-ner")
     target = isolated_home / "anno-mlx" / "models--someone--tiny-ner"
     assert (target / "model.safetensors").is_file()
+    assert json.loads((target / "config.json").read_text())["anno_mlx"]["source"] == "someone/tiny-ner"
 
     import anno_mlx.convert.converter as converter
 

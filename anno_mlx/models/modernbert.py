@@ -130,9 +130,10 @@ class Attention(nn.Module):
         k = mx.fast.rope(k, self.head_dim, traditional=False, base=self.rope_base, scale=1.0, offset=0)
         if self.is_local and mask.banded:
             out = banded_attention(q, k, v, self.scale, mask)
+        elif self.is_local:
+            out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask.local)
         else:
-            m = mask.local if self.is_local else mask.global_
-            out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=m)
+            out = global_attention(q, k, v, self.scale, mask.global_)
         return self.Wo(out.transpose(0, 2, 1, 3).reshape(B, L, -1))
 
 
@@ -242,6 +243,23 @@ def banded_attention(q: mx.array, k: mx.array, v: mx.array, scale: float, masks:
     )
     out = out.reshape(B, nb, H, C, D).transpose(0, 2, 1, 3, 4).reshape(B, H, nb * C, D)
     return out[:, :, :L]
+
+
+QUERY_CHUNK = 1024
+
+
+def global_attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optional[mx.array]) -> mx.array:
+    """Full attention, in chunks of queries on long sequences so that the score matrix held at
+    once is [B, heads, 1024, L] rather than [B, heads, L, L] (3 GiB at 8,192 tokens) on backends
+    that materialise it. Each chunk is exact: softmax runs over all keys."""
+    L = q.shape[2]
+    if L <= 2 * QUERY_CHUNK:
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
+    chunks = []
+    for start in range(0, L, QUERY_CHUNK):
+        chunk = mx.fast.scaled_dot_product_attention(q[:, :, start : start + QUERY_CHUNK], k, v, scale=scale, mask=mask)
+        chunks.append(mx.eval(chunk) or chunk)
+    return mx.concatenate(chunks, axis=2)
 
 
 class ModernBertModel(nn.Module):

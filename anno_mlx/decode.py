@@ -1,0 +1,137 @@
+"""Token label probabilities -> entities with exact character spans.
+
+Label schemes are read from `id2label`: IOB2 and IOB1 (`B-`, `I-`), BIOES (`S-`, `E-`), BILOU
+(`U-`, `L-`), and plain labels with no prefix. One rule covers them all, and for IOB it is the
+Hugging Face pipeline's: a unit whose label is `O` ends the current entity; `B-`/`S-`/`U-`, or a
+type change, starts a new one; `I-`/`E-`/`L-` or a plain label of the same type continues it
+(so an `I-` after `O` starts an entity, as IOB1 intends); `E-`/`L-`/`S-`/`U-` close it.
+Plain labels cannot separate two adjacent entities of the same type.
+
+Aggregation (the pipeline's names): `simple` groups tokens; `first`, `average` and `max` first
+label whole words (by the first token's label, by the averaged probabilities, or by the most
+confident token), so an entity never ends inside a word. An entity's score is the mean of its
+units' scores, each the probability of the label it was given.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Optional
+
+import numpy as np
+
+from .entities import Entity
+from .errors import AnnoError
+from .tokenizer import Tokens
+
+AGGREGATIONS = ("simple", "first", "average", "max")
+BEGIN, INSIDE, END, SINGLE = "B", "I", "E", "S"
+PREFIXES = {"B": BEGIN, "I": INSIDE, "E": END, "S": SINGLE, "L": END, "U": SINGLE}
+OUTSIDE = {"O", "OUTSIDE", "0"}
+
+
+def parse_label(label: str) -> tuple[Optional[str], Optional[str]]:
+    """`B-PER` -> ("B", "PER"); `PER` -> (None, "PER"); `O` -> (None, None)."""
+    if label.upper() in OUTSIDE:
+        return None, None
+    for separator in ("-", "_"):
+        head, sep, tail = label.partition(separator)
+        if sep and head.upper() in PREFIXES and tail:
+            return PREFIXES[head.upper()], tail
+    return None, label
+
+
+def entity_types(id2label: dict[int, str]) -> list[str]:
+    """The entity types a model can predict, in label order."""
+    types: list[str] = []
+    for label in id2label.values():
+        kind = parse_label(label)[1]
+        if kind is not None and kind not in types:
+            types.append(kind)
+    return types
+
+
+def decode(
+    text: str,
+    tokens: Tokens,
+    probs: np.ndarray,
+    id2label: dict[int, str],
+    aggregation: str = "first",
+) -> list[Entity]:
+    """Entities of `text` from per-token probabilities `probs` [n_tokens, n_labels]."""
+    if aggregation not in AGGREGATIONS:
+        raise AnnoError(f"aggregation {aggregation!r} is unknown; choose one of {', '.join(AGGREGATIONS)}")
+    keep = np.flatnonzero(tokens.content)
+    if len(keep) == 0:
+        return []
+    probs, offsets = probs[keep], tokens.offsets[keep]
+    if aggregation == "simple":
+        starts = np.arange(len(keep))
+    else:
+        starts = np.flatnonzero(tokens.word_start[keep])
+        if len(starts) == 0 or starts[0] != 0:
+            starts = np.concatenate([[0], starts])
+    label_index, scores = _label_units(probs, starts, aggregation)
+    begins = offsets[starts, 0]
+    ends = np.maximum.reduceat(offsets[:, 1], starts)
+    parsed = [parse_label(id2label[i]) for i in range(len(id2label))]
+    return _group(text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed)
+
+
+def _label_units(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> tuple[np.ndarray, np.ndarray]:
+    """(label index, its probability) for each unit; unit u holds tokens starts[u]:starts[u+1]."""
+    if aggregation in ("simple", "first"):
+        rows = probs[starts]
+    elif aggregation == "average":
+        counts = np.diff(np.append(starts, len(probs)))
+        rows = np.add.reduceat(probs, starts, axis=0) / counts[:, None]
+    else:  # max: the most confident token of each unit decides
+        unit = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(probs))))
+        order = np.lexsort((-probs.max(axis=1), unit))  # by unit, most confident first
+        rows = probs[order[starts]]
+    label_index = rows.argmax(axis=1)
+    return label_index, rows[np.arange(len(rows)), label_index]
+
+
+def _group(text: str, labels: list[int], scores: list[float], begins: list[int], ends: list[int], parsed) -> list[Entity]:
+    entities: list[Entity] = []
+    kind = None  # the open entity's type
+    total, count, start, end, closed = 0.0, 0, 0, 0, False
+
+    def close() -> None:
+        if kind is not None:
+            entity = _make_entity(text, kind, total / count, start, end, entities)
+            if entity is not None:
+                entities.append(entity)
+
+    for k, score, a, b in zip(labels, scores, begins, ends):
+        prefix, unit_kind = parsed[k]
+        if unit_kind is None:
+            close()
+            kind = None
+            continue
+        if kind is None or closed or unit_kind != kind or prefix in (BEGIN, SINGLE):
+            close()
+            kind, total, count, start, end, closed = unit_kind, score, 1, a, b, False
+        else:
+            total, count, end = total + score, count + 1, max(end, b)
+        if prefix in (END, SINGLE):
+            closed = True
+    close()
+    return entities
+
+
+def _make_entity(text: str, kind: str, score: float, start: int, end: int, before: list[Entity]) -> Optional[Entity]:
+    """Trim whitespace, keep combining marks with their base character, never overlap the
+    previous entity; None when nothing is left."""
+    if before:
+        start = max(start, before[-1].end)
+    while end < len(text) and unicodedata.category(text[end]).startswith("M"):
+        end += 1
+    while start < end and (text[start].isspace() or unicodedata.category(text[start]).startswith("M")):
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start >= end:
+        return None
+    return Entity(text=text[start:end], label=kind, start=start, end=end, score=score)

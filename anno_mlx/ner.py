@@ -1,0 +1,182 @@
+"""The NER pipeline: text -> tokens -> windows -> model -> stitched probabilities -> entities."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import mlx.core as mx
+import numpy as np
+
+from .decode import AGGREGATIONS, decode, entity_types
+from .entities import Entity
+from .errors import AnnoError
+from .tokenizer import Tokenizer, Tokens
+from .windows import best_window, default_stride, plan_windows
+
+TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
+
+
+class NER:
+    """Named-entity recognition with a token-classification checkpoint.
+
+    >>> ner = NER.from_pretrained("path/to/converted-model")
+    >>> [e.to_dict() for e in ner("Marie Curie was born in Warsaw.")]
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer: Tokenizer,
+        id2label: dict[int, str],
+        *,
+        max_length: Optional[int] = None,
+        stride: Optional[int] = None,
+        batch_size: int = 8,
+        aggregation: str = "first",
+        labels: Optional[Iterable[str]] = None,
+        min_score: float = 0.0,
+        name: str = "",
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.id2label = dict(id2label)
+        self.name = name
+        self.prefix, self.suffix = tokenizer.special_tokens()
+        limit = model.args.max_position_embeddings
+        self.max_length = limit if max_length is None else int(max_length)
+        if not len(self.prefix) + len(self.suffix) < self.max_length <= limit:
+            raise AnnoError(
+                f"max_length {self.max_length} must be above {len(self.prefix) + len(self.suffix)} "
+                f"and at most the model's {limit} positions"
+            )
+        self.capacity = self.max_length - len(self.prefix) - len(self.suffix)
+        self.stride = default_stride(self.capacity) if stride is None else int(stride)
+        plan_windows(self.capacity + 1, self.capacity, self.stride)  # validates the stride now
+        if batch_size < 1:
+            raise AnnoError(f"batch_size must be at least 1, not {batch_size}")
+        self.batch_size = batch_size
+        self.aggregation = self._check_aggregation(aggregation)
+        self.labels = self._check_labels(labels)
+        self.min_score = float(min_score)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: Optional[str | Path] = None, **options) -> "NER":
+        """A converted folder, a Hugging Face folder or a hub id of a token-classification model."""
+        from .loading import load
+
+        if path_or_id is None:
+            raise AnnoError("no model given and no default model is embedded yet; pass a model folder or hub id")
+        model, tokenizer = load(path_or_id)
+        if not hasattr(model, "classifier"):
+            raise AnnoError(
+                f"{path_or_id} is not a token-classification model (it has no classifier head); "
+                f"give an NER checkpoint, or fine-tune this one first"
+            )
+        if tokenizer is None:
+            raise AnnoError(f"{path_or_id} has no tokenizer.json; convert it with `python -m anno_mlx convert`")
+        return cls(model, tokenizer, model.args.id2label, name=str(path_or_id), **options)
+
+    @property
+    def entity_types(self) -> list[str]:
+        return entity_types(self.id2label)
+
+    def __call__(self, text: str, **options) -> list[Entity]:
+        """Entities of one text; `options` override labels, min_score, aggregation, progress."""
+        return self.batch([text], **options)[0]
+
+    def batch(
+        self,
+        texts: Sequence[str],
+        *,
+        labels: Optional[Iterable[str]] = None,
+        min_score: Optional[float] = None,
+        aggregation: Optional[str] = None,
+        progress: bool = False,
+    ) -> list[list[Entity]]:
+        """Entities of many texts. Windows of all texts are grouped by length, so short texts do
+        not pay for long ones' padding; each result equals a one-at-a-time call."""
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise AnnoError(f"text {i} is a {type(text).__name__}, not a string")
+        aggregation = self._check_aggregation(aggregation or self.aggregation)
+        wanted = self._check_labels(labels) if labels is not None else self.labels
+        threshold = self.min_score if min_score is None else float(min_score)
+        tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
+        probs = self._probabilities(tokens, progress)
+        results = []
+        for text, toks, p in zip(texts, tokens, probs):
+            found = [] if toks is None else decode(text, toks, p, self.id2label, aggregation)
+            results.append([e for e in found if e.score >= threshold and (wanted is None or e.label in wanted)])
+        return results
+
+    def _probabilities(self, documents: list[Optional[Tokens]], progress: bool) -> list[Optional[np.ndarray]]:
+        """Stitched label probabilities [n_tokens, n_labels] for each tokenized document."""
+        plans = [None if d is None else plan_windows(len(d), self.capacity, self.stride) for d in documents]
+        items = [(doc, w) for doc, plan in enumerate(plans) if plan for w in range(len(plan))]
+        items.sort(key=lambda item: -(plans[item[0]][item[1]][1] - plans[item[0]][item[1]][0]))
+        keep = [None if plan is None else best_window(len(documents[i]), plan) for i, plan in enumerate(plans)]
+        out = [None if d is None else np.zeros((len(d), len(self.id2label)), np.float32) for d in documents]
+
+        bar = _progress(len(items), progress)
+        for batch in self._batches(items, plans):
+            rows = []
+            for doc, w in batch:
+                start, end = plans[doc][w]
+                rows.append(np.concatenate([self.prefix, documents[doc].ids[start:end], self.suffix]))
+            batch_probs = self._forward(rows)
+            for (doc, w), p in zip(batch, batch_probs):
+                start, end = plans[doc][w]
+                window_probs = p[len(self.prefix) : len(self.prefix) + end - start]
+                mine = keep[doc][start:end] == w
+                out[doc][start:end][mine] = window_probs[mine]
+            bar.update(len(batch))
+        bar.close()
+        return out
+
+    def _batches(self, items, plans):
+        budget = self.batch_size * TOKENS_PER_BATCH_ITEM
+        batch: list = []
+        for item in items:
+            start, end = plans[item[0]][item[1]]
+            width = max([end - start] + [plans[d][w][1] - plans[d][w][0] for d, w in batch])
+            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > budget):
+                yield batch
+                batch = []
+            batch.append(item)
+        if batch:
+            yield batch
+
+    def _forward(self, rows: list[np.ndarray]) -> list[np.ndarray]:
+        """Label probabilities for each row of token ids (special tokens included)."""
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.tokenizer.pad_token_id, dtype=np.int32)
+        mask = np.zeros((len(rows), width), dtype=np.int32)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        logits = self.model(mx.array(ids), None if mask.all() else mx.array(mask))
+        probs = np.array(mx.softmax(logits.astype(mx.float32), axis=-1))
+        return [probs[i, : len(r)] for i, r in enumerate(rows)]
+
+    def _check_aggregation(self, aggregation: str) -> str:
+        if aggregation not in AGGREGATIONS:
+            raise AnnoError(f"aggregation {aggregation!r} is unknown; choose one of {', '.join(AGGREGATIONS)}")
+        return aggregation
+
+    def _check_labels(self, labels: Optional[Iterable[str]]) -> Optional[set[str]]:
+        if labels is None:
+            return None
+        wanted = {label.strip() for label in (labels.split(",") if isinstance(labels, str) else labels) if label.strip()}
+        unknown = sorted(wanted - set(self.entity_types))
+        if unknown:
+            raise AnnoError(f"label {', '.join(unknown)} is not one this model predicts; it predicts {', '.join(self.entity_types)}")
+        return wanted
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled or total <= 1, file=sys.stderr, unit="window", leave=False)

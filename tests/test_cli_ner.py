@@ -1,0 +1,192 @@
+"""`python -m anno_mlx ner` end to end on a converted tiny checkpoint; every format parsed back."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+
+import pytest
+
+from anno_mlx import NER
+from anno_mlx.cli import main
+
+TEXT = "Ada Lovelace worked with Charles Babbage in London.\nMarie Curie moved to Paris; 東京と大阪。 Zoë & <b>tags</b>"
+OTHER = "The United Nations met in New York on Tuesday."
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+
+    src = make_tiny_checkpoint(tmp_path_factory.mktemp("hf"), seed=11)
+    out = tmp_path_factory.mktemp("mlx") / "model"
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def expected(converted):
+    ner = NER.from_pretrained(converted)
+    return {TEXT: ner(TEXT), OTHER: ner(OTHER)}
+
+
+@pytest.fixture
+def files(tmp_path):
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text(TEXT, encoding="utf-8")
+    second.write_text(OTHER, encoding="utf-8")
+    return first, second
+
+
+def run(capsys, *argv) -> str:
+    assert main(list(argv)) == 0
+    return capsys.readouterr().out
+
+
+def as_tuples(entities) -> list[tuple]:
+    return [(e.start, e.end, e.label, e.text) for e in entities]
+
+
+def test_json_is_the_pipeline_list(capsys, converted, expected, files):
+    out = run(capsys, "ner", "--file", str(files[0]), "--model", str(converted), "--format", "json")
+    entities = json.loads(out)
+    assert [(d["start"], d["end"], d["entity_group"], d["word"]) for d in entities] == as_tuples(expected[TEXT])
+    assert all(TEXT[d["start"] : d["end"]] == d["text"] for d in entities)
+    assert [d["score"] for d in entities] == pytest.approx([e.score for e in expected[TEXT]], abs=1e-6)
+
+
+def test_json_for_several_inputs_is_a_list_of_lists(capsys, converted, expected, files):
+    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted), "--format", "json")
+    lists = json.loads(out)
+    assert [[(d["start"], d["end"], d["label"], d["text"]) for d in entities] for entities in lists] == [
+        as_tuples(expected[TEXT]),
+        as_tuples(expected[OTHER]),
+    ]
+
+
+def test_jsonl_one_line_per_document(capsys, converted, expected, files):
+    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted), "--format", "jsonl")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["source"] for line in lines] == [str(files[0]), str(files[1])]
+    assert [(d["start"], d["end"], d["label"], d["text"]) for d in lines[1]["entities"]] == as_tuples(expected[OTHER])
+
+
+def test_table_lists_every_entity(capsys, converted, expected):
+    out = run(capsys, "ner", OTHER, "-m", str(converted))
+    header, *rows = out.splitlines()
+    assert header.split() == ["start", "end", "label", "score", "text"]
+    parsed = [re.split(r"\s{2,}", row, maxsplit=4) for row in rows]
+    assert [(int(r[0]), int(r[1]), r[2], r[4]) for r in parsed] == as_tuples(expected[OTHER])
+
+
+def test_conll_tags_cover_the_entities(capsys, converted, expected, files):
+    out = run(capsys, "ner", "-f", str(files[0]), "-m", str(converted), "--format", "conll")
+    lines = out.splitlines()
+    assert lines[0] == f"-DOCSTART- {files[0]}"
+    rows = [line.split("\t") for line in lines[2:] if line]
+    for token, start, tag in rows:
+        assert TEXT[int(start) : int(start) + len(token)] == token
+    # Rebuild spans from B-/I- tags: each must lie over exactly one entity of that type.
+    spans, current = [], None
+    for token, start, tag in rows:
+        start = int(start)
+        if tag.startswith("B-"):
+            current = [start, start + len(token), tag[2:]]
+            spans.append(current)
+        elif tag.startswith("I-"):
+            current[1] = start + len(token)
+        else:
+            current = None
+    assert len(spans) == len(expected[TEXT])
+    for (a, b, label), e in zip(spans, expected[TEXT]):
+        assert label == e.label and a < e.end and e.start < b
+
+
+class Marks(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.marks, self.depth, self.in_label, self.external = [], 0, False, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("src", "href"):
+            if key in attrs:
+                self.external.append(attrs[key])
+        if tag == "mark":
+            self.marks.append([attrs["data-label"], ""])
+            self.depth += 1
+        elif tag == "span" and self.depth:
+            self.in_label = True
+
+    def handle_endtag(self, tag):
+        if tag == "mark":
+            self.depth -= 1
+        elif tag == "span":
+            self.in_label = False
+
+    def handle_data(self, data):
+        if self.depth and not self.in_label:
+            self.marks[-1][1] += data
+
+
+def test_html_is_standalone_and_highlights_each_entity(capsys, converted, expected, files, tmp_path):
+    out_file = tmp_path / "page.html"
+    assert main(["ner", "-f", str(files[0]), "-m", str(converted), "--format", "html", "-o", str(out_file)]) == 0
+    page = out_file.read_text(encoding="utf-8")
+    parser = Marks()
+    parser.feed(page)
+    assert [(label, text) for label, text in parser.marks] == [(e.label, e.text) for e in expected[TEXT]]
+    assert parser.external == [] and "http" not in page, "nothing loaded from anywhere"
+    assert "<b>" not in page and "</b>" not in page, "the document's own markup is escaped"
+
+
+def test_stdin_and_labels_and_min_score(capsys, converted, expected, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(TEXT.encode("utf-8"))))
+    out = run(capsys, "ner", "-", "-m", str(converted), "--format", "json", "--labels", "PER,LOC", "--min-score", "0.2")
+    got = [(d["start"], d["end"], d["label"], d["text"]) for d in json.loads(out)]
+    assert got == as_tuples([e for e in expected[TEXT] if e.label in ("PER", "LOC") and e.score >= 0.2])
+
+
+def test_other_encodings_with_encoding_flag(capsys, converted, tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("Zoë went to Paris.".encode("latin-1"))
+    assert main(["ner", "-f", str(path), "-m", str(converted)]) == 2
+    err = capsys.readouterr().err
+    assert "is not valid utf-8" in err and "--encoding" in err
+    out = run(capsys, "ner", "-f", str(path), "-m", str(converted), "--encoding", "latin-1", "--format", "json")
+    assert all("Zoë went to Paris."[d["start"] : d["end"]] == d["text"] for d in json.loads(out))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["ner", "Paris"], "--model is required"),
+        (["ner", "--model", "MODEL"], "no input"),
+        (["ner", "-f", "missing.txt", "-m", "MODEL"], "input file missing.txt does not exist"),
+        (["ner", "-f", "BINARY", "-m", "MODEL"], "looks like a binary file"),
+        (["ner", "Paris", "-m", "no/such-model"], "neither a local folder nor in the Hugging Face cache"),
+        (["ner", "Paris", "-m", "MODEL", "--labels", "PERSON"], "not one this model predicts"),
+    ],
+)
+def test_bad_input_gets_one_line(capsys, converted, tmp_path, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "BINARY").write_bytes(b"\x00\x01\x02PK\x03\x04" * 100)
+    argv = [str(converted) if a == "MODEL" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err and "Traceback" not in err
+
+
+def test_cli_in_a_fresh_process(converted, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "anno_mlx", "ner", OTHER, "--model", str(converted), "--format", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert all(OTHER[d["start"] : d["end"]] == d["text"] for d in json.loads(result.stdout))

@@ -1,0 +1,140 @@
+"""The decoder on hand-built label sequences: every scheme, every aggregation, exact spans."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anno_mlx.decode import decode, entity_types, parse_label
+from anno_mlx.tokenizer import Tokens, word_starts
+
+IOB = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+BIOES = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]
+BILOU = ["O", "B-PER", "I-PER", "L-PER", "U-PER", "B-LOC", "I-LOC", "L-LOC", "U-LOC"]
+PLAIN = ["O", "PER", "LOC"]
+
+
+def tokens_of(text: str, pieces: list[tuple[int, int, int]]) -> Tokens:
+    """pieces: (start, end, word id) per token."""
+    offsets = np.array([(a, b) for a, b, _ in pieces], dtype=np.int64).reshape(-1, 2)
+    content, starts = word_starts(text, offsets, np.array([w for _, _, w in pieces]))
+    return Tokens(np.zeros(len(pieces), np.int32), offsets, starts, content)
+
+
+def probs_for(labels: list[str], tags: list[str], confidence: list[float] | None = None) -> np.ndarray:
+    """Each token gives `confidence` to its tag and spreads the rest evenly."""
+    confidence = confidence or [0.9] * len(tags)
+    p = np.zeros((len(tags), len(labels)), np.float32)
+    for i, (tag, c) in enumerate(zip(tags, confidence)):
+        p[i] = (1 - c) / (len(labels) - 1)
+        p[i, labels.index(tag)] = c
+    return p
+
+
+def spans(entities) -> list[tuple[str, str]]:
+    return [(e.text, e.label) for e in entities]
+
+
+TEXT = "Marie Curie met Anna in New York"
+# One token per word; byte-level style offsets include the preceding space.
+WORDS = [(0, 5, 0), (5, 11, 1), (11, 15, 2), (15, 20, 3), (20, 23, 4), (23, 27, 5), (27, 32, 6)]
+
+
+@pytest.mark.parametrize(
+    "labels,tags,expected",
+    [
+        (IOB, ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC", "I-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        # IOB1: I- opens an entity after O; B- only separates neighbours of one type.
+        (IOB, ["I-PER", "I-PER", "O", "I-PER", "O", "I-LOC", "I-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        (IOB, ["I-PER", "B-PER", "O", "O", "O", "I-LOC", "B-LOC"], [("Marie", "PER"), ("Curie", "PER"), ("New", "LOC"), ("York", "LOC")]),
+        # A type change inside an entity starts a new one (the pipeline's rule).
+        (IOB, ["B-PER", "I-LOC", "O", "O", "O", "O", "O"], [("Marie", "PER"), ("Curie", "LOC")]),
+        (BIOES, ["B-PER", "E-PER", "O", "S-PER", "O", "B-LOC", "E-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        # E- closes: a following I- of the same type starts a new entity; S- is always alone.
+        (BIOES, ["B-PER", "E-PER", "I-PER", "S-PER", "S-PER", "O", "S-LOC"], [("Marie Curie", "PER"), ("met", "PER"), ("Anna", "PER"), ("in", "PER"), ("York", "LOC")]),
+        (BILOU, ["B-PER", "L-PER", "O", "U-PER", "O", "B-LOC", "L-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        # Plain labels: runs of one type; adjacent entities of one type cannot be told apart.
+        (PLAIN, ["PER", "PER", "O", "PER", "O", "LOC", "LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+    ],
+)
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_schemes(labels, tags, expected, aggregation):
+    id2label = dict(enumerate(labels))
+    entities = decode(TEXT, tokens_of(TEXT, WORDS), probs_for(labels, tags), id2label, aggregation)
+    assert spans(entities) == expected
+    for e in entities:
+        assert TEXT[e.start : e.end] == e.text and e.text == e.text.strip()
+
+
+TEXT2 = "Washington went home"
+# "Washington" in three subword tokens, then two one-token words.
+SUBWORDS = [(0, 4, 0), (4, 8, 0), (8, 10, 0), (10, 15, 1), (15, 20, 2)]
+
+
+def test_aggregations_on_a_split_word():
+    id2label = dict(enumerate(IOB))
+    tags = ["B-PER", "B-LOC", "I-LOC", "O", "O"]
+    confidence = [0.5, 0.95, 0.9, 0.9, 0.9]
+    probs = probs_for(IOB, tags, confidence)
+    tokens = tokens_of(TEXT2, SUBWORDS)
+    # simple: token by token, so the word is cut into two entities.
+    assert spans(decode(TEXT2, tokens, probs, id2label, "simple")) == [("Wash", "PER"), ("ington", "LOC")]
+    # first: the first token labels the word; its score is that token's probability.
+    (first,) = decode(TEXT2, tokens, probs, id2label, "first")
+    assert (first.text, first.label) == ("Washington", "PER") and first.score == pytest.approx(0.5)
+    # max: the most confident token (0.95, B-LOC) decides.
+    (best,) = decode(TEXT2, tokens, probs, id2label, "max")
+    assert (best.text, best.label) == ("Washington", "LOC") and best.score == pytest.approx(0.95)
+    # average: mean probabilities; LOC-ish labels win as B-LOC averages highest.
+    (mean,) = decode(TEXT2, tokens, probs, id2label, "average")
+    assert mean.text == "Washington"
+    assert mean.score == pytest.approx(probs[:3].mean(axis=0).max())
+
+
+def test_entity_score_is_the_mean_of_its_units():
+    id2label = dict(enumerate(IOB))
+    probs = probs_for(IOB, ["B-PER", "I-PER", "O", "O", "O", "O", "O"], [0.6, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9])
+    (entity,) = decode(TEXT, tokens_of(TEXT, WORDS), probs, id2label, "first")
+    assert entity.score == pytest.approx(0.7)
+
+
+def test_whitespace_tokens_are_transparent_and_spans_trimmed():
+    text = "  New\n York \t"
+    pieces = [(0, 2, 0), (2, 5, 1), (5, 7, 2), (7, 11, 2), (11, 13, 3)]  # "  ", "New", "\n ", "York", " \t"
+    id2label = dict(enumerate(IOB))
+    probs = probs_for(IOB, ["O", "B-LOC", "O", "I-LOC", "O"])
+    for aggregation in ("simple", "first", "average", "max"):
+        (entity,) = decode(text, tokens_of(text, pieces), probs, id2label, aggregation)
+        assert (entity.text, entity.start, entity.end) == ("New\n York", 2, 11)
+
+
+def test_overlapping_token_offsets_never_give_overlapping_entities():
+    text = "AB"
+    pieces = [(0, 1, 0), (0, 2, 1), (1, 2, 2)]  # a tokenizer may map pieces onto shared characters
+    id2label = dict(enumerate(IOB))
+    entities = decode(text, tokens_of(text, pieces), probs_for(IOB, ["B-PER", "B-LOC", "B-PER"]), id2label, "simple")
+    assert all(a.end <= b.start for a, b in zip(entities, entities[1:]))
+    assert all(text[e.start : e.end] == e.text for e in entities)
+
+
+def test_combining_marks_stay_with_their_letter():
+    text = "Zoe\u0301 left"
+    pieces = [(0, 3, 0), (3, 4, 1), (4, 9, 2)]  # the accent is a token of its own
+    id2label = dict(enumerate(IOB))
+    (entity,) = decode(text, tokens_of(text, pieces), probs_for(IOB, ["B-PER", "O", "O"]), id2label, "simple")
+    assert entity.text == "Zoe\u0301"
+
+
+def test_cjk_characters_are_words_of_their_own():
+    text = "東京と大阪"
+    pieces = [(i, i + 1, 0) for i in range(5)]  # one pre-tokenizer "word": no spaces in Japanese
+    id2label = dict(enumerate(IOB))
+    probs = probs_for(IOB, ["B-LOC", "I-LOC", "O", "B-LOC", "I-LOC"])
+    assert spans(decode(text, tokens_of(text, pieces), probs, id2label, "first")) == [("東京", "LOC"), ("大阪", "LOC")]
+
+
+def test_labels_parse():
+    assert parse_label("B-PER") == ("B", "PER") and parse_label("I_ORG") == ("I", "ORG")
+    assert parse_label("U-LOC") == ("S", "LOC") and parse_label("L-LOC") == ("E", "LOC")
+    assert parse_label("O") == (None, None) and parse_label("PERSON") == (None, "PERSON")
+    assert entity_types(dict(enumerate(BIOES))) == ["PER", "LOC"]

@@ -1,0 +1,208 @@
+"""The NER pipeline end to end on tiny random models: exact offsets on any text, long documents,
+batches, options."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import anno_mlx.tokenizer as tokenizer_module
+from anno_mlx import NER, AnnoError, Entity
+from anno_mlx.tiny_checkpoint import TOKENIZER_STYLES
+from anno_mlx.windows import best_window, plan_windows
+
+SAMPLE = (
+    "Ada Lovelace worked with Charles Babbage in London on the Analytical Engine.\r\n"
+    "Marie Curie was born in Warsaw 🇵🇱 and moved to Paris.\tThe United Nations met in New York; "
+    "東京と大阪は日本の都市です。 Zoe\u0301 and Zoë; مرحبا بالعالم; zero\u200bwidth\x07bell. "
+)
+
+
+def check_invariants(text: str, entities: list[Entity]) -> None:
+    for e in entities:
+        assert text[e.start : e.end] == e.text
+        assert e.text and e.text == e.text.strip()
+        assert 0.0 < e.score <= 1.0
+    assert all(a.end <= b.start for a, b in zip(entities, entities[1:])), "sorted and non-overlapping"
+
+
+@pytest.fixture(scope="module")
+def ners(tmp_path_factory):
+    """A tiny NER model per tokenizer style."""
+    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+
+    return {
+        style: NER.from_pretrained(make_tiny_checkpoint(tmp_path_factory.mktemp(style), tokenizer_style=style, seed=3))
+        for style in TOKENIZER_STYLES
+    }
+
+
+@pytest.fixture(scope="module")
+def short_context(tmp_path_factory):
+    """A model whose context is 64 tokens, so that long texts need many windows."""
+    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("ctx64"), max_position_embeddings=64, seed=5)
+
+
+UNICODE_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),  # everything, control characters and marks included
+        st.sampled_from(list("東京大阪日本の都市です😀🇵🇱\u0301\u200b\u200d\r\n\t مرحبا АБВ")),
+    ),
+    max_size=300,
+)
+
+
+@pytest.mark.parametrize("style", TOKENIZER_STYLES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=UNICODE_TEXT, aggregation=st.sampled_from(["simple", "first", "average", "max"]))
+def test_any_text_gives_exact_offsets(ners, style, text, aggregation):
+    entities = ners[style](text, aggregation=aggregation)
+    check_invariants(text, entities)
+
+
+@pytest.mark.parametrize("style", TOKENIZER_STYLES)
+def test_sample_document_in_every_script(ners, style):
+    entities = ners[style](SAMPLE * 3)
+    assert entities, "a random model labels something in 700 characters"
+    check_invariants(SAMPLE * 3, entities)
+
+
+WORDS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Zs", "Zl", "Zp", "Cc"]), min_size=1, max_size=12)
+
+
+@pytest.mark.parametrize("style", TOKENIZER_STYLES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(WORDS, min_size=1, max_size=40), size=st.integers(min_value=30, max_value=80))
+def test_tokenizing_in_pieces_equals_one_call(ners, style, words, size, monkeypatch):
+    """Cut before a space that precedes a word (one lies in every half-piece here: words are at
+    most 12 characters), pieces tokenize exactly as the whole text."""
+    text = " ".join(words)
+    tokenizer = ners[style].tokenizer
+    whole = tokenizer.backend.encode(text, add_special_tokens=False)
+    monkeypatch.setattr(tokenizer_module, "PIECE_CHARS", size)
+    pieces = tokenizer.tokenize(text)
+    assert pieces.ids.tolist() == whole.ids
+    assert pieces.offsets.tolist() == [list(o) for o in whole.offsets]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=UNICODE_TEXT, size=st.integers(min_value=4, max_value=40))
+def test_small_pieces_keep_offsets_exact(ners, text, size, monkeypatch):
+    """Even where a piece must be cut inside unspaced text, every offset stays exact."""
+    monkeypatch.setattr(tokenizer_module, "PIECE_CHARS", size)
+    for ner in ners.values():
+        check_invariants(text, ner(text))
+
+
+def test_empty_and_whitespace_texts_give_nothing(ners):
+    ner = ners["bpe"]
+    assert ner("") == [] and ner("   \n\t ") == []
+    assert ner.batch(["", "Marie Curie", " "])[0] == [] and ner.batch(["", " "]) == [[], []]
+
+
+def test_batch_equals_one_at_a_time(short_context):
+    ner = NER.from_pretrained(short_context, batch_size=3)
+    texts = [SAMPLE[:40], SAMPLE * 4, "", "Paris.", SAMPLE[:300], SAMPLE * 2]
+    together = ner.batch(texts)
+    for text, entities in zip(texts, together):
+        alone = ner(text)
+        assert [(e.start, e.end, e.label) for e in entities] == [(e.start, e.end, e.label) for e in alone]
+        np.testing.assert_allclose([e.score for e in entities], [e.score for e in alone], atol=1e-5)
+
+
+def test_long_document_windows_stitch_cleanly(short_context):
+    ner = NER.from_pretrained(short_context, stride=16)
+    text = (SAMPLE * 200)[:60_000]
+    tokens = ner.tokenizer.tokenize(text)
+    assert len(tokens) >= 20_000
+    entities = ner(text)
+    check_invariants(text, entities)
+    assert len({(e.start, e.end) for e in entities}) == len(entities), "no entity twice"
+
+    # Tokens well inside a window get that window's own single-pass prediction.
+    (probs,) = ner._probabilities([tokens], progress=False)
+    windows = plan_windows(len(tokens), ner.capacity, ner.stride)
+    assert len(windows) > 100
+    for index in (1, len(windows) // 2, len(windows) - 2):
+        start, end = windows[index]
+        ids = np.concatenate([ner.prefix, tokens.ids[start:end], ner.suffix])[None]
+        single = np.array(mx.softmax(ner.model(mx.array(ids)), axis=-1))[0, len(ner.prefix) : -len(ner.suffix)]
+        # The tokens this window was chosen for: each has at least stride/2 context both sides.
+        mine = best_window(len(tokens), windows)[start:end] == index
+        assert mine.sum() >= ner.capacity // 3
+        np.testing.assert_allclose(probs[start:end][mine], single[mine], atol=1e-6)
+        assert (probs[start:end][mine].argmax(-1) == single[mine].argmax(-1)).all()
+
+
+def test_one_window_document_is_one_pass(short_context):
+    ner = NER.from_pretrained(short_context)
+    text = "Marie Curie was born in Warsaw."
+    tokens = ner.tokenizer.tokenize(text)
+    assert len(tokens) <= ner.capacity
+    (probs,) = ner._probabilities([tokens], progress=False)
+    ids = np.concatenate([ner.prefix, tokens.ids, ner.suffix])[None]
+    single = np.array(mx.softmax(ner.model(mx.array(ids)), axis=-1))[0, len(ner.prefix) : -len(ner.suffix)]
+    np.testing.assert_allclose(probs, single, atol=1e-6)
+
+
+def test_options_filter_and_validate(ners):
+    ner = ners["bpe"]
+    everything = ner(SAMPLE)
+    assert {e.label for e in everything} > {"PER"} or len({e.label for e in everything}) > 1
+    only = ner(SAMPLE, labels=["PER"])
+    assert only == [e for e in everything if e.label == "PER"]
+    assert ner(SAMPLE, labels="PER,LOC") == [e for e in everything if e.label in ("PER", "LOC")]
+    high = ner(SAMPLE, min_score=0.3)
+    assert high == [e for e in everything if e.score >= 0.3]
+    with pytest.raises(AnnoError, match="not one this model predicts; it predicts PER, ORG, LOC, MISC"):
+        ner(SAMPLE, labels=["PERSON"])
+    with pytest.raises(AnnoError, match="aggregation 'mean' is unknown"):
+        ner(SAMPLE, aggregation="mean")
+    with pytest.raises(AnnoError, match="not a string"):
+        ner.batch([b"bytes"])
+
+
+def test_entity_dict_has_pipeline_keys(ners):
+    entity = ners["bpe"](SAMPLE)[0]
+    d = entity.to_dict()
+    assert d["entity_group"] == entity.label and d["word"] == entity.text
+    assert {"start", "end", "score", "text", "label"} <= d.keys()
+
+
+def test_bad_settings_and_models(short_context, make_checkpoint):
+    with pytest.raises(AnnoError, match="at most the model's 64 positions"):
+        NER.from_pretrained(short_context, max_length=100)
+    with pytest.raises(AnnoError, match="stride 70 must be"):
+        NER.from_pretrained(short_context, stride=70)
+    with pytest.raises(AnnoError, match="not a token-classification model"):
+        NER.from_pretrained(make_checkpoint(head="masked-lm"))
+    with pytest.raises(AnnoError, match="no default model"):
+        NER.from_pretrained()
+
+
+def test_a_million_characters_run_in_bounded_memory(short_context):
+    """In a fresh process: the whole CLI on a 1,000,000-character file, with a progress bar."""
+    code = f"""
+import resource, sys, pathlib, tempfile
+from anno_mlx.cli import main
+text = (pathlib.Path({str(__file__)!r}).read_text() * 200)[:1_000_000]
+path = pathlib.Path(tempfile.mkdtemp()) / "big.txt"
+path.write_text(text)
+code = main(["ner", "--file", str(path), "--model", {str(short_context)!r}, "--batch-size", "64",
+             "--format", "jsonl", "-o", str(path) + ".jsonl"])
+print("rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "exit", code)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rss = float(result.stdout.split("rss_mb")[1].split()[0])
+    print(f"peak resident memory for 1,000,000 characters: {rss:.0f} MB")
+    assert rss < 600, f"peak resident memory {rss:.0f} MB"
+    assert "window" in result.stderr, "a progress bar on stderr"
