@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 from .decode import AGGREGATIONS
 from .errors import AnnoError
@@ -77,7 +77,7 @@ def run_convert(args: argparse.Namespace) -> None:
 
 def run_ner(args: argparse.Namespace) -> None:
     from .ner import NER
-    from .render import render
+    from .render import render_chunks
 
     documents = read_inputs(args)
     if args.model is None:
@@ -93,11 +93,11 @@ def run_ner(args: argparse.Namespace) -> None:
     )
     # The bar shows itself when there is more than one window or file to run.
     results = ner.batch([text for _, text in documents], progress=True)
-    output = render([(source, text, entities) for (source, text), entities in zip(documents, results)], args.format)
+    chunks = render_chunks([(source, text, entities) for (source, text), entities in zip(documents, results)], args.format)
     if args.output:
-        write_text(Path(args.output), output)
+        write_text(Path(args.output), chunks)
     else:
-        sys.stdout.write(output)
+        sys.stdout.writelines(chunks)
 
 
 def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -131,11 +131,17 @@ def decode_bytes(data: bytes, name: str, encoding: str) -> str:
         ) from None
 
 
-def write_text(path: Path, content: str) -> None:
+def write_text(path: Path, chunks: Iterable[str]) -> None:
     """Write next to the target, then rename, so a failure leaves no half-written file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.writelines(chunks)
+        tmp.replace(path)
+    except OSError as err:
+        raise AnnoError(f"cannot write {path}: {err.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

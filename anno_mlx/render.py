@@ -10,7 +10,7 @@ import colorsys
 import html
 import json
 import re
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .entities import Entity
 
@@ -21,47 +21,57 @@ CONLL_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff
 
 def render(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> str:
     """`documents` are (source name, text, entities); returns the whole output."""
+    return "".join(render_chunks(documents, fmt))
+
+
+def render_chunks(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> Iterator[str]:
+    """The output in pieces, so that a million entities are written without building one string."""
     return {"table": table, "json": as_json, "jsonl": as_jsonl, "conll": conll, "html": html_page}[fmt](documents)
 
 
-def table(documents) -> str:
+def table(documents) -> Iterator[str]:
     many = len(documents) > 1
     rows = [(["source"] if many else []) + ["start", "end", "label", "score", "text"]]
     for source, _, entities in documents:
         for e in entities:
             rows.append(([source] if many else []) + [str(e.start), str(e.end), e.label, f"{e.score:.3f}", _one_line(e.text)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
+    for row in rows:
+        yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n"
 
 
-def as_json(documents) -> str:
+def as_json(documents) -> Iterator[str]:
     """One document: a list of entity dicts (as the Hugging Face pipeline returns);
     several: a list of such lists, in input order."""
-    lists = [[e.to_dict() for e in entities] for _, _, entities in documents]
-    return json.dumps(lists[0] if len(lists) == 1 else lists, ensure_ascii=False, indent=2) + "\n"
+    single = len(documents) == 1
+    yield "" if single else "[\n"
+    for d, (_, _, entities) in enumerate(documents):
+        yield "[" if entities else "[]"
+        for i, e in enumerate(entities):
+            yield ("\n  " if i == 0 else ",\n  ") + json.dumps(e.to_dict(), ensure_ascii=False)
+        yield ("\n]" if entities else "") + ("" if single or d == len(documents) - 1 else ",") + "\n"
+    yield "" if single else "]\n"
 
 
-def as_jsonl(documents) -> str:
-    return "".join(
-        json.dumps({"source": source, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False) + "\n"
-        for source, _, entities in documents
-    )
+def as_jsonl(documents) -> Iterator[str]:
+    for source, _, entities in documents:
+        yield '{"source": ' + json.dumps(source, ensure_ascii=False) + ', "entities": ['
+        for i, e in enumerate(entities):
+            yield (", " if i else "") + json.dumps(e.to_dict(), ensure_ascii=False)
+        yield "]}\n"
 
 
-def conll(documents) -> str:
+def conll(documents) -> Iterator[str]:
     """Token, start offset, IOB2 tag per line; a `-DOCSTART-` line and a blank line per document."""
-    out = []
     for source, text, entities in documents:
-        out.append(f"-DOCSTART- {source}\n\n")
+        yield f"-DOCSTART- {source}\n\n"
         for token, start, tag in conll_tokens(text, entities):
-            out.append(f"{token}\t{start}\t{tag}\n")
-        out.append("\n")
-    return "".join(out)
+            yield f"{token}\t{start}\t{tag}\n"
+        yield "\n"
 
 
-def conll_tokens(text: str, entities: list[Entity]) -> list[tuple[str, int, str]]:
-    rows, index, previous = [], 0, None
+def conll_tokens(text: str, entities: list[Entity]) -> Iterator[tuple[str, int, str]]:
+    index, previous = 0, None
     for match in CONLL_TOKEN.finditer(text):
         start, end = match.span()
         while index < len(entities) and entities[index].end <= start:
@@ -71,9 +81,8 @@ def conll_tokens(text: str, entities: list[Entity]) -> list[tuple[str, int, str]
             tag = "O"
         else:
             tag = ("I-" if previous is entity else "B-") + entity.label
-        rows.append((match.group(), start, tag))
+        yield match.group(), start, tag
         previous = entity
-    return rows
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, str]:
@@ -85,33 +94,26 @@ def label_colours(labels: Sequence[str]) -> dict[str, str]:
     return colours
 
 
-def highlight(text: str, entities: list[Entity], colours: dict[str, str]) -> str:
+def highlight(text: str, entities: list[Entity], colours: dict[str, str]) -> Iterator[str]:
     """The text as HTML with each entity in a <mark> carrying its label and score."""
-    parts, position = [], 0
+    position = 0
     for e in entities:
-        parts.append(html.escape(text[position : e.start]))
-        parts.append(
+        yield html.escape(text[position : e.start])
+        yield (
             f'<mark class="entity" data-label="{html.escape(e.label)}" style="background:{colours[e.label]}" '
             f'title="{html.escape(e.label)} {e.score:.2f}">{html.escape(e.text)}'
             f'<span class="label">{html.escape(e.label)}</span></mark>'
         )
         position = e.end
-    parts.append(html.escape(text[position:]))
-    return "".join(parts)
+    yield html.escape(text[position:])
 
 
-def html_page(documents) -> str:
-    labels = [e.label for _, _, entities in documents for e in entities]
-    colours = label_colours(labels)
+def html_page(documents) -> Iterator[str]:
+    colours = label_colours({e.label for _, _, entities in documents for e in entities})
     legend = "".join(
         f'<span class="key" style="background:{colour}">{html.escape(label)}</span>' for label, colour in colours.items()
     )
-    sections = "".join(
-        f"<section><h2>{html.escape(source)}</h2><p class=\"count\">{len(entities)} entities</p>"
-        f'<div class="doc">{highlight(text, entities, colours)}</div></section>'
-        for source, text, entities in documents
-    )
-    return f"""<!DOCTYPE html>
+    yield f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>anno-mlx entities</title>
 <style>
 body {{ font-family: -apple-system, system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
@@ -121,8 +123,12 @@ mark.entity .label {{ font-size: 0.65em; font-weight: 600; margin-left: 0.3em; o
 .legend .key {{ display: inline-block; padding: 0.1em 0.5em; margin: 0 0.3em 0.3em 0; border-radius: 0.3em; font-size: 0.85em; }}
 .count {{ color: #666; font-size: 0.9em; }}
 </style></head>
-<body><h1>Entities</h1><div class="legend">{legend}</div>{sections}</body></html>
-"""
+<body><h1>Entities</h1><div class="legend">{legend}</div>"""
+    for source, text, entities in documents:
+        yield f'<section><h2>{html.escape(source)}</h2><p class="count">{len(entities)} entities</p><div class="doc">'
+        yield from highlight(text, entities, colours)
+        yield "</div></section>"
+    yield "</body></html>\n"
 
 
 def _one_line(text: str) -> str:

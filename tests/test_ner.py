@@ -204,5 +204,5 @@ print("rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "exit
     assert result.returncode == 0, result.stderr[-2000:]
     rss = float(result.stdout.split("rss_mb")[1].split()[0])
     print(f"peak resident memory for 1,000,000 characters: {rss:.0f} MB")
-    assert rss < 600, f"peak resident memory {rss:.0f} MB"
+    assert rss < 512, f"peak resident memory {rss:.0f} MB"
     assert "window" in result.stderr, "a progress bar on stderr"
