@@ -57,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     ner.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     ner.add_argument("--encoding", default="utf-8", help="encoding of the input files (default utf-8)")
     ner.set_defaults(run=run_ner)
+
+    ui = sub.add_parser(
+        "ui",
+        help="start the local web app",
+        description="Start the web app on this computer (no share link; nothing leaves the machine).",
+    )
+    ui.add_argument("-m", "--model", help="model to select at start (converted folder, Hugging Face folder or hub id)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
+    ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ui.set_defaults(run=run_ui)
     return parser
 
 
@@ -98,6 +108,15 @@ def run_ner(args: argparse.Namespace) -> None:
         write_text(Path(args.output), chunks)
     else:
         sys.stdout.writelines(chunks)
+
+
+def run_ui(args: argparse.Namespace) -> None:
+    from .ui.app import launch
+
+    try:
+        launch(args.model, host=args.host, port=args.port)
+    except OSError as err:
+        raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
 
 
 def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:

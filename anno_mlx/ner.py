@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
@@ -16,6 +18,14 @@ from .tokenizer import Tokenizer, Tokens
 from .windows import best_window, default_stride, plan_windows
 
 TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
+
+
+@dataclass
+class Analysis:
+    entities: list[Entity]
+    n_tokens: int
+    n_windows: int
+    seconds: float  # for the whole call that produced it
 
 
 class NER:
@@ -97,23 +107,38 @@ class NER:
     ) -> list[list[Entity]]:
         """Entities of many texts. Windows of all texts are grouped by length, so short texts do
         not pay for long ones' padding; each result equals a one-at-a-time call."""
+        wanted = self._check_labels(labels) if labels is not None else self.labels
+        threshold = self.min_score if min_score is None else float(min_score)
+        return [
+            [e for e in result.entities if e.score >= threshold and (wanted is None or e.label in wanted)]
+            for result in self.analyze(texts, aggregation=aggregation, progress=progress)
+        ]
+
+    def analyze(self, texts: Sequence[str], *, aggregation: Optional[str] = None, progress: bool = False) -> list["Analysis"]:
+        """Every entity of each text, before the labels/min_score filters, with the token and
+        window counts and the time taken (for status lines and benchmarks)."""
+        started = time.perf_counter()
         texts = list(texts)
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise AnnoError(f"text {i} is a {type(text).__name__}, not a string")
         aggregation = self._check_aggregation(aggregation or self.aggregation)
-        wanted = self._check_labels(labels) if labels is not None else self.labels
-        threshold = self.min_score if min_score is None else float(min_score)
         tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
-        probs = self._probabilities(tokens, progress)
-        results = []
-        for text, toks, p in zip(texts, tokens, probs):
-            found = [] if toks is None else decode(text, toks, p, self.id2label, aggregation)
-            results.append([e for e in found if e.score >= threshold and (wanted is None or e.label in wanted)])
-        return results
+        probs, plans = self._probabilities(tokens, progress)
+        seconds = time.perf_counter() - started
+        return [
+            Analysis(
+                entities=[] if toks is None else decode(text, toks, p, self.id2label, aggregation),
+                n_tokens=0 if toks is None else len(toks),
+                n_windows=0 if plan is None else len(plan),
+                seconds=seconds,
+            )
+            for text, toks, p, plan in zip(texts, tokens, probs, plans)
+        ]
 
-    def _probabilities(self, documents: list[Optional[Tokens]], progress: bool) -> list[Optional[np.ndarray]]:
-        """Stitched label probabilities [n_tokens, n_labels] for each tokenized document."""
+    def _probabilities(self, documents: list[Optional[Tokens]], progress: bool) -> tuple[list, list]:
+        """Stitched label probabilities [n_tokens, n_labels] for each tokenized document, and
+        each document's windows."""
         plans = [None if d is None else plan_windows(len(d), self.capacity, self.stride) for d in documents]
         items = [(doc, w) for doc, plan in enumerate(plans) if plan for w in range(len(plan))]
         items.sort(key=lambda item: -(plans[item[0]][item[1]][1] - plans[item[0]][item[1]][0]))
@@ -134,7 +159,7 @@ class NER:
                 out[doc][start:end][mine] = window_probs[mine]
             bar.update(len(batch))
         bar.close()
-        return out
+        return out, plans
 
     def _batches(self, items, plans):
         budget = self.batch_size * TOKENS_PER_BATCH_ITEM

@@ -128,7 +128,7 @@ def test_long_document_windows_stitch_cleanly(short_context):
     assert len({(e.start, e.end) for e in entities}) == len(entities), "no entity twice"
 
     # Tokens well inside a window get that window's own single-pass prediction.
-    (probs,) = ner._probabilities([tokens], progress=False)
+    (probs,), _ = ner._probabilities([tokens], progress=False)
     windows = plan_windows(len(tokens), ner.capacity, ner.stride)
     assert len(windows) > 100
     for index in (1, len(windows) // 2, len(windows) - 2):
@@ -147,7 +147,7 @@ def test_one_window_document_is_one_pass(short_context):
     text = "Marie Curie was born in Warsaw."
     tokens = ner.tokenizer.tokenize(text)
     assert len(tokens) <= ner.capacity
-    (probs,) = ner._probabilities([tokens], progress=False)
+    (probs,), _ = ner._probabilities([tokens], progress=False)
     ids = np.concatenate([ner.prefix, tokens.ids, ner.suffix])[None]
     single = np.array(mx.softmax(ner.model(mx.array(ids)), axis=-1))[0, len(ner.prefix) : -len(ner.suffix)]
     np.testing.assert_allclose(probs, single, atol=1e-6)

@@ -1,0 +1,169 @@
+"""The Gradio app: in-process through gradio_client, and in Debian's Chromium through Playwright,
+with every network request recorded (none may leave 127.0.0.1)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from anno_mlx import NER
+from anno_mlx.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+TEXT = "Marie Curie was born in Warsaw and moved to Paris, where the Sorbonne hired her."
+OTHER = "Tokyo and Osaka signed a treaty with the United Nations in Geneva."
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+
+    src = make_tiny_checkpoint(tmp_path_factory.mktemp("hf"), seed=21)
+    out = tmp_path_factory.mktemp("mlx") / "model"
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    from anno_mlx.ui.app import launch
+
+    port = free_port()
+    app = launch(str(model), port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def expected(model, text):
+    return [(e.label, e.text) for e in NER.from_pretrained(model)(text)]
+
+
+def test_client_runs_the_model_and_reports_status(server, model):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    labels, status = client.predict(TEXT, str(model), "", "first", api_name="/analyse")
+    n = len(expected(model, TEXT))
+    assert labels["value"] == ["PER", "ORG", "LOC", "MISC"]  # all shown after a run
+    assert [choice[0] for choice in labels["choices"]] == labels["value"]
+    assert status.startswith(f"{n} entities") and "1 window" in status and "MLX on" in status
+
+
+def test_client_friendly_messages(server, model, tmp_path):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    _, status = client.predict("   ", str(model), "", "first", api_name="/analyse")
+    assert "Paste a document" in status
+    _, status = client.predict(TEXT, str(model), str(tmp_path / "no-model"), "first", api_name="/analyse")
+    assert status.startswith("**Could not load the model:**") and "does not exist" in status
+    assert "Traceback" not in status
+
+
+def test_binds_to_loopback_only(server):
+    assert server.startswith("http://127.0.0.1:")
+    port = int(server.rstrip("/").rsplit(":", 1)[1])
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        address = [a for a in socket.gethostbyname_ex(socket.gethostname())[2] if not a.startswith("127.")]
+    if address:  # the same port on another interface is not served
+        with socket.socket() as s:
+            s.settimeout(1)
+            assert s.connect_ex((address[0], port)) != 0
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is not installed (scripts/install.sh installs it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def marks(page) -> list[tuple[str, str]]:
+    return page.eval_on_selector_all(
+        "#highlighted mark.entity", "els => els.map(e => [e.dataset.label, e.firstChild.textContent])"
+    )
+
+
+def run_document(page, text: str) -> None:
+    page.locator("#input-text textarea").fill(text)
+    page.locator("#run").click()
+    page.wait_for_function(
+        "t => document.querySelector('#highlighted #document') && document.querySelector('#status').innerText.includes('entities')",
+        arg=text,
+        timeout=60_000,
+    )
+
+
+def test_browser_highlights_filters_and_stays_local(browser, server, model, tmp_path):
+    requests: list[str] = []
+    context = browser.new_context()
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    page.goto(server)
+    run_document(page, TEXT)
+    want = expected(model, TEXT)
+    assert [tuple(m) for m in marks(page)] == want
+
+    # Unticking a label hides its highlights without running the model again.
+    label = want[0][0]
+    status_before = page.locator("#status").inner_text()
+    page.locator("#labels label", has_text=label).first.click()
+    page.wait_for_function(
+        "l => ![...document.querySelectorAll('#highlighted mark.entity')].some(m => m.dataset.label === l)", arg=label
+    )
+    assert [tuple(m) for m in marks(page)] == [m for m in want if m[0] != label]
+    assert page.locator("#status").inner_text() == status_before
+
+    # A second browser session keeps its own result.
+    other = context.browser.new_context().new_page()
+    other.on("request", lambda request: requests.append(request.url))
+    other.goto(server)
+    run_document(other, OTHER)
+    assert [tuple(m) for m in marks(other)] == expected(model, OTHER)
+    assert [tuple(m) for m in marks(page)] == [m for m in want if m[0] != label]
+
+    # Uploads: a non-UTF-8 file gets a message in the page.
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Zoë à Paris".encode("latin-1"))
+    page.locator("#upload input[type=file]").set_input_files(str(latin))
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('not UTF-8')")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui.png"), full_page=True)
+    outside = [url for url in requests if not url.startswith(("http://127.0.0.1", "data:", "blob:"))]
+    assert requests and outside == [], outside
+
+
+def test_browser_shows_model_errors_in_the_page(browser, server, tmp_path):
+    page = browser.new_page()
+    page.goto(server)
+    page.locator("#input-text textarea").fill(TEXT)
+    page.get_by_label("…or a model folder or hub id").fill(str(tmp_path / "missing-model"))
+    page.locator("#run").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('Could not load the model')")
+    assert "Traceback" not in page.content()
