@@ -8,6 +8,8 @@ check them against the model, rebuild quantized layers, load.
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -150,3 +152,27 @@ def load_folder(folder: Path, head: Optional[str] = None) -> tuple[nn.Module, di
     config = read_config(folder)
     get_model_classes(config, head)  # fail on an unsupported model before reading gigabytes
     return build_model(config, read_weights(folder), folder, head), config
+
+
+def save_folder(model: nn.Module, config: dict[str, Any], dst: Path, files: dict[str, Path]) -> None:
+    """Write a model folder atomically: weights (mlx-lm's sharded `save_model`), config.json and
+    `files` (name -> source path, e.g. the tokenizer) go into a hidden sibling that is renamed
+    into place, so an interrupted write leaves no `dst` and a replaced `dst` is never half-new."""
+    from mlx_lm.utils import save_config, save_model
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = dst.parent / f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}"
+    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir()
+        save_model(staging, model)
+        save_config(dict(config), staging / "config.json")
+        for name, source in files.items():
+            shutil.copyfile(source, staging / name)
+        if dst.exists():
+            dst.rename(old)
+        staging.rename(dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)

@@ -67,6 +67,50 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     ui.set_defaults(run=run_ui)
+
+    ev = sub.add_parser(
+        "eval",
+        help="measure a model on labelled data (precision, recall, F1)",
+        description="Entity-level precision, recall and F1 (strict, exact, partial, type) of a model on CoNLL or JSONL data.",
+    )
+    ev.add_argument("-m", "--model", required=True, help="model folder or hub id")
+    ev.add_argument("--data", required=True, help="labelled data (CoNLL columns, or JSONL with character offsets)")
+    ev.add_argument("--format", choices=["conll", "jsonl"], help="data format (default: from the extension)")
+    ev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ev.add_argument("--aggregation", default="first", choices=AGGREGATIONS)
+    ev.add_argument("--max-length", type=int)
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.set_defaults(run=run_eval)
+
+    tr = sub.add_parser(
+        "train",
+        help="fine-tune (or train from scratch) a token-classification model in MLX",
+        description="Fine-tune a ModernBERT checkpoint for NER on CoNLL or JSONL data, or train one from a fresh --config.",
+    )
+    start = tr.add_mutually_exclusive_group(required=True)
+    start.add_argument("-m", "--model", help="converted or Hugging Face ModernBERT folder (masked-LM or NER)")
+    start.add_argument("--config", help="JSON of model settings (hidden_size, num_hidden_layers, ...) for a fresh model")
+    tr.add_argument("--train", required=True, help="training data")
+    tr.add_argument("--dev", help="development data, evaluated after each epoch; the best epoch is kept")
+    tr.add_argument("--format", choices=["conll", "jsonl"], help="data format (default: from the extension)")
+    tr.add_argument("-o", "--output", required=True, help="output model folder")
+    tr.add_argument("--tokenizer", help="tokenizer.json (default: the model's; for --config, one trained on the data)")
+    tr.add_argument("--labels", help="entity types, comma-separated (default: those in the training data)")
+    from .train import TrainSettings
+
+    defaults = TrainSettings()
+    tr.add_argument("--epochs", type=int, default=defaults.epochs)
+    tr.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    tr.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak learning rate")
+    tr.add_argument("--warmup", type=float, default=defaults.warmup, help="share of steps spent warming up")
+    tr.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    tr.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm)
+    tr.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per training row")
+    tr.add_argument("--vocab-size", type=int, default=defaults.vocab_size, help="for a tokenizer trained on the data")
+    tr.add_argument("--seed", type=int, default=defaults.seed)
+    tr.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.state/")
+    tr.add_argument("--force", action="store_true", help="replace an existing output folder")
+    tr.set_defaults(run=run_train)
     return parser
 
 
@@ -117,6 +161,55 @@ def run_ui(args: argparse.Namespace) -> None:
         launch(args.model, host=args.host, port=args.port)
     except OSError as err:
         raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    import json
+
+    from .datasets import read_examples
+    from .metrics import evaluate, format_report
+    from .ner import NER
+
+    examples = read_examples(args.data, args.format)
+    ner = NER.from_pretrained(args.model, max_length=args.max_length, batch_size=args.batch_size, aggregation=args.aggregation)
+    predicted = ner.batch([e.text for e in examples], progress=True)
+    report = evaluate([e.spans for e in examples], [[(p.start, p.end, p.label) for p in doc] for doc in predicted])
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        sys.stdout.write(f"{len(examples)} examples from {args.data}, model {args.model}\n\n" + format_report(report))
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from .train import TrainSettings, train
+
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup=args.warmup,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        max_length=args.max_length,
+        seed=args.seed,
+        vocab_size=args.vocab_size,
+    )
+    labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
+    summary = train(
+        args.train,
+        args.output,
+        model=args.model,
+        config=args.config,
+        dev_file=args.dev,
+        data_format=args.format,
+        tokenizer_file=args.tokenizer,
+        labels=labels,
+        settings=settings,
+        resume=args.resume,
+        force=args.force,
+    )
+    best = summary["best"]
+    print(f"wrote {args.output} (epoch {best['epoch']}" + (f", dev F1 {best['f1']:.4f})" if args.dev else ")"))
 
 
 def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ units' scores, each the probability of the label it was given.
 from __future__ import annotations
 
 import unicodedata
-from typing import Optional
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -93,31 +93,40 @@ def _label_units(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> tup
     return label_index, rows[np.arange(len(rows)), label_index]
 
 
-def _group(text: str, labels: list[int], scores: list[float], begins: list[int], ends: list[int], parsed) -> list[Entity]:
-    entities: list[Entity] = []
-    kind = None  # the open entity's type
-    total, count, start, end, closed = 0.0, 0, 0, 0, False
-
-    def close() -> None:
-        if kind is not None:
-            entity = _make_entity(text, kind, total / count, start, end, entities)
-            if entity is not None:
-                entities.append(entity)
-
-    for k, score, a, b in zip(labels, scores, begins, ends):
-        prefix, unit_kind = parsed[k]
+def chunks(units: Sequence[tuple[Optional[str], Optional[str]]]) -> Iterator[tuple[int, int, str]]:
+    """(first, end, type) of each entity in a sequence of parsed labels (`parse_label` pairs),
+    by the rule in this module's docstring; `end` is exclusive. The decoder, the metrics and
+    the data readers all read label sequences through this one function."""
+    kind: Optional[str] = None  # the open entity's type
+    first, closed = 0, False
+    for i, (prefix, unit_kind) in enumerate(units):
         if unit_kind is None:
-            close()
+            if kind is not None:
+                yield first, i, kind
             kind = None
             continue
         if kind is None or closed or unit_kind != kind or prefix in (BEGIN, SINGLE):
-            close()
-            kind, total, count, start, end, closed = unit_kind, score, 1, a, b, False
-        else:
-            total, count, end = total + score, count + 1, max(end, b)
+            if kind is not None:
+                yield first, i, kind
+            kind, first, closed = unit_kind, i, False
         if prefix in (END, SINGLE):
             closed = True
-    close()
+    if kind is not None:
+        yield first, len(units), kind
+
+
+def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Entities of a tag sequence (`["B-PER", "I-PER", "O"]` -> `[(0, 2, "PER")]`)."""
+    return list(chunks([parse_label(tag) for tag in tags]))
+
+
+def _group(text: str, labels: list[int], scores: list[float], begins: list[int], ends: list[int], parsed) -> list[Entity]:
+    entities: list[Entity] = []
+    total = np.concatenate([[0.0], np.cumsum(scores)])
+    for a, b, kind in chunks([parsed[k] for k in labels]):
+        entity = _make_entity(text, kind, float((total[b] - total[a]) / (b - a)), begins[a], max(ends[a:b]), entities)
+        if entity is not None:
+            entities.append(entity)
     return entities
 
 

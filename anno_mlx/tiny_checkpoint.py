@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+from .tokenizer import MODERNBERT_SPECIAL_TOKENS as SPECIAL_TOKENS
+
 TOKENIZER_TEXT = (
     "Ada Lovelace worked with Charles Babbage in London on the Analytical Engine. "
     "Marie Curie was born in Warsaw and moved to Paris, where she studied at the Sorbonne. "
@@ -31,20 +32,14 @@ def make_tokenizer(style: str = "bpe", vocab_size: int = 300):
     `[CLS] $A [SEP]` template: `bpe` is byte-level BPE (ModernBERT's kind), `wordpiece` is
     BERT's (lower-casing, accent-stripping normaliser, `##` continuations), `unigram` is a
     SentencePiece-style Metaspace/Unigram one (the Japanese ModernBERT models' kind)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    from .tokenizer import add_template, train_bpe
 
     corpus = [TOKENIZER_TEXT] * 4
     if style == "bpe":
-        tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tokenizer.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size,
-            special_tokens=SPECIAL_TOKENS,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=False,
-        )
-    elif style == "wordpiece":
+        return train_bpe(corpus, vocab_size)
+    if style == "wordpiece":
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -61,12 +56,7 @@ def make_tokenizer(style: str = "bpe", vocab_size: int = 300):
     else:
         raise ValueError(f"unknown tokenizer style {style!r}; choose one of {TOKENIZER_STYLES}")
     tokenizer.train_from_iterator(corpus, trainer=trainer)
-    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
+    add_template(tokenizer)
     return tokenizer
 
 

@@ -115,6 +115,40 @@ class Tokens:
         return len(self.ids)
 
 
+MODERNBERT_SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+
+
+def train_bpe(texts, vocab_size: int) -> tokenizers.Tokenizer:
+    """A byte-level BPE tokenizer (ModernBERT's kind) trained on `texts`, with ModernBERT's
+    special tokens and its `[CLS] $A [SEP]` template; for models trained from scratch."""
+    from tokenizers import decoders, models, pre_tokenizers, trainers
+
+    tokenizer = tokenizers.Tokenizer(models.BPE(unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=MODERNBERT_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    add_template(tokenizer)
+    return tokenizer
+
+
+def add_template(tokenizer: tokenizers.Tokenizer) -> None:
+    """`[CLS] $A [SEP]` (and `[CLS] $A [SEP] $B [SEP]` for pairs), as ModernBERT's tokenizer does."""
+    from tokenizers import processors
+
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+
+
 # Python's str.isspace() characters, and the scripts written without spaces between words
 # (kana, CJK ideographs, Thai, Lao, Myanmar, Khmer, half-width katakana), by code point.
 WHITESPACE = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)

@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import sys
-import uuid
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +20,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from ..checkpoint import load_folder, read_config
+from ..checkpoint import load_folder, read_config, save_folder
 from ..errors import AnnoError
 from ..hub import download, is_hub_id
 from ..models import get_model_classes
@@ -129,7 +128,8 @@ def convert(
             )
     config["anno_mlx"] = {"format": 1, "source": source_name or str(src), "dtype": dtype or "as-source"}
 
-    _write_atomically(model, config, src_path, dst)
+    with tempfile.TemporaryDirectory() as scratch:
+        save_folder(model, config, dst, _tokenizer_files(src_path, Path(scratch)))
     summary: dict[str, Any] = {"output": str(dst), "size_mb": _folder_size(dst) / 2**20}
     log(f"converted {src} -> {dst} ({summary['size_mb']:.1f} MB)")
     if verify:
@@ -138,39 +138,21 @@ def convert(
     return summary
 
 
-def _write_atomically(model: nn.Module, config: dict, src: Path, dst: Path) -> None:
-    from mlx_lm.utils import save_config, save_model
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = dst.parent / f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}"
-    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
-    try:
-        staging.mkdir()
-        save_model(staging, model)
-        save_config(dict(config), staging / "config.json")
-        _copy_tokenizer(src, staging)
-        if dst.exists():
-            dst.rename(old)
-        staging.rename(dst)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _copy_tokenizer(src: Path, out: Path) -> None:
-    for name in TOKENIZER_FILES:
-        if (src / name).is_file():
-            shutil.copyfile(src / name, out / name)
-    if (out / "tokenizer.json").is_file():
-        return
-    # Older checkpoints ship only vocab files: let transformers build the fast tokenizer once.
+def _tokenizer_files(src: Path, scratch: Path) -> dict[str, Path]:
+    """The source's tokenizer files; older checkpoints ship only vocabulary files, from which
+    transformers builds the fast tokenizer.json once."""
+    files = {name: src / name for name in TOKENIZER_FILES if (src / name).is_file()}
+    if "tokenizer.json" in files:
+        return files
     try:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
-        tokenizer.backend_tokenizer.save(str(out / "tokenizer.json"))
+        tokenizer.backend_tokenizer.save(str(scratch / "tokenizer.json"))
+        files["tokenizer.json"] = scratch / "tokenizer.json"
     except Exception as err:
         print(f"warning: no tokenizer.json could be made for {src} ({err}); the model loads without a tokenizer", file=sys.stderr)
+    return files
 
 
 def _folder_size(folder: Path) -> int:

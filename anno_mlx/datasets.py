@@ -1,0 +1,121 @@
+"""Labelled data: CoNLL column files and JSONL with character offsets, read into one shape.
+
+Every example becomes a text and its entity spans in character offsets, whatever the file
+format; training and evaluation work on that. Malformed input is reported with file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .decode import tag_spans
+from .errors import AnnoError
+
+FORMATS = ("conll", "jsonl")
+TAG = re.compile(r"^(O|[BIESLU][-_][^\s]+|(?![BIESLU][-_])[A-Za-z][\w.$-]*)$")
+
+
+@dataclass
+class Example:
+    text: str
+    spans: list[tuple[int, int, str]]  # (start, end, type), character offsets into text
+    where: str = ""  # "file:line" where the example starts
+
+
+def read_examples(path: str | Path, fmt: Optional[str] = None) -> list[Example]:
+    """Examples from `path`; the format comes from `fmt`, else from the extension
+    (.jsonl/.json: JSONL, anything else: CoNLL)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnoError(f"data file {path} does not exist")
+    fmt = fmt or ("jsonl" if path.suffix.lower() in (".jsonl", ".json") else "conll")
+    if fmt not in FORMATS:
+        raise AnnoError(f"data format {fmt!r} is unknown; choose conll or jsonl")
+    data = path.read_bytes()
+    try:
+        content = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise AnnoError(f"{path}: not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})") from None
+    examples = read_conll(content, str(path)) if fmt == "conll" else read_jsonl(content, str(path))
+    if not examples:
+        raise AnnoError(f"{path} holds no examples")
+    return examples
+
+
+def read_conll(content: str, name: str) -> list[Example]:
+    """One example per sentence: tokens joined by single spaces; the tag is the last column.
+    `-DOCSTART-` lines and blank lines separate sentences; any of IOB1, IOB2, BIOES."""
+    examples: list[Example] = []
+    words: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+
+    def flush() -> None:
+        if words:
+            examples.append(_from_tokens(words, tags, f"{name}:{first_line}"))
+        words.clear()
+        tags.clear()
+
+    for number, line in enumerate(content.splitlines(), start=1):
+        columns = line.split()
+        if not columns or columns[0] == "-DOCSTART-":
+            flush()
+            continue
+        if len(columns) < 2:
+            raise AnnoError(f"{name}:{number}: expected a token and a tag separated by whitespace, found {line.strip()!r}")
+        tag = columns[-1]
+        if not TAG.match(tag):
+            raise AnnoError(f"{name}:{number}: tag {tag!r} is not O, a prefixed tag like B-PER, or a plain type")
+        if not words:
+            first_line = number
+        words.append(columns[0])
+        tags.append(tag)
+    flush()
+    return examples
+
+
+def _from_tokens(words: list[str], tags: list[str], where: str) -> Example:
+    offsets, position = [], 0
+    for word in words:
+        offsets.append((position, position + len(word)))
+        position += len(word) + 1
+    spans = [(offsets[a][0], offsets[b - 1][1], kind) for a, b, kind in tag_spans(tags)]
+    return Example(" ".join(words), spans, where)
+
+
+def read_jsonl(content: str, name: str) -> list[Example]:
+    """`{"text": ..., "entities": [{"start": s, "end": e, "label": l}, ...]}` per line."""
+    examples = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise AnnoError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise AnnoError(f'{where}: expected an object with a "text" string')
+        text, spans = record["text"], []
+        for i, entity in enumerate(record.get("entities", [])):
+            try:
+                start, end, label = int(entity["start"]), int(entity["end"]), str(entity["label"])
+            except (KeyError, TypeError, ValueError):
+                raise AnnoError(f'{where}: entity {i} needs integer "start", "end" and a "label"') from None
+            if not 0 <= start < end <= len(text):
+                raise AnnoError(f"{where}: entity {i} [{start}, {end}) is outside the text of {len(text)} characters")
+            spans.append((start, end, label))
+        spans.sort()
+        for (a, b, _), (c, d, _) in zip(spans, spans[1:]):
+            if c < b:
+                raise AnnoError(f"{where}: entities [{a}, {b}) and [{c}, {d}) overlap; nested entities are not supported")
+        examples.append(Example(text, spans, where))
+    return examples
+
+
+def entity_types_of(examples: list[Example]) -> list[str]:
+    return sorted({kind for example in examples for _, _, kind in example.spans})

@@ -1,0 +1,119 @@
+"""Training in MLX: a tiny model learns a synthetic task, resumes exactly, and fine-tunes from a
+converted masked-LM checkpoint; `eval` and `train` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+
+from anno_mlx import NER, AnnoError
+from anno_mlx.checkpoint import read_weights
+from anno_mlx.cli import main
+from anno_mlx.train import TrainSettings, build_model, train
+from anno_mlx.tokenizer import Tokenizer
+from synthetic import write_conll, write_jsonl
+
+FRESH = dict(
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    local_attention=16,
+    global_attn_every_n_layers=2,
+    max_position_embeddings=128,
+)
+FAST = TrainSettings(epochs=3, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    config = folder / "config.json"
+    config.write_text(json.dumps(FRESH))
+    return {
+        "train": write_conll(folder / "train.conll", 400, seed=1),
+        "dev": write_conll(folder / "dev.conll", 80, seed=2),
+        "train_jsonl": write_jsonl(folder / "train.jsonl", 400, seed=1),
+        "dev_jsonl": write_jsonl(folder / "dev.jsonl", 80, seed=2),
+        "config": config,
+    }
+
+
+def test_tiny_model_from_scratch_learns_the_task(data, tmp_path):
+    summary = train(data["train"], tmp_path / "out", config=data["config"], dev_file=data["dev"], settings=FAST, log=lambda m: None)
+    assert summary["best"]["f1"] >= 0.9
+    # The output is a normal model folder: the NER pipeline loads it and scores the same.
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["id2label"] == {"0": "O", "1": "B-LOC", "2": "I-LOC", "3": "B-PER", "4": "I-PER"}
+    assert config["label2id"]["B-PER"] == 3 and config["hidden_size"] == 64
+    ner = NER.from_pretrained(tmp_path / "out")
+    entities = ner("Greta Jensen moved to Buenos Aires last year .")
+    assert [(e.text, e.label) for e in entities] == [("Greta Jensen", "PER"), ("Buenos Aires", "LOC")]
+    assert not (tmp_path / "out.state").exists(), "the training state is removed once training ends"
+
+
+def test_resumed_training_equals_uninterrupted(data, tmp_path):
+    whole = train(data["train_jsonl"], tmp_path / "whole", config=data["config"], dev_file=data["dev_jsonl"], settings=FAST, log=lambda m: None)
+
+    def interrupt_after_two(epoch, summary):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data["train_jsonl"], tmp_path / "cut", config=data["config"], dev_file=data["dev_jsonl"], settings=FAST,
+              on_epoch_end=interrupt_after_two, log=lambda m: None)
+    assert (tmp_path / "cut.state" / "state.json").is_file()
+    resumed = train(data["train_jsonl"], tmp_path / "cut", config=data["config"], dev_file=data["dev_jsonl"], settings=FAST,
+                    resume=True, log=lambda m: None)
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+    assert resumed["dev"]["strict"]["micro"] == whole["dev"]["strict"]["micro"]
+    assert resumed["best"] == whole["best"]
+    a, b = read_weights(tmp_path / "whole"), read_weights(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(np.array(a[key]), np.array(b[key]), atol=1e-6)
+
+
+def test_fine_tuning_starts_from_the_converted_masked_lm_encoder(data, make_checkpoint, tmp_path):
+    src = make_checkpoint(head="masked-lm", hidden_size=32, intermediate_size=48, max_position_embeddings=256)
+    assert main(["convert", str(src), "-o", str(tmp_path / "mlm")]) == 0
+    tokenizer = Tokenizer.from_folder(tmp_path / "mlm")
+    model, _ = build_model(tmp_path / "mlm", None, tokenizer, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
+    loaded = read_weights(tmp_path / "mlm")
+    params = dict(tree_flatten(model.parameters()))
+    for key, value in loaded.items():
+        if key.startswith(("model.", "head.")):
+            np.testing.assert_array_equal(np.array(params[key]), np.array(value))
+    assert params["classifier.weight"].shape == (5, 32)
+    settings = TrainSettings(epochs=1, batch_size=32, learning_rate=1e-3, seed=0)
+    summary = train(data["train"], tmp_path / "tuned", model=tmp_path / "mlm", dev_file=data["dev"], settings=settings, log=lambda m: None)
+    assert 0.0 <= summary["best"]["f1"] <= 1.0
+    assert NER.from_pretrained(tmp_path / "tuned").entity_types == ["LOC", "PER"]
+
+
+def test_train_and_eval_commands(data, tmp_path, capsys):
+    argv = ["train", "--config", str(data["config"]), "--train", str(data["train"]), "--dev", str(data["dev"]),
+            "-o", str(tmp_path / "cli"), "--epochs", "3", "--lr", "3e-3", "--vocab-size", "400", "--seed", "7"]
+    assert main(argv) == 0
+    assert "dev F1" in capsys.readouterr().out
+    assert main(argv) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path / "cli"), "--data", str(data["dev"]), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["strict"]["micro"]["f1"] >= 0.9 and set(report) == {"strict", "exact", "partial", "type", "confusion"}
+    assert main(["eval", "--model", str(tmp_path / "cli"), "--data", str(data["dev"])]) == 0
+    table = capsys.readouterr().out
+    assert "strict" in table and "PER" in table and "missed:" in table
+
+
+def test_training_errors(data, tmp_path):
+    with pytest.raises(AnnoError, match="exactly one of --model"):
+        train(data["train"], tmp_path / "x", settings=FAST)
+    with pytest.raises(AnnoError, match="nothing to resume"):
+        train(data["train"], tmp_path / "x", config=data["config"], settings=FAST, resume=True)
+    with pytest.raises(AnnoError, match="types not in --labels: PER"):
+        train(data["train"], tmp_path / "x", config=data["config"], labels=["LOC"], settings=FAST)
