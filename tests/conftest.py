@@ -54,3 +54,15 @@ def put_in_hub_cache(folder: Path, repo_id: str, hub_cache: Path) -> Path:
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(revision)
     return snapshot
+
+
+@pytest.fixture(scope="session")
+def converted_model(tmp_path_factory) -> Path:
+    """A tiny NER checkpoint converted through the CLI, as a user would do it."""
+    from anno_mlx.cli import main
+    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+
+    src = make_tiny_checkpoint(tmp_path_factory.mktemp("hf"), seed=11)
+    out = tmp_path_factory.mktemp("mlx") / "model"
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    return out

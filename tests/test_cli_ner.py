@@ -1,4 +1,4 @@
-"""`python -m anno_mlx ner` end to end on a converted tiny checkpoint; every format parsed back."""
+"""`python -m anno_mlx ner` end to end on a converted_model tiny checkpoint; every format parsed back."""
 
 from __future__ import annotations
 
@@ -18,18 +18,8 @@ OTHER = "The United Nations met in New York on Tuesday."
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
-
-    src = make_tiny_checkpoint(tmp_path_factory.mktemp("hf"), seed=11)
-    out = tmp_path_factory.mktemp("mlx") / "model"
-    assert main(["convert", str(src), "-o", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def expected(converted):
-    ner = NER.from_pretrained(converted)
+def expected(converted_model):
+    ner = NER.from_pretrained(converted_model)
     return {TEXT: ner(TEXT), OTHER: ner(OTHER)}
 
 
@@ -50,16 +40,16 @@ def as_tuples(entities) -> list[tuple]:
     return [(e.start, e.end, e.label, e.text) for e in entities]
 
 
-def test_json_is_the_pipeline_list(capsys, converted, expected, files):
-    out = run(capsys, "ner", "--file", str(files[0]), "--model", str(converted), "--format", "json")
+def test_json_is_the_pipeline_list(capsys, converted_model, expected, files):
+    out = run(capsys, "ner", "--file", str(files[0]), "--model", str(converted_model), "--format", "json")
     entities = json.loads(out)
     assert [(d["start"], d["end"], d["entity_group"], d["word"]) for d in entities] == as_tuples(expected[TEXT])
     assert all(TEXT[d["start"] : d["end"]] == d["text"] for d in entities)
     assert [d["score"] for d in entities] == pytest.approx([e.score for e in expected[TEXT]], abs=1e-6)
 
 
-def test_json_for_several_inputs_is_a_list_of_lists(capsys, converted, expected, files):
-    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted), "--format", "json")
+def test_json_for_several_inputs_is_a_list_of_lists(capsys, converted_model, expected, files):
+    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted_model), "--format", "json")
     lists = json.loads(out)
     assert [[(d["start"], d["end"], d["label"], d["text"]) for d in entities] for entities in lists] == [
         as_tuples(expected[TEXT]),
@@ -67,23 +57,23 @@ def test_json_for_several_inputs_is_a_list_of_lists(capsys, converted, expected,
     ]
 
 
-def test_jsonl_one_line_per_document(capsys, converted, expected, files):
-    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted), "--format", "jsonl")
+def test_jsonl_one_line_per_document(capsys, converted_model, expected, files):
+    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted_model), "--format", "jsonl")
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["source"] for line in lines] == [str(files[0]), str(files[1])]
     assert [(d["start"], d["end"], d["label"], d["text"]) for d in lines[1]["entities"]] == as_tuples(expected[OTHER])
 
 
-def test_table_lists_every_entity(capsys, converted, expected):
-    out = run(capsys, "ner", OTHER, "-m", str(converted))
+def test_table_lists_every_entity(capsys, converted_model, expected):
+    out = run(capsys, "ner", OTHER, "-m", str(converted_model))
     header, *rows = out.splitlines()
     assert header.split() == ["start", "end", "label", "score", "text"]
     parsed = [re.split(r"\s{2,}", row, maxsplit=4) for row in rows]
     assert [(int(r[0]), int(r[1]), r[2], r[4]) for r in parsed] == as_tuples(expected[OTHER])
 
 
-def test_conll_tags_cover_the_entities(capsys, converted, expected, files):
-    out = run(capsys, "ner", "-f", str(files[0]), "-m", str(converted), "--format", "conll")
+def test_conll_tags_cover_the_entities(capsys, converted_model, expected, files):
+    out = run(capsys, "ner", "-f", str(files[0]), "-m", str(converted_model), "--format", "conll")
     lines = out.splitlines()
     assert lines[0] == f"-DOCSTART- {files[0]}"
     rows = [line.split("\t") for line in lines[2:] if line]
@@ -132,9 +122,9 @@ class Marks(HTMLParser):
             self.marks[-1][1] += data
 
 
-def test_html_is_standalone_and_highlights_each_entity(capsys, converted, expected, files, tmp_path):
+def test_html_is_standalone_and_highlights_each_entity(capsys, converted_model, expected, files, tmp_path):
     out_file = tmp_path / "page.html"
-    assert main(["ner", "-f", str(files[0]), "-m", str(converted), "--format", "html", "-o", str(out_file)]) == 0
+    assert main(["ner", "-f", str(files[0]), "-m", str(converted_model), "--format", "html", "-o", str(out_file)]) == 0
     page = out_file.read_text(encoding="utf-8")
     parser = Marks()
     parser.feed(page)
@@ -143,22 +133,22 @@ def test_html_is_standalone_and_highlights_each_entity(capsys, converted, expect
     assert "<b>" not in page and "</b>" not in page, "the document's own markup is escaped"
 
 
-def test_stdin_and_labels_and_min_score(capsys, converted, expected, monkeypatch):
+def test_stdin_and_labels_and_min_score(capsys, converted_model, expected, monkeypatch):
     import io
 
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(TEXT.encode("utf-8"))))
-    out = run(capsys, "ner", "-", "-m", str(converted), "--format", "json", "--labels", "PER,LOC", "--min-score", "0.2")
+    out = run(capsys, "ner", "-", "-m", str(converted_model), "--format", "json", "--labels", "PER,LOC", "--min-score", "0.2")
     got = [(d["start"], d["end"], d["label"], d["text"]) for d in json.loads(out)]
     assert got == as_tuples([e for e in expected[TEXT] if e.label in ("PER", "LOC") and e.score >= 0.2])
 
 
-def test_other_encodings_with_encoding_flag(capsys, converted, tmp_path):
+def test_other_encodings_with_encoding_flag(capsys, converted_model, tmp_path):
     path = tmp_path / "latin.txt"
     path.write_bytes("Zoë went to Paris.".encode("latin-1"))
-    assert main(["ner", "-f", str(path), "-m", str(converted)]) == 2
+    assert main(["ner", "-f", str(path), "-m", str(converted_model)]) == 2
     err = capsys.readouterr().err
     assert "is not valid utf-8" in err and "--encoding" in err
-    out = run(capsys, "ner", "-f", str(path), "-m", str(converted), "--encoding", "latin-1", "--format", "json")
+    out = run(capsys, "ner", "-f", str(path), "-m", str(converted_model), "--encoding", "latin-1", "--format", "json")
     assert all("Zoë went to Paris."[d["start"] : d["end"]] == d["text"] for d in json.loads(out))
 
 
@@ -173,18 +163,18 @@ def test_other_encodings_with_encoding_flag(capsys, converted, tmp_path):
         (["ner", "Paris", "-m", "MODEL", "--labels", "PERSON"], "not one this model predicts"),
     ],
 )
-def test_bad_input_gets_one_line(capsys, converted, tmp_path, monkeypatch, argv, message):
+def test_bad_input_gets_one_line(capsys, converted_model, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "BINARY").write_bytes(b"\x00\x01\x02PK\x03\x04" * 100)
-    argv = [str(converted) if a == "MODEL" else a for a in argv]
+    argv = [str(converted_model) if a == "MODEL" else a for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err and "Traceback" not in err
 
 
-def test_cli_in_a_fresh_process(converted, tmp_path):
+def test_cli_in_a_fresh_process(converted_model, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "anno_mlx", "ner", OTHER, "--model", str(converted), "--format", "json"],
+        [sys.executable, "-m", "anno_mlx", "ner", OTHER, "--model", str(converted_model), "--format", "json"],
         capture_output=True,
         text=True,
     )

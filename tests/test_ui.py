@@ -33,21 +33,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
-
-    src = make_tiny_checkpoint(tmp_path_factory.mktemp("hf"), seed=21)
-    out = tmp_path_factory.mktemp("mlx") / "model"
-    assert main(["convert", str(src), "-o", str(out)]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(model):
+def server(converted_model):
     from anno_mlx.ui.app import launch
 
     port = free_port()
-    app = launch(str(model), port=port, block=False)
+    app = launch(str(converted_model), port=port, block=False)
     yield f"http://127.0.0.1:{port}/"
     app.close()
 
@@ -56,24 +46,24 @@ def expected(model, text):
     return [(e.label, e.text) for e in NER.from_pretrained(model)(text)]
 
 
-def test_client_runs_the_model_and_reports_status(server, model):
+def test_client_runs_the_model_and_reports_status(server, converted_model):
     from gradio_client import Client
 
     client = Client(server, verbose=False)
-    labels, status = client.predict(TEXT, str(model), "", "first", api_name="/analyse")
-    n = len(expected(model, TEXT))
+    labels, status = client.predict(TEXT, str(converted_model), "", "first", api_name="/analyse")
+    n = len(expected(converted_model, TEXT))
     assert labels["value"] == ["PER", "ORG", "LOC", "MISC"]  # all shown after a run
     assert [choice[0] for choice in labels["choices"]] == labels["value"]
     assert status.startswith(f"{n} entities") and "1 window" in status and "MLX on" in status
 
 
-def test_client_friendly_messages(server, model, tmp_path):
+def test_client_friendly_messages(server, converted_model, tmp_path):
     from gradio_client import Client
 
     client = Client(server, verbose=False)
-    _, status = client.predict("   ", str(model), "", "first", api_name="/analyse")
+    _, status = client.predict("   ", str(converted_model), "", "first", api_name="/analyse")
     assert "Paste a document" in status
-    _, status = client.predict(TEXT, str(model), str(tmp_path / "no-model"), "first", api_name="/analyse")
+    _, status = client.predict(TEXT, str(converted_model), str(tmp_path / "no-model"), "first", api_name="/analyse")
     assert status.startswith("**Could not load the model:**") and "does not exist" in status
     assert "Traceback" not in status
 
@@ -119,14 +109,14 @@ def run_document(page, text: str) -> None:
     )
 
 
-def test_browser_highlights_filters_and_stays_local(browser, server, model, tmp_path):
+def test_browser_highlights_filters_and_stays_local(browser, server, converted_model, tmp_path):
     requests: list[str] = []
     context = browser.new_context()
     context.on("request", lambda request: requests.append(request.url))
     page = context.new_page()
     page.goto(server)
     run_document(page, TEXT)
-    want = expected(model, TEXT)
+    want = expected(converted_model, TEXT)
     assert [tuple(m) for m in marks(page)] == want
 
     # Unticking a label hides its highlights without running the model again.
@@ -144,7 +134,7 @@ def test_browser_highlights_filters_and_stays_local(browser, server, model, tmp_
     other.on("request", lambda request: requests.append(request.url))
     other.goto(server)
     run_document(other, OTHER)
-    assert [tuple(m) for m in marks(other)] == expected(model, OTHER)
+    assert [tuple(m) for m in marks(other)] == expected(converted_model, OTHER)
     assert [tuple(m) for m in marks(page)] == [m for m in want if m[0] != label]
 
     # Uploads: a non-UTF-8 file gets a message in the page.
