@@ -7,9 +7,20 @@ import sys
 from pathlib import Path
 from typing import Iterable, Optional
 
+from .backends import BACKENDS, DEVICES
 from .decode import AGGREGATIONS
 from .errors import AnnoError
 from .render import FORMATS
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="engine: MLX or PyTorch (auto: MLX on Apple Silicon, PyTorch on CUDA or other CPUs when installed)",
+    )
+    parser.add_argument("--device", choices=DEVICES, help="device (default: the backend's best)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     ner.add_argument("--stride", type=int, help="tokens shared by neighbouring windows on long documents")
     ner.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     ner.add_argument("--encoding", default="utf-8", help="encoding of the input files (default utf-8)")
+    add_backend_options(ner)
     ner.set_defaults(run=run_ner)
 
     ui = sub.add_parser(
@@ -66,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("-m", "--model", help="model to select at start (converted folder, Hugging Face folder or hub id)")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    add_backend_options(ui)
     ui.set_defaults(run=run_ui)
 
     ev = sub.add_parser(
@@ -80,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--aggregation", default="first", choices=AGGREGATIONS)
     ev.add_argument("--max-length", type=int)
     ev.add_argument("--batch-size", type=int, default=8)
+    add_backend_options(ev)
     ev.set_defaults(run=run_eval)
 
     tr = sub.add_parser(
@@ -111,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.state/")
     tr.add_argument("--force", action="store_true", help="replace an existing output folder")
     tr.set_defaults(run=run_train)
+
+    bench = sub.add_parser(
+        "bench",
+        help="compare our MLX and PyTorch paths with transformers (tokens/s, memory)",
+        description="Throughput benchmark; see benchmarks/throughput.py and docs/benchmarks.md.",
+        add_help=False,
+    )
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(run=run_bench)
     return parser
 
 
@@ -138,6 +161,8 @@ def run_ner(args: argparse.Namespace) -> None:
         raise AnnoError("--model is required: no default model is embedded yet; give a converted folder or a hub id")
     ner = NER.from_pretrained(
         args.model,
+        backend=args.backend,
+        device=args.device,
         max_length=args.max_length,
         stride=args.stride,
         batch_size=args.batch_size,
@@ -158,9 +183,19 @@ def run_ui(args: argparse.Namespace) -> None:
     from .ui.app import launch
 
     try:
-        launch(args.model, host=args.host, port=args.port)
+        launch(args.model, host=args.host, port=args.port, backend=args.backend, device=args.device)
     except OSError as err:
         raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
+
+
+def run_bench(args: argparse.Namespace) -> None:
+    from .backends import TORCH_HINT, torch_available
+
+    if not torch_available():
+        raise AnnoError(f"the benchmark compares with transformers: {TORCH_HINT}")
+    from .bench import main as bench_main
+
+    bench_main([a for a in args.rest if a != "--"])
 
 
 def run_eval(args: argparse.Namespace) -> None:
@@ -171,7 +206,14 @@ def run_eval(args: argparse.Namespace) -> None:
     from .ner import NER
 
     examples = read_examples(args.data, args.format)
-    ner = NER.from_pretrained(args.model, max_length=args.max_length, batch_size=args.batch_size, aggregation=args.aggregation)
+    ner = NER.from_pretrained(
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        aggregation=args.aggregation,
+    )
     predicted = ner.batch([e.text for e in examples], progress=True)
     report = evaluate([e.spans for e in examples], [[(p.start, p.end, p.label) for p in doc] for doc in predicted])
     if args.json:
@@ -257,6 +299,9 @@ def write_text(path: Path, chunks: Iterable[str]) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the benchmark parses its own options
+        argv = ["bench", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

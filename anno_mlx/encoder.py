@@ -11,9 +11,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-import mlx.core as mx
 import numpy as np
 
+from .backends import run
 from .checkpoint import read_config
 from .errors import AnnoError
 from .models.modernbert import GLOBAL, ModelArgs
@@ -195,11 +195,13 @@ class Encoder:
         self.batch_size = batch_size
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | Path, batch_size: int = 8) -> "Encoder":
+    def from_pretrained(
+        cls, path_or_id: str | Path, batch_size: int = 8, backend: str = "auto", device: Optional[str] = None
+    ) -> "Encoder":
         from .loading import load, resolve_model
 
         folder = resolve_model(path_or_id)
-        model, tokenizer = load(folder, head="encoder")
+        model, tokenizer = load(folder, head="encoder", backend=backend, device=device)
         if tokenizer is None:
             raise AnnoError(f"{path_or_id} has no tokenizer.json; an Encoder needs one to read text")
         return cls(model, tokenizer, EncoderConfig.from_pretrained(folder), batch_size)
@@ -236,8 +238,7 @@ class Encoder:
                 n = len(encodings[i].ids)
                 ids[row, :n] = encodings[i].ids
                 mask[row, :n] = 1
-            hidden = self.model(mx.array(ids), mx.array(mask) if not mask.all() else None)
-            hidden = np.array(hidden.astype(mx.float32))
+            hidden = run(self.model, ids, None if mask.all() else mask)
             for row, i in enumerate(chunk):
                 n = len(encodings[i].ids)
                 results[i] = (hidden[row, :n], n)

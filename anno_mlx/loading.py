@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import mlx.nn as nn
-
 from .checkpoint import load_folder
 from .errors import AnnoError
 from .hub import converted_dir, download, is_hub_id
@@ -36,16 +34,26 @@ def resolve_model(path_or_id: str | Path) -> Path:
     return target
 
 
-def load(path_or_id: str | Path, head: Optional[str] = None) -> tuple[nn.Module, Optional[Tokenizer]]:
+def load(
+    path_or_id: str | Path,
+    head: Optional[str] = None,
+    backend: str = "mlx",
+    device: Optional[str] = None,
+    dtype: Optional[str] = None,
+):
     """Model and tokenizer from a converted folder, a Hugging Face folder or a hub id.
 
     `head` overrides the class from config.json: "encoder", "token-classification" or
     "masked-lm" (for example "encoder" to get hidden states from a masked-LM checkpoint).
     The model is called as `model(input_ids, attention_mask)` on `[batch, length]` arrays.
+    `backend="torch"` (or "auto") gives the PyTorch mirror of the same model, on `device`.
     """
+    from .backends import choose, to_backend
+
+    chosen = choose(backend, device)
     folder = resolve_model(path_or_id)
     model, config = load_folder(folder, head)
     tokenizer = None
     if (folder / TOKENIZER_FILE).is_file():
         tokenizer = Tokenizer.from_folder(folder, config.get("pad_token_id"))
-    return model, tokenizer
+    return to_backend(model, chosen, dtype), tokenizer

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-import mlx.core as mx
 import numpy as np
 
+from .backends import is_torch_model, run
 from .decode import AGGREGATIONS, decode, entity_types
 from .entities import Entity
 from .errors import AnnoError
@@ -72,13 +72,21 @@ class NER:
         self.min_score = float(min_score)
 
     @classmethod
-    def from_pretrained(cls, path_or_id: Optional[str | Path] = None, **options) -> "NER":
-        """A converted folder, a Hugging Face folder or a hub id of a token-classification model."""
+    def from_pretrained(
+        cls,
+        path_or_id: Optional[str | Path] = None,
+        backend: str = "auto",
+        device: Optional[str] = None,
+        dtype: Optional[str] = None,
+        **options,
+    ) -> "NER":
+        """A converted folder, a Hugging Face folder or a hub id of a token-classification model,
+        run by `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.backends`)."""
         from .loading import load
 
         if path_or_id is None:
             raise AnnoError("no model given and no default model is embedded yet; pass a model folder or hub id")
-        model, tokenizer = load(path_or_id)
+        model, tokenizer = load(path_or_id, backend=backend, device=device, dtype=dtype)
         if not hasattr(model, "classifier"):
             raise AnnoError(
                 f"{path_or_id} is not a token-classification model (it has no classifier head); "
@@ -87,6 +95,15 @@ class NER:
         if tokenizer is None:
             raise AnnoError(f"{path_or_id} has no tokenizer.json; convert it with `python -m anno_mlx convert`")
         return cls(model, tokenizer, model.args.id2label, name=str(path_or_id), **options)
+
+    @property
+    def backend(self) -> str:
+        """What runs the model, e.g. "MLX on gpu" or "PyTorch on cuda"."""
+        if is_torch_model(self.model):
+            return f"PyTorch on {next(self.model.parameters()).device.type}"
+        import mlx.core as mx
+
+        return f"MLX on {mx.default_device().type.name}"
 
     @property
     def entity_types(self) -> list[str]:
@@ -182,8 +199,7 @@ class NER:
         for i, r in enumerate(rows):
             ids[i, : len(r)] = r
             mask[i, : len(r)] = 1
-        logits = self.model(mx.array(ids), None if mask.all() else mx.array(mask))
-        probs = np.array(mx.softmax(logits.astype(mx.float32), axis=-1))
+        probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
         return [probs[i, : len(r)] for i, r in enumerate(rows)]
 
     def _check_aggregation(self, aggregation: str) -> str:

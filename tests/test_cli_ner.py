@@ -180,3 +180,13 @@ def test_cli_in_a_fresh_process(converted_model, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert all(OTHER[d["start"] : d["end"]] == d["text"] for d in json.loads(result.stdout))
+
+
+def test_backend_option_gives_the_same_entities(capsys, converted_model, files):
+    outputs = {}
+    for backend in ("mlx", "torch"):
+        out = run(capsys, "ner", "-f", str(files[0]), "-m", str(converted_model), "--format", "json", "--backend", backend, "--device", "cpu")
+        outputs[backend] = [(d["start"], d["end"], d["label"]) for d in json.loads(out)]
+    assert outputs["mlx"] == outputs["torch"]
+    assert main(["ner", "x", "-m", str(converted_model), "--backend", "mlx", "--device", "cuda"]) == 2
+    assert "use --backend torch" in capsys.readouterr().err

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import mlx.core as mx
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 import anno_mlx.tokenizer as tokenizer_module
 from anno_mlx import NER, AnnoError, Entity
+from anno_mlx.backends import run
 from anno_mlx.tiny_checkpoint import TOKENIZER_STYLES
 from anno_mlx.windows import best_window, plan_windows
 
@@ -108,8 +108,9 @@ def test_empty_and_whitespace_texts_give_nothing(ners):
     assert ner.batch(["", "Marie Curie", " "])[0] == [] and ner.batch(["", " "]) == [[], []]
 
 
-def test_batch_equals_one_at_a_time(short_context):
-    ner = NER.from_pretrained(short_context, batch_size=3)
+@pytest.mark.parametrize("backend", ["mlx", "torch"])
+def test_batch_equals_one_at_a_time(short_context, backend):
+    ner = NER.from_pretrained(short_context, batch_size=3, backend=backend)
     texts = [SAMPLE[:40], SAMPLE * 4, "", "Paris.", SAMPLE[:300], SAMPLE * 2]
     together = ner.batch(texts)
     for text, entities in zip(texts, together):
@@ -118,8 +119,9 @@ def test_batch_equals_one_at_a_time(short_context):
         np.testing.assert_allclose([e.score for e in entities], [e.score for e in alone], atol=1e-5)
 
 
-def test_long_document_windows_stitch_cleanly(short_context):
-    ner = NER.from_pretrained(short_context, stride=16)
+@pytest.mark.parametrize("backend", ["mlx", "torch"])
+def test_long_document_windows_stitch_cleanly(short_context, backend):
+    ner = NER.from_pretrained(short_context, stride=16, backend=backend)
     text = (SAMPLE * 200)[:60_000]
     tokens = ner.tokenizer.tokenize(text)
     assert len(tokens) >= 20_000
@@ -134,7 +136,7 @@ def test_long_document_windows_stitch_cleanly(short_context):
     for index in (1, len(windows) // 2, len(windows) - 2):
         start, end = windows[index]
         ids = np.concatenate([ner.prefix, tokens.ids[start:end], ner.suffix])[None]
-        single = np.array(mx.softmax(ner.model(mx.array(ids)), axis=-1))[0, len(ner.prefix) : -len(ner.suffix)]
+        single = run(ner.model, ids, None, softmax=True)[0, len(ner.prefix) : -len(ner.suffix)]
         # The tokens this window was chosen for: each has at least stride/2 context both sides.
         mine = best_window(len(tokens), windows)[start:end] == index
         assert mine.sum() >= ner.capacity // 3
@@ -149,7 +151,7 @@ def test_one_window_document_is_one_pass(short_context):
     assert len(tokens) <= ner.capacity
     (probs,), _ = ner._probabilities([tokens], progress=False)
     ids = np.concatenate([ner.prefix, tokens.ids, ner.suffix])[None]
-    single = np.array(mx.softmax(ner.model(mx.array(ids)), axis=-1))[0, len(ner.prefix) : -len(ner.suffix)]
+    single = run(ner.model, ids, None, softmax=True)[0, len(ner.prefix) : -len(ner.suffix)]
     np.testing.assert_allclose(probs, single, atol=1e-6)
 
 

@@ -68,14 +68,15 @@ def local_models() -> list[str]:
 class ModelPool:
     """Loaded models by name, shared by all sessions (the run event is serialised)."""
 
-    def __init__(self):
+    def __init__(self, backend: str = "auto", device: Optional[str] = None):
         self._models: dict[str, NER] = {}
         self._lock = threading.Lock()
+        self.backend, self.device = backend, device
 
     def get(self, name: str) -> NER:
         with self._lock:
             if name not in self._models:
-                self._models[name] = NER.from_pretrained(name)
+                self._models[name] = NER.from_pretrained(name, backend=self.backend, device=self.device)
             return self._models[name]
 
 
@@ -149,8 +150,8 @@ def show(result: Optional[Result], labels: list[str], min_score: float):
     )
 
 
-def build_app(default_model: Optional[str] = None) -> gr.Blocks:
-    pool = ModelPool()
+def build_app(default_model: Optional[str] = None, backend: str = "auto", device: Optional[str] = None) -> gr.Blocks:
+    pool = ModelPool(backend, device)
     models = local_models()
     if default_model and default_model not in models:
         models = [default_model] + models
@@ -168,13 +169,11 @@ def build_app(default_model: Optional[str] = None) -> gr.Blocks:
         except Exception as err:  # a broken model folder must not take the page down
             return None, gr.CheckboxGroup(choices=[], value=[]), f"**Could not load the model:** {type(err).__name__}: {html.escape(str(err))}"
         (analysis,) = ner.analyze([text], aggregation=aggregation, progress=True)
-        import mlx.core as mx
-
         labels = ner.entity_types
         status = (
             f"{len(analysis.entities):,} entities · {analysis.n_tokens:,} tokens · {analysis.n_windows} "
             f"window{'s' if analysis.n_windows != 1 else ''} · {analysis.seconds:.2f} s · "
-            f"MLX on {mx.default_device().type.name} · model `{html.escape(name)}`"
+            f"{ner.backend} · model `{html.escape(name)}`"
         )
         result = Result(source="document", text=text, entities=analysis.entities, labels=labels)
         return result, gr.CheckboxGroup(choices=labels, value=labels), status
@@ -220,9 +219,16 @@ def build_app(default_model: Optional[str] = None) -> gr.Blocks:
     return app
 
 
-def launch(model: Optional[str] = None, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+def launch(
+    model: Optional[str] = None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    block: bool = True,
+    backend: str = "auto",
+    device: Optional[str] = None,
+):
     """Start the app; returns the Gradio app (for tests, with block=False)."""
-    app = build_app(model)
+    app = build_app(model, backend, device)
     app.queue(default_concurrency_limit=1)  # one model run at a time; each session keeps its own result
     if block:
         print(f"anno-mlx UI: http://{host}:{port}  (Ctrl+C to stop)", flush=True)

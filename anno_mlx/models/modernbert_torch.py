@@ -1,0 +1,200 @@
+"""ModernBERT in PyTorch, mirroring `modernbert.py` (same module names, same math) for CUDA and
+CPU machines. Weights come from the MLX model that `checkpoint.load_folder` builds, so both
+backends read every folder layout through one loader. Attention uses PyTorch's fused
+`scaled_dot_product_attention`; local layers attend in bands as in the MLX model.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .modernbert import GLOBAL, LOCAL, ModelArgs
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_python": lambda x: F.gelu(x),
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+    "swish": F.silu,
+    "relu": F.relu,
+}
+
+
+def rotate(x: torch.Tensor, base: float) -> torch.Tensor:
+    """Rotary embedding, rotate-half convention, positions 0..L-1, computed in float32."""
+    L, D = x.shape[-2], x.shape[-1]
+    inv_freq = 1.0 / (base ** (torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D))
+    angles = torch.arange(L, device=x.device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    cos, sin = torch.cat([angles.cos(), angles.cos()], -1), torch.cat([angles.sin(), angles.sin()], -1)
+    x32 = x.float()
+    half = torch.cat([-x32[..., D // 2 :], x32[..., : D // 2]], -1)
+    return (x32 * cos + half * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs, layer_type: str):
+        super().__init__()
+        self.num_heads, self.head_dim = args.num_attention_heads, args.head_dim
+        self.is_local = layer_type == LOCAL
+        self.rope_base = args.local_rope_theta if self.is_local else args.global_rope_theta
+        self.half_window = args.half_window
+        self.Wqkv = nn.Linear(args.hidden_size, 3 * args.hidden_size, bias=args.attention_bias)
+        self.Wo = nn.Linear(args.hidden_size, args.hidden_size, bias=args.attention_bias)
+
+    def forward(self, x: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+        B, L, _ = x.shape
+        q, k, v = self.Wqkv(x).view(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = rotate(q, self.rope_base), rotate(k, self.rope_base)
+        if self.is_local:
+            out = banded_attention(q, k, v, valid, self.half_window)
+        else:
+            mask = None if valid is None else valid[:, None, None, :]
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.Wo(out.transpose(1, 2).reshape(B, L, -1))
+
+
+def banded_attention(q, k, v, valid: Optional[torch.Tensor], w: int) -> torch.Tensor:
+    """Token i attends to keys j with |i - j| <= w, in blocks of C = max(2w, 16) queries against
+    their C + 2w neighbouring keys; a padded query that sees no real key attends to itself."""
+    B, H, L, D = q.shape
+    C = max(2 * w, 16)
+    nb = -(-L // C)
+    if valid is None:
+        valid = torch.ones(B, L, dtype=torch.bool, device=q.device)
+
+    def keys(x):  # [B, H, L, D] -> [B, H, nb, C + 2w, D]
+        x = F.pad(x, (0, 0, w, (nb + 1) * C - L - w)).view(B, H, nb + 1, C, D)
+        return torch.cat([x[:, :, :nb], x[:, :, 1:, : 2 * w]], dim=3)
+
+    queries = F.pad(q, (0, 0, 0, nb * C - L)).view(B, H, nb, C, D)
+    key_valid = F.pad(valid, (w, (nb + 1) * C - L - w), value=False).view(B, nb + 1, C)
+    key_valid = torch.cat([key_valid[:, :nb], key_valid[:, 1:, : 2 * w]], dim=2)  # [B, nb, C+2w]
+    qi = torch.arange(C, device=q.device)[:, None]
+    kj = torch.arange(C + 2 * w, device=q.device)[None, :]
+    band = (kj - qi >= 0) & (kj - qi <= 2 * w)
+    mask = (key_valid[:, None, :, None, :] & band) | (kj - qi == w)  # [B, 1, nb, C, C+2w]
+    out = F.scaled_dot_product_attention(queries, keys(k), keys(v), attn_mask=mask)
+    return out.reshape(B, H, nb * C, D)[:, :, :L]
+
+
+class MLP(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.Wi = nn.Linear(args.hidden_size, 2 * args.intermediate_size, bias=args.mlp_bias)
+        self.Wo = nn.Linear(args.intermediate_size, args.hidden_size, bias=args.mlp_bias)
+        self.act = ACTIVATIONS[args.hidden_activation]
+
+    def forward(self, x):
+        inputs, gate = self.Wi(x).chunk(2, dim=-1)
+        return self.Wo(self.act(inputs) * gate)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, args: ModelArgs, index: int):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias) if index else nn.Identity()
+        self.attn = Attention(args, args.layer_types[index])
+        self.mlp_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+        self.mlp = MLP(args)
+
+    def forward(self, h, valid):
+        h = h + self.attn(self.attn_norm(h), valid)
+        return h + self.mlp(self.mlp_norm(h))
+
+
+class Embeddings(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+
+    def forward(self, ids):
+        return self.norm(self.tok_embeddings(ids))
+
+
+class ModernBertModel(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.embeddings = Embeddings(args)
+        self.layers = nn.ModuleList([EncoderLayer(args, i) for i in range(args.num_hidden_layers)])
+        self.final_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        valid = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            valid = attention_mask.bool()
+            valid = valid | ~valid.any(dim=1, keepdim=True)  # an all-padding row attends to its padding
+        h = self.embeddings(input_ids)
+        for layer in self.layers:
+            h = layer(h, valid)
+        return self.final_norm(h)
+
+
+class PredictionHead(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.dense = nn.Linear(args.hidden_size, args.hidden_size, bias=args.classifier_bias)
+        self.act = ACTIVATIONS[args.classifier_activation]
+        self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+
+    def forward(self, x):
+        return self.norm(self.act(self.dense(x)))
+
+
+class ModernBertForTokenClassification(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.model = ModernBertModel(args)
+        self.head = PredictionHead(args)
+        self.classifier = nn.Linear(args.hidden_size, args.num_labels)
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.classifier(self.head(self.model(input_ids, attention_mask)))
+
+
+class ModernBertForMaskedLM(nn.Module):
+    def __init__(self, args: ModelArgs):
+        super().__init__()
+        self.args = args
+        self.model = ModernBertModel(args)
+        self.head = PredictionHead(args)
+        self.decoder = nn.Linear(args.hidden_size, args.vocab_size, bias=args.decoder_bias)
+        if args.tie_word_embeddings:
+            self.decoder.weight = self.model.embeddings.tok_embeddings.weight
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.decoder(self.head(self.model(input_ids, attention_mask)))
+
+
+ARCHITECTURES = {
+    "ModernBertModel": ModernBertModel,
+    "ModernBertForTokenClassification": ModernBertForTokenClassification,
+    "ModernBertForMaskedLM": ModernBertForMaskedLM,
+}
+
+
+def from_mlx(mlx_model, dtype: torch.dtype, device: str) -> nn.Module:
+    """The same model in PyTorch, with the weights of an MLX model (quantized ones dequantized)."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.utils import dequantize_model
+
+    mlx_model = dequantize_model(mlx_model)
+    model = ARCHITECTURES[type(mlx_model).__name__](mlx_model.args)
+    state = {}
+    for key, value in tree_flatten(mlx_model.parameters()):
+        state[key] = torch.from_numpy(np.array(value.astype(mx.float32)))
+    if isinstance(model, ModernBertForMaskedLM) and model.args.tie_word_embeddings:
+        state["decoder.weight"] = state["model.embeddings.tok_embeddings.weight"]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if k != "decoder.bias"]:
+        raise RuntimeError(f"torch model does not match: missing {missing}, unexpected {unexpected}")
+    return model.to(device=device, dtype=dtype).eval()
