@@ -142,15 +142,11 @@ class NER:
         aggregation = self._check_aggregation(aggregation or self.aggregation)
         tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
         probs, plans = self._probabilities(tokens, progress)
+        found = [[] if t is None else decode(text, t, p, self.id2label, aggregation) for text, t, p in zip(texts, tokens, probs)]
         seconds = time.perf_counter() - started
         return [
-            Analysis(
-                entities=[] if toks is None else decode(text, toks, p, self.id2label, aggregation),
-                n_tokens=0 if toks is None else len(toks),
-                n_windows=0 if plan is None else len(plan),
-                seconds=seconds,
-            )
-            for text, toks, p, plan in zip(texts, tokens, probs, plans)
+            Analysis(entities, 0 if t is None else len(t), 0 if plan is None else len(plan), seconds)
+            for entities, t, plan in zip(found, tokens, plans)
         ]
 
     def _probabilities(self, documents: list[Optional[Tokens]], progress: bool) -> tuple[list, list]:
