@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="find entities in text, files or standard input",
         description="Find named entities. Give TEXT, one or more --file, or - for standard input.",
     )
-    ner.add_argument("text", nargs="?", help="text to analyse, or - to read standard input")
+    ner.add_argument("text", nargs="?", help="text to analyse, a file to read, or - to read standard input")
     ner.add_argument("-f", "--file", action="append", default=[], metavar="F", help="a UTF-8 text file (repeatable)")
     ner.add_argument("-m", "--model", help="converted model folder, Hugging Face folder or hub id")
     ner.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
@@ -259,6 +259,8 @@ def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
     documents = []
     if args.text == "-":
         documents.append(("<stdin>", decode_bytes(sys.stdin.buffer.read(), "<stdin>", args.encoding)))
+    elif args.text is not None and "\n" not in args.text and len(args.text) < 4096 and Path(args.text).is_file():
+        args.file.insert(0, args.text)  # `ner FILE` reads the file, as `ner --file FILE` does
     elif args.text is not None:
         documents.append(("<text>", args.text))
     for name in args.file:

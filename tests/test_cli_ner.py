@@ -41,7 +41,8 @@ def as_tuples(entities) -> list[tuple]:
 
 
 def test_json_is_the_pipeline_list(capsys, converted_model, expected, files):
-    out = run(capsys, "ner", "--file", str(files[0]), "--model", str(converted_model), "--format", "json")
+    out = run(capsys, "ner", "--model", str(converted_model), "--format", "json", str(files[0]))  # FILE as TEXT
+    assert out == run(capsys, "ner", "--file", str(files[0]), "--model", str(converted_model), "--format", "json")
     entities = json.loads(out)
     assert [(d["start"], d["end"], d["entity_group"], d["word"]) for d in entities] == as_tuples(expected[TEXT])
     assert all(TEXT[d["start"] : d["end"]] == d["text"] for d in entities)
