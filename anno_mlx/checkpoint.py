@@ -101,11 +101,12 @@ def _read_torch(path: Path) -> dict[str, mx.array]:
     return out
 
 
-def check_weights(model: nn.Module, weights: dict[str, mx.array], source: Path) -> None:
-    """Name the missing, unexpected and mis-shaped keys in one line each."""
+def check_weights(model: nn.Module, weights: dict[str, mx.array], source: Path, may_lack: tuple[str, ...] = ()) -> None:
+    """Name the missing, unexpected and mis-shaped keys in one line each; keys starting with
+    `may_lack` may be missing (a new classifier the caller initialises)."""
     expected = dict(tree_flatten(model.parameters()))
     unexpected = sorted(weights.keys() - expected.keys())
-    missing = sorted(expected.keys() - weights.keys())
+    missing = sorted(k for k in expected.keys() - weights.keys() if not k.startswith(may_lack))
 
     def names(keys: list[str]) -> str:
         return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
@@ -115,7 +116,7 @@ def check_weights(model: nn.Module, weights: dict[str, mx.array], source: Path) 
     if unexpected:
         raise AnnoError(f"weights in {source} have {len(unexpected)} keys the model does not use: {names(unexpected)}")
     for key, value in expected.items():
-        if weights[key].shape != value.shape:
+        if key in weights and weights[key].shape != value.shape:
             raise AnnoError(
                 f"weight {key} in {source} has shape {tuple(weights[key].shape)}, "
                 f"but config.json implies {tuple(value.shape)}"

@@ -51,6 +51,12 @@ def entity_types(id2label: dict[int, str]) -> list[str]:
     return types
 
 
+def check_aggregation(aggregation: str) -> str:
+    if aggregation not in AGGREGATIONS:
+        raise AnnoError(f"aggregation {aggregation!r} is unknown; choose one of {', '.join(AGGREGATIONS)}")
+    return aggregation
+
+
 def decode(
     text: str,
     tokens: Tokens,
@@ -59,8 +65,7 @@ def decode(
     aggregation: str = "first",
 ) -> list[Entity]:
     """Entities of `text` from per-token probabilities `probs` [n_tokens, n_labels]."""
-    if aggregation not in AGGREGATIONS:
-        raise AnnoError(f"aggregation {aggregation!r} is unknown; choose one of {', '.join(AGGREGATIONS)}")
+    check_aggregation(aggregation)
     keep = np.flatnonzero(tokens.content)
     if len(keep) == 0:
         return []

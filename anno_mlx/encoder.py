@@ -174,15 +174,13 @@ class EncoderConfig:
 
 
 def _tokenizer_special_ids(folder: Path) -> tuple:
+    """(unk, cls, sep, pad, mask) from the folder's tokenizer, where it has one."""
     from .tokenizer import TOKENIZER_FILE, Tokenizer
 
     if not (folder / TOKENIZER_FILE).is_file():
         return (None,) * 5
-    backend = Tokenizer.from_folder(folder).backend
-    return tuple(
-        next((backend.token_to_id(t) for t in names if backend.token_to_id(t) is not None), None)
-        for names in (("[UNK]", "<unk>"), ("[CLS]", "<cls>", "<s>"), ("[SEP]", "<sep>", "</s>"), ("[PAD]", "<pad>"), ("[MASK]", "<mask>"))
-    )
+    ids = Tokenizer.from_folder(folder).special_ids()
+    return tuple(ids[name] for name in ("unk", "cls", "sep", "pad", "mask"))
 
 
 class Encoder:

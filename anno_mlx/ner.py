@@ -11,7 +11,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .backends import is_torch_model, run
-from .decode import AGGREGATIONS, decode, entity_types
+from .decode import check_aggregation, decode, entity_types
 from .entities import Entity
 from .errors import AnnoError
 from .tokenizer import Tokenizer, Tokens
@@ -67,7 +67,7 @@ class NER:
         if batch_size < 1:
             raise AnnoError(f"batch_size must be at least 1, not {batch_size}")
         self.batch_size = batch_size
-        self.aggregation = self._check_aggregation(aggregation)
+        self.aggregation = check_aggregation(aggregation)
         self.labels = self._check_labels(labels)
         self.min_score = float(min_score)
 
@@ -139,7 +139,7 @@ class NER:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise AnnoError(f"text {i} is a {type(text).__name__}, not a string")
-        aggregation = self._check_aggregation(aggregation or self.aggregation)
+        aggregation = check_aggregation(aggregation or self.aggregation)
         tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
         probs, plans = self._probabilities(tokens, progress)
         found = [[] if t is None else decode(text, t, p, self.id2label, aggregation) for text, t, p in zip(texts, tokens, probs)]
@@ -197,11 +197,6 @@ class NER:
             mask[i, : len(r)] = 1
         probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
         return [probs[i, : len(r)] for i, r in enumerate(rows)]
-
-    def _check_aggregation(self, aggregation: str) -> str:
-        if aggregation not in AGGREGATIONS:
-            raise AnnoError(f"aggregation {aggregation!r} is unknown; choose one of {', '.join(AGGREGATIONS)}")
-        return aggregation
 
     def _check_labels(self, labels: Optional[Iterable[str]]) -> Optional[set[str]]:
         if labels is None:

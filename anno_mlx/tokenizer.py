@@ -25,18 +25,31 @@ class Tokenizer:
         backend.no_padding()
         backend.no_truncation()
         self.backend = backend
-        self.pad_token_id = pad_token_id if pad_token_id is not None else _first_id(backend, "[PAD]", "<pad>")
+        self.pad_token_id = pad_token_id if pad_token_id is not None else (self.special_ids()["pad"] or 0)
+
+    @classmethod
+    def from_file(cls, path: str | Path, pad_token_id: Optional[int] = None) -> "Tokenizer":
+        try:
+            backend = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as err:  # tokenizers raises its own exception type with varying texts
+            raise AnnoError(f"{path} is not a readable tokenizer ({err})") from None
+        return cls(backend, pad_token_id)
 
     @classmethod
     def from_folder(cls, folder: str | Path, pad_token_id: Optional[int] = None) -> "Tokenizer":
         path = Path(folder) / TOKENIZER_FILE
         if not path.is_file():
             raise AnnoError(f"{folder} has no {TOKENIZER_FILE}; convert the model with `python -m anno_mlx convert`")
-        try:
-            backend = tokenizers.Tokenizer.from_file(str(path))
-        except Exception as err:  # tokenizers raises its own exception type with varying texts
-            raise AnnoError(f"{path} is not a readable tokenizer ({err})") from None
-        return cls(backend, pad_token_id)
+        return cls.from_file(path, pad_token_id)
+
+    def special_ids(self) -> dict[str, Optional[int]]:
+        """Ids of the unk/cls/sep/pad/mask tokens under their BERT or SentencePiece names
+        (None where the vocabulary has none); they differ from model to model."""
+        ids = {}
+        for name, tokens in SPECIAL_NAMES.items():
+            found = (self.backend.token_to_id(t) for t in tokens)
+            ids[name] = next((i for i in found if i is not None), None)
+        return ids
 
     def encode(self, text: str, add_special_tokens: bool = True) -> tokenizers.Encoding:
         """Token ids and `offsets` (Python string indices into `text`) of one text."""
@@ -116,6 +129,13 @@ class Tokens:
 
 
 MODERNBERT_SPECIAL_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+SPECIAL_NAMES = {
+    "unk": ("[UNK]", "<unk>"),
+    "cls": ("[CLS]", "<cls>", "<s>"),
+    "sep": ("[SEP]", "<sep>", "</s>"),
+    "pad": ("[PAD]", "<pad>"),
+    "mask": ("[MASK]", "<mask>"),
+}
 
 
 def train_bpe(texts, vocab_size: int) -> tokenizers.Tokenizer:
@@ -200,10 +220,3 @@ def word_starts(text: str, offsets: np.ndarray, words: np.ndarray) -> tuple[np.n
         starts[here] = new_word & ~same_piece
     return content, starts
 
-
-def _first_id(backend: tokenizers.Tokenizer, *tokens: str) -> int:
-    for token in tokens:
-        token_id = backend.token_to_id(token)
-        if token_id is not None:
-            return token_id
-    return 0

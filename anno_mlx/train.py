@@ -28,7 +28,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from .checkpoint import read_config, read_weights, save_folder
+from .checkpoint import check_weights, read_config, read_weights, save_folder
 from .datasets import Example, entity_types_of, read_examples
 from .errors import AnnoError
 from .metrics import evaluate
@@ -134,9 +134,7 @@ def build_model(
             raise AnnoError(f"--config {config_file} is not a readable JSON file ({err})") from None
         config.setdefault("model_type", "modernbert")
         config["vocab_size"] = tokenizer.vocab_size
-        for name, token in (("pad", "[PAD]"), ("cls", "[CLS]"), ("sep", "[SEP]"), ("mask", "[MASK]"), ("unk", "[UNK]")):
-            if tokenizer.backend.token_to_id(token) is not None:
-                config[f"{name}_token_id"] = tokenizer.backend.token_to_id(token)
+        config.update({f"{name}_token_id": i for name, i in tokenizer.special_ids().items() if i is not None})
     if config.get("model_type") != "modernbert":
         raise AnnoError(f"model_type {config.get('model_type')!r} cannot be trained; only modernbert")
     config.update(
@@ -157,14 +155,8 @@ def build_model(
         weights = model.sanitize(read_weights(base))
         same_labels = {int(k): v for k, v in (read_config(base).get("id2label") or {}).items()} == id2label
         weights = {k: v for k, v in weights.items() if same_labels or not k.startswith("classifier.")}
-        expected = dict(tree_flatten(model.parameters()))
-        missing = sorted(k for k in expected.keys() - weights.keys() if not k.startswith("classifier."))
-        if missing:
-            raise AnnoError(f"{base} lacks weights the encoder needs: {', '.join(missing[:5])}")
-        for key in weights.keys() & expected.keys():
-            if weights[key].shape != expected[key].shape:
-                raise AnnoError(f"weight {key} in {base} has shape {tuple(weights[key].shape)}, expected {tuple(expected[key].shape)}")
-        model.load_weights([(k, v) for k, v in weights.items() if k in expected], strict=False)
+        check_weights(model, weights, base, may_lack=("classifier.",))
+        model.load_weights(list(weights.items()), strict=False)
     model.set_dtype(mx.float32)
     return model, config
 
@@ -289,12 +281,7 @@ def _tokenizer(model, tokenizer_file, examples, settings: TrainSettings, state_d
         return Tokenizer(backend)
     if not path.is_file():
         raise AnnoError(f"no tokenizer at {path}; give --tokenizer tokenizer.json")
-    import tokenizers
-
-    try:
-        return Tokenizer(tokenizers.Tokenizer.from_file(str(path)))
-    except Exception as err:
-        raise AnnoError(f"{path} is not a readable tokenizer ({err})") from None
+    return Tokenizer.from_file(path)
 
 
 def _save_state(state_dir: Path, model, optimizer, epoch: int, best: dict) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from anno_mlx import NER
-from anno_mlx.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

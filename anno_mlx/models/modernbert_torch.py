@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modernbert import GLOBAL, LOCAL, ModelArgs
+from .modernbert import LOCAL, ModelArgs
 
 ACTIVATIONS = {
     "gelu": lambda x: F.gelu(x),
