@@ -77,8 +77,18 @@ def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
 
 def to_backend(mlx_model, backend: Backend, dtype: Optional[str] = None):
     """The model for `backend`: the MLX model itself, or its PyTorch mirror (bfloat16 on CUDA
-    unless `dtype` says otherwise, float32 elsewhere)."""
+    unless `dtype` says otherwise, float32 elsewhere). On MLX's CPU backend, float16/bfloat16
+    weights are computed in float32 unless `dtype` says otherwise: it has no fast half-precision
+    matrix products (a float16 model ran ~10x slower than the same model in float32)."""
     if backend.name == "mlx":
+        import mlx.core as mx
+        import mlx.nn as nn
+
+        quantized = any(isinstance(m, nn.QuantizedLinear) for _, m in mlx_model.named_modules())
+        if dtype is None and backend.device == "cpu" and not quantized:
+            dtype = "float32"
+        if dtype is not None and not quantized:
+            mlx_model.set_dtype(getattr(mx, dtype))
         return mlx_model
     import torch
 

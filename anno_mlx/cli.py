@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ner.add_argument("text", nargs="?", help="text to analyse, a file to read, or - to read standard input")
     ner.add_argument("-f", "--file", action="append", default=[], metavar="F", help="a UTF-8 text file (repeatable)")
-    ner.add_argument("-m", "--model", help="converted model folder, Hugging Face folder or hub id")
+    ner.add_argument("-m", "--model", help="converted model folder, Hugging Face folder or hub id (default: the built-in model)")
     ner.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
     ner.add_argument("-o", "--output", help="write here instead of standard output")
     ner.add_argument("--labels", help="only these entity types, comma-separated (e.g. PER,ORG)")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the local web app",
         description="Start the web app on this computer (no share link; nothing leaves the machine).",
     )
-    ui.add_argument("-m", "--model", help="model to select at start (converted folder, Hugging Face folder or hub id)")
+    ui.add_argument("-m", "--model", help="model to select at start (converted folder, Hugging Face folder or hub id; default: the built-in model)")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     add_backend_options(ui)
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure a model on labelled data (precision, recall, F1)",
         description="Entity-level precision, recall and F1 (strict, exact, partial, type) of a model on CoNLL or JSONL data.",
     )
-    ev.add_argument("-m", "--model", required=True, help="model folder or hub id")
+    ev.add_argument("-m", "--model", help="model folder or hub id (default: the built-in model)")
     ev.add_argument("--data", required=True, help="labelled data (CoNLL columns, or JSONL with character offsets)")
     ev.add_argument("--format", choices=["conll", "jsonl"], help="data format (default: from the extension)")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser(
         "train",
-        help="fine-tune (or train from scratch) a token-classification model in MLX",
+        help="fine-tune (or train from scratch) a token-classification model (MLX or PyTorch)",
         description="Fine-tune a ModernBERT checkpoint for NER on CoNLL or JSONL data, or train one from a fresh --config.",
     )
     start = tr.add_mutually_exclusive_group(required=True)
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=defaults.seed)
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.state/")
     tr.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_backend_options(tr)
     tr.set_defaults(run=run_train)
 
     bench = sub.add_parser(
@@ -157,8 +158,6 @@ def run_ner(args: argparse.Namespace) -> None:
     from .render import render_chunks
 
     documents = read_inputs(args)
-    if args.model is None:
-        raise AnnoError("--model is required: no default model is embedded yet; give a converted folder or a hub id")
     ner = NER.from_pretrained(
         args.model,
         backend=args.backend,
@@ -249,6 +248,8 @@ def run_train(args: argparse.Namespace) -> None:
         settings=settings,
         resume=args.resume,
         force=args.force,
+        backend=args.backend,
+        device=args.device,
     )
     best = summary["best"]
     print(f"wrote {args.output} (epoch {best['epoch']}" + (f", dev F1 {best['f1']:.4f})" if args.dev else ")"))

@@ -135,16 +135,20 @@ def _group(text: str, labels: list[int], scores: list[float], begins: list[int],
     return entities
 
 
+TRAILING_SEPARATORS = ",;:\u060c\u3001\uff0c\uff1b\uff1a"  # ASCII, Arabic comma, CJK/fullwidth
+
+
 def _make_entity(text: str, kind: str, score: float, start: int, end: int, before: list[Entity]) -> Optional[Entity]:
-    """Trim whitespace, keep combining marks with their base character, never overlap the
-    previous entity; None when nothing is left."""
+    """Trim whitespace and trailing separators (`,`, `;`, `:`, which a subword token can carry
+    past an entity's last word, as in "40.1%,"), keep combining marks with their base
+    character, never overlap the previous entity; None when nothing is left."""
     if before:
         start = max(start, before[-1].end)
     while end < len(text) and unicodedata.category(text[end]).startswith("M"):
         end += 1
     while start < end and (text[start].isspace() or unicodedata.category(text[start]).startswith("M")):
         start += 1
-    while end > start and text[end - 1].isspace():
+    while end > start and (text[end - 1].isspace() or text[end - 1] in TRAILING_SEPARATORS):
         end -= 1
     if start >= end:
         return None

@@ -12,12 +12,19 @@ from .hub import converted_dir, download, is_hub_id
 from .tokenizer import TOKENIZER_FILE, Tokenizer
 
 
-def resolve_model(path_or_id: str | Path) -> Path:
-    """A local model folder for `path_or_id`.
+DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
+
+
+def resolve_model(path_or_id: Optional[str | Path]) -> Path:
+    """A local model folder for `path_or_id` (None: the embedded default model).
 
     A hub id is converted on first use into `converted_dir(id)` (from huggingface_hub's cache,
     downloading if allowed) and read from there afterwards, with no network.
     """
+    if path_or_id is None:
+        if not (DEFAULT_MODEL / "config.json").is_file():
+            raise AnnoError(f"the embedded default model is missing from {DEFAULT_MODEL}; reinstall anno-mlx or pass a model")
+        return DEFAULT_MODEL
     path = Path(path_or_id).expanduser()
     if path.exists():
         return path
@@ -35,13 +42,14 @@ def resolve_model(path_or_id: str | Path) -> Path:
 
 
 def load(
-    path_or_id: str | Path,
+    path_or_id: Optional[str | Path] = None,
     head: Optional[str] = None,
     backend: str = "mlx",
     device: Optional[str] = None,
     dtype: Optional[str] = None,
 ):
-    """Model and tokenizer from a converted folder, a Hugging Face folder or a hub id.
+    """Model and tokenizer from a converted folder, a Hugging Face folder or a hub id (None:
+    the embedded default model).
 
     `head` overrides the class from config.json: "encoder", "token-classification" or
     "masked-lm" (for example "encoder" to get hidden states from a masked-LM checkpoint).

@@ -17,7 +17,8 @@ from .errors import AnnoError
 from .tokenizer import Tokenizer, Tokens
 from .windows import best_window, default_stride, plan_windows
 
-TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
+TOKENS_PER_BATCH_ITEM = 512
+DEFAULT_NAME = "default model (built in)"  # a batch holds batch_size short windows, or fewer long ones
 
 
 @dataclass
@@ -80,13 +81,14 @@ class NER:
         dtype: Optional[str] = None,
         **options,
     ) -> "NER":
-        """A converted folder, a Hugging Face folder or a hub id of a token-classification model,
-        run by `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.backends`)."""
+        """A converted folder, a Hugging Face folder or a hub id of a token-classification model
+        (None: the embedded default model, see anno_mlx/default_model/MODEL_CARD.md), run by
+        `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.backends`)."""
         from .loading import load
 
-        if path_or_id is None:
-            raise AnnoError("no model given and no default model is embedded yet; pass a model folder or hub id")
         model, tokenizer = load(path_or_id, backend=backend, device=device, dtype=dtype)
+        if path_or_id is None:
+            path_or_id = DEFAULT_NAME
         if not hasattr(model, "classifier"):
             raise AnnoError(
                 f"{path_or_id} is not a token-classification model (it has no classifier head); "

@@ -1,9 +1,14 @@
-"""Token-classification fine-tuning (or training from scratch) in MLX.
+"""Token-classification fine-tuning (or training from scratch), in MLX or PyTorch.
 
 Data -> tokens with word starts (the same `Tokenizer.tokenize` inference uses) -> IOB2 labels on
 the first token of each word (other tokens are ignored by the loss) -> length-grouped batches ->
 AdamW with linear warm-up and decay, gradient clipping -> evaluation on the dev set each epoch
 with the NER pipeline itself, keeping the best model in the output folder.
+
+One loop serves both backends; only the optimisation step differs (`MLXStep`, `TorchStep`): the
+PyTorch one trains the mirror model of `models/modernbert_torch.py` (on CUDA in bfloat16 autocast
+with float32 weights), and its weights are copied back into the MLX model before each save, so
+the output folder is the same either way.
 
 After every epoch the full training state (weights, optimizer, epoch, best score, tokenizer) is
 written next to the output (`OUT.state/`), so `--resume` continues an interrupted run and ends
@@ -28,6 +33,7 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
+from .backends import choose
 from .checkpoint import check_weights, read_config, read_weights, save_folder
 from .datasets import Example, entity_types_of, read_examples
 from .errors import AnnoError
@@ -94,7 +100,7 @@ def encode(examples: list[Example], tokenizer: Tokenizer, label2id: dict[str, in
 
 
 def batches(rows, batch_size: int, seed: int, epoch: int, pad_id: int):
-    """Length-grouped batches in an order fixed by (seed, epoch) alone."""
+    """Length-grouped numpy batches (ids, mask, labels) in an order fixed by (seed, epoch) alone."""
     rng = np.random.default_rng([seed, epoch])
     order = np.argsort([len(ids) + rng.random() for ids, _ in rows], kind="stable")
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -106,7 +112,15 @@ def batches(rows, batch_size: int, seed: int, epoch: int, pad_id: int):
         mask = np.zeros((len(chosen), width), dtype=np.int32)
         for r, (i, lab) in enumerate(chosen):
             ids[r, : len(i)], labels[r, : len(lab)], mask[r, : len(i)] = i, lab, 1
-        yield mx.array(ids), mx.array(mask), mx.array(labels)
+        yield ids, mask, labels
+
+
+def learning_rate(step: int, settings: TrainSettings, total: int) -> float:
+    """Linear warm-up from 0 over `settings.warmup` of the steps, then linear decay to 0."""
+    warmup = max(int(settings.warmup * total), 1)
+    if step < warmup:
+        return settings.learning_rate * step / warmup
+    return settings.learning_rate * max(total - step, 0) / max(total - warmup, 1)
 
 
 def loss_fn(model, ids, mask, labels):
@@ -114,6 +128,109 @@ def loss_fn(model, ids, mask, labels):
     valid = labels != IGNORE
     losses = nn.losses.cross_entropy(logits, mx.where(valid, labels, 0), reduction="none")
     return (losses * valid).sum() / mx.maximum(valid.sum(), 1)
+
+
+class MLXStep:
+    """AdamW steps on the MLX model itself."""
+
+    def __init__(self, net, settings: TrainSettings, total: int):
+        self.net = net
+        self.settings = settings
+        self.optimizer = optim.AdamW(
+            learning_rate=lambda step: mx.array(learning_rate(int(step), settings, total), dtype=mx.float32),
+            weight_decay=settings.weight_decay,
+            bias_correction=True,  # standard AdamW, as PyTorch has it
+        )
+        self.value_and_grad = nn.value_and_grad(net, loss_fn)
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> float:
+        loss, grads = self.value_and_grad(self.net, mx.array(ids), mx.array(mask), mx.array(labels))
+        grads, _ = optim.clip_grad_norm(grads, self.settings.max_grad_norm)
+        self.optimizer.update(self.net, grads)
+        mx.eval(loss, self.net.parameters(), self.optimizer.state)
+        return loss.item()
+
+    def model(self):
+        """The model to evaluate with."""
+        return self.net
+
+    def sync(self) -> None:
+        """Bring the MLX model up to date (it is the one trained)."""
+
+    def save_state(self, folder: Path) -> None:
+        arrays = {f"model.{k}": v for k, v in tree_flatten(self.net.parameters())}
+        arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(self.optimizer.state) if isinstance(v, mx.array)})
+        tmp = folder / "state.safetensors.tmp.safetensors"
+        mx.save_safetensors(str(tmp), arrays)
+        tmp.replace(folder / "state.safetensors")
+
+    def load_state(self, folder: Path) -> None:
+        arrays = mx.load(str(folder / "state.safetensors"))
+        self.net.load_weights([(k[len("model.") :], v) for k, v in arrays.items() if k.startswith("model.")], strict=True)
+        self.optimizer.init(self.net.trainable_parameters())
+        self.optimizer.state = tree_unflatten([(k[len("optimizer.") :], v) for k, v in arrays.items() if k.startswith("optimizer.")])
+
+
+class TorchStep:
+    """AdamW steps on the PyTorch mirror of the MLX model (same weights, same math)."""
+
+    def __init__(self, net, settings: TrainSettings, total: int, device: str):
+        import torch
+
+        from .models.modernbert_torch import from_mlx
+
+        self.torch = torch
+        self.net = net
+        self.settings = settings
+        self.device = device
+        self.mirror = from_mlx(net, torch.float32, device).train()
+        self.optimizer = torch.optim.AdamW(
+            self.mirror.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, eps=1e-8
+        )
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: learning_rate(step, settings, total) / settings.learning_rate
+        )
+        # bfloat16 matrix work on CUDA, float32 weights and optimizer state.
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else None
+
+    def __call__(self, ids: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> float:
+        torch = self.torch
+        ids_t, mask_t, labels_t = (torch.from_numpy(a.astype(np.int64)).to(self.device) for a in (ids, mask, labels))
+        self.mirror.train()
+        if self.autocast is not None:
+            with self.autocast:
+                logits = self.mirror(ids_t, mask_t)
+        else:
+            logits = self.mirror(ids_t, mask_t)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels_t.flatten(), ignore_index=IGNORE)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.mirror.parameters(), self.settings.max_grad_norm)
+        self.optimizer.step()
+        self.schedule.step()
+        return float(loss.item())
+
+    def model(self):
+        return self.mirror.eval()
+
+    def sync(self) -> None:
+        """Copy the trained weights into the MLX model, which is what gets saved."""
+        state = self.mirror.state_dict()
+        self.net.load_weights([(k, mx.array(v.detach().float().cpu().numpy())) for k, v in state.items()], strict=True)
+
+    def save_state(self, folder: Path) -> None:
+        tmp = folder / "state.pt.tmp"
+        self.torch.save(
+            {"model": self.mirror.state_dict(), "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}, tmp
+        )
+        tmp.replace(folder / "state.pt")
+
+    def load_state(self, folder: Path) -> None:
+        state = self.torch.load(folder / "state.pt", map_location=self.device, weights_only=True)
+        self.mirror.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.sync()
 
 
 def build_model(
@@ -174,11 +291,15 @@ def train(
     settings: TrainSettings = TrainSettings(),
     resume: bool = False,
     force: bool = False,
+    backend: str = "auto",
+    device: Optional[str] = None,
     on_epoch_end: Optional[Callable[[int, dict], None]] = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> dict[str, Any]:
-    """Train and write the best model to `out` (a normal model folder). `on_epoch_end(epoch,
-    summary)` runs after each epoch's state is saved. Returns the final summary."""
+    """Train and write the best model to `out` (a normal model folder). `backend`/`device` as for
+    inference (`auto`: MLX on Apple Silicon, PyTorch on CUDA or other CPUs when installed).
+    `on_epoch_end(epoch, summary)` runs after each epoch's state is saved. Returns the final
+    summary."""
     out = Path(out).expanduser()
     state_dir = out.parent / f"{out.name}.state"
     if (model is None) == (config is None):
@@ -187,6 +308,7 @@ def train(
         raise AnnoError(f"{out} already exists; pass --force to replace it (or --resume to continue)")
     if resume and not (state_dir / "state.json").is_file():
         raise AnnoError(f"nothing to resume: {state_dir} holds no training state")
+    chosen = choose(backend, device)
     train_examples = read_examples(train_file, data_format)
     dev_examples = read_examples(dev_file, data_format) if dev_file else None
 
@@ -204,28 +326,20 @@ def train(
     rows = encode(train_examples, tokenizer, label2id, max_length)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     total = steps_per_epoch * settings.epochs
-    warmup = int(settings.warmup * total)
-    schedule = optim.join_schedules(
-        [optim.linear_schedule(0.0, settings.learning_rate, max(warmup, 1)), optim.linear_schedule(settings.learning_rate, 0.0, max(total - warmup, 1))],
-        [max(warmup, 1)],
-    )
-    optimizer = optim.AdamW(learning_rate=schedule, weight_decay=settings.weight_decay)
+    step = TorchStep(net, settings, total, chosen.device) if chosen.name == "torch" else MLXStep(net, settings, total)
 
     first_epoch, best = 0, {"f1": -1.0, "epoch": None}
     if resume:
-        first_epoch, best = _load_state(state_dir, net, optimizer)
+        state = json.loads((state_dir / "state.json").read_text())
+        if state.get("backend", "mlx") != chosen.name:
+            raise AnnoError(f"{state_dir} was written by the {state.get('backend', 'mlx')} backend; resume with --backend {state.get('backend', 'mlx')}")
+        step.load_state(state_dir)
+        first_epoch, best = state["epoch"], state["best"]
         log(f"resuming after epoch {first_epoch} (best dev F1 so far {best['f1']:.4f})")
     else:
         state_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.backend.save(str(state_dir / TOKENIZER_FILE))
-
-    value_and_grad = nn.value_and_grad(net, loss_fn)
-
-    def step(ids, mask, labels):
-        loss, grads = value_and_grad(net, ids, mask, labels)
-        grads, _ = optim.clip_grad_norm(grads, settings.max_grad_norm)
-        optimizer.update(net, grads)
-        return loss
+    log(f"training on {chosen}: {len(rows):,} rows, {steps_per_epoch:,} steps per epoch")
 
     from tqdm import tqdm
 
@@ -235,26 +349,28 @@ def train(
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, leave=False, mininterval=0.5)
         for ids, mask, labels_batch in batches(rows, settings.batch_size, settings.seed, epoch, tokenizer.pad_token_id):
             loss = step(ids, mask, labels_batch)
-            mx.eval(loss, net.parameters(), optimizer.state)
-            seen += int(mask.sum().item())
-            total_loss += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.4f}", tokens_per_s=f"{seen / (time.perf_counter() - started):.0f}")
+            seen += int(mask.sum())
+            total_loss += loss
+            bar.set_postfix(loss=f"{loss:.4f}", tokens_per_s=f"{seen / (time.perf_counter() - started):.0f}", refresh=False)
             bar.update(1)
         bar.close()
-        summary = {"epoch": epoch + 1, "loss": total_loss / steps_per_epoch, "seconds": time.perf_counter() - started}
+        summary = {"epoch": epoch + 1, "loss": total_loss / steps_per_epoch, "seconds": time.perf_counter() - started, "tokens": seen}
         if dev_examples is not None:
-            summary["dev"] = score(net, tokenizer, label_list, dev_examples, max_length)
+            summary["dev"] = score(step.model(), tokenizer, label_list, dev_examples, max_length)
             f1 = summary["dev"]["strict"]["micro"]["f1"]
         else:
             f1 = -summary["loss"]  # without dev data the last epoch is kept
         improved = f1 > best["f1"] or dev_examples is None
         if improved:
             best = {"f1": f1, "epoch": epoch + 1}
+            step.sync()
             model_config["anno_mlx"] = {"format": 1, "trained": {**asdict(settings), "epoch": epoch + 1, "dev_f1": f1 if dev_examples else None}}
             save_folder(net, model_config, out, {TOKENIZER_FILE: state_dir / TOKENIZER_FILE})
-        _save_state(state_dir, net, optimizer, epoch + 1, best)
+        step.save_state(state_dir)
+        (state_dir / "state.json.tmp").write_text(json.dumps({"epoch": epoch + 1, "best": best, "backend": chosen.name}))
+        (state_dir / "state.json.tmp").replace(state_dir / "state.json")
         dev_text = f", dev F1 {f1:.4f}{' (best)' if improved else ''}" if dev_examples is not None else ""
-        log(f"epoch {epoch + 1}: loss {summary['loss']:.4f}{dev_text}, {summary['seconds']:.1f} s")
+        log(f"epoch {epoch + 1}: loss {summary['loss']:.4f}{dev_text}, {summary['seconds']:.1f} s ({seen / summary['seconds']:,.0f} tokens/s)")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, summary)
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -282,23 +398,3 @@ def _tokenizer(model, tokenizer_file, examples, settings: TrainSettings, state_d
     if not path.is_file():
         raise AnnoError(f"no tokenizer at {path}; give --tokenizer tokenizer.json")
     return Tokenizer.from_file(path)
-
-
-def _save_state(state_dir: Path, model, optimizer, epoch: int, best: dict) -> None:
-    arrays = {f"model.{k}": v for k, v in tree_flatten(model.parameters())}
-    arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(optimizer.state) if isinstance(v, mx.array)})
-    tmp = state_dir / "state.safetensors.tmp.safetensors"
-    mx.save_safetensors(str(tmp), arrays)
-    tmp.replace(state_dir / "state.safetensors")
-    (state_dir / "state.json.tmp").write_text(json.dumps({"epoch": epoch, "best": best}))
-    (state_dir / "state.json.tmp").replace(state_dir / "state.json")
-
-
-def _load_state(state_dir: Path, model, optimizer) -> tuple[int, dict]:
-    state = json.loads((state_dir / "state.json").read_text())
-    arrays = mx.load(str(state_dir / "state.safetensors"))
-    model.load_weights([(k[len("model.") :], v) for k, v in arrays.items() if k.startswith("model.")], strict=True)
-    optimizer.init(model.trainable_parameters())
-    opt = [(k[len("optimizer.") :], v) for k, v in arrays.items() if k.startswith("optimizer.")]
-    optimizer.state = tree_unflatten(opt)
-    return state["epoch"], state["best"]

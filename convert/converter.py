@@ -125,7 +125,8 @@ def convert(
                 q_bits,
                 quant_predicate=lambda path, module: not path.startswith(NOT_QUANTIZED),
             )
-    config["anno_mlx"] = {"format": 1, "source": source_name or str(src), "dtype": dtype or "as-source"}
+    # Provenance: what an earlier step recorded (e.g. how `train` made the model) is kept.
+    config["anno_mlx"] = {**(config.get("anno_mlx") or {}), "format": 1, "source": source_name or str(src), "dtype": dtype or "as-source"}
 
     with tempfile.TemporaryDirectory() as scratch:
         save_folder(model, config, dst, _tokenizer_files(src_path, Path(scratch)))

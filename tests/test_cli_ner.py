@@ -191,3 +191,14 @@ def test_backend_option_gives_the_same_entities(capsys, converted_model, files):
     assert outputs["mlx"] == outputs["torch"]
     assert main(["ner", "x", "-m", str(converted_model), "--backend", "mlx", "--device", "cuda"]) == 2
     assert "use --backend torch" in capsys.readouterr().err
+
+
+def test_ner_without_a_model_uses_the_built_in_one():
+    """The README's first command: a fresh interpreter, no --model, real entities."""
+    import subprocess
+    import sys
+
+    text = "Marie Curie moved from Warsaw to Paris in 1891."
+    out = subprocess.run([sys.executable, "-m", "anno_mlx", "ner", "--format", "json", text], capture_output=True, text=True, check=True).stdout
+    found = {(e["word"], e["entity_group"]) for e in json.loads(out)}
+    assert {("Warsaw", "GPE"), ("Paris", "GPE"), ("1891", "DATE")} <= found, found

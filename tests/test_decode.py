@@ -138,3 +138,15 @@ def test_labels_parse():
     assert parse_label("U-LOC") == ("S", "LOC") and parse_label("L-LOC") == ("E", "LOC")
     assert parse_label("O") == (None, None) and parse_label("PERSON") == (None, "PERSON")
     assert entity_types(dict(enumerate(BIOES))) == ["PER", "LOC"]
+
+
+def test_a_separator_carried_by_the_last_token_is_trimmed():
+    text = "rose 40.1%, then Paris:"
+    pieces = [(0, 4, 0), (4, 9, 1), (9, 11, 1), (11, 16, 2), (16, 22, 3), (22, 23, 3)]  # "%," is one token
+    id2label = dict(enumerate(IOB))
+    probs = probs_for(IOB, ["O", "B-LOC", "I-LOC", "O", "B-PER", "I-PER"])
+    entities = decode(text, tokens_of(text, pieces), probs, id2label, "simple")
+    assert [(e.text, e.start, e.end) for e in entities] == [("40.1%", 5, 10), ("Paris", 17, 22)]
+    assert all(text[e.start : e.end] == e.text for e in entities)
+    # A span that is nothing but a separator gives no entity.
+    assert decode(", x", tokens_of(", x", [(0, 1, 0), (1, 3, 1)]), probs_for(IOB, ["B-PER", "O"]), id2label, "simple") == []

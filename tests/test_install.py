@@ -23,6 +23,10 @@ def test_wheel_installs_only_under_anno_mlx(tmp_path):
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"anno_mlx"}
     assert "anno_mlx/convert/converter.py" in names and "anno_mlx/ui/__init__.py" in names
+    # The embedded default model ships inside the package, within its 30 MB budget.
+    model = {n: i.file_size for n, i in ((i.filename, i) for i in zipfile.ZipFile(wheel).infolist()) if n.startswith("anno_mlx/default_model/")}
+    assert {f"anno_mlx/default_model/{f}" for f in ("config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md")} <= set(model)
+    assert sum(model.values()) <= 30_000_000
 
 
 def blas_libraries(env_value: str | None) -> str:

@@ -186,7 +186,27 @@ def test_bad_settings_and_models(short_context, make_checkpoint):
         NER.from_pretrained(short_context, stride=70)
     with pytest.raises(AnnoError, match="not a token-classification model"):
         NER.from_pretrained(make_checkpoint(head="masked-lm"))
-    with pytest.raises(AnnoError, match="no default model"):
+
+
+ONTONOTES = {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE",
+             "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"}
+
+
+def test_the_embedded_default_model_is_used_without_a_model():
+    ner = NER.from_pretrained()
+    assert set(ner.entity_types) == ONTONOTES and ner.name == "default model (built in)"
+    text = "In 1891 Marie Curie moved from Warsaw to Paris, where she studied at the University of Paris."
+    found = {(e.text, e.label) for e in ner(text)}
+    assert all(text[e.start : e.end] == e.text for e in ner(text))
+    # Places and dates are the model's strongest types (docs: MODEL_CARD.md); these it must get.
+    assert {("Warsaw", "GPE"), ("Paris", "GPE"), ("1891", "DATE")} <= found, found
+
+
+def test_a_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):
+    import anno_mlx.loading as loading
+
+    monkeypatch.setattr(loading, "DEFAULT_MODEL", tmp_path / "default_model")
+    with pytest.raises(AnnoError, match="embedded default model is missing"):
         NER.from_pretrained()
 
 

@@ -76,3 +76,42 @@ def test_backend_choices(monkeypatch):
     with pytest.raises(AnnoError, match=r"pip install 'anno-mlx\[torch\]'"):
         backends.choose("torch")
     assert backends.choose("auto").name == "mlx"  # without torch, auto falls back to MLX
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+needs_cuda = pytest.mark.skipif(not _cuda(), reason="needs an NVIDIA GPU; run on a CUDA machine")
+
+
+@needs_cuda
+def test_cuda_runs_bfloat16_by_default_and_matches_the_cpu(make_checkpoint):
+    import torch
+
+    folder = make_checkpoint(head="token-classification", hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                             local_attention=16, max_position_embeddings=512)
+    cpu_model, tokenizer = load(folder, backend="torch", device="cpu")
+    gpu_model, _ = load(folder, backend="torch", device="cuda")
+    gpu32, _ = load(folder, backend="torch", device="cuda", dtype="float32")
+    assert next(gpu_model.parameters()).dtype == torch.bfloat16
+    ids, mask = padded_batch(np.random.default_rng(3), [300, 170, 40], cpu_model.args.vocab_size, tokenizer.pad_token_id)
+    real = mask.astype(bool)
+    reference = run(cpu_model, ids, mask)[real]
+
+    def relative(out):
+        return np.linalg.norm(out[real] - reference) / np.linalg.norm(reference)
+
+    assert relative(run(gpu32, ids, mask)) < 1e-4
+    assert relative(run(gpu_model, ids, mask)) < 3e-2
+
+
+@needs_cuda
+def test_same_entities_on_cuda_in_float32(converted_model):
+    text = "Ada Lovelace worked with Charles Babbage in London. Marie Curie moved to Paris. " * 40
+    on_cpu = NER.from_pretrained(converted_model, backend="torch", device="cpu")(text)
+    on_gpu = NER.from_pretrained(converted_model, backend="torch", device="cuda", dtype="float32")
+    assert on_gpu.backend == "PyTorch on cuda"
+    assert [(e.start, e.end, e.label) for e in on_cpu] == [(e.start, e.end, e.label) for e in on_gpu(text)]

@@ -1,5 +1,5 @@
-"""Training in MLX: a tiny model learns a synthetic task, resumes exactly, and fine-tunes from a
-converted masked-LM checkpoint; `eval` and `train` through the CLI."""
+"""Training in MLX and PyTorch: a tiny model learns a synthetic task, resumes exactly, and
+fine-tunes from a converted masked-LM checkpoint; `eval` and `train` through the CLI."""
 
 from __future__ import annotations
 
@@ -44,8 +44,22 @@ def data(tmp_path_factory):
     }
 
 
-def test_tiny_model_from_scratch_learns_the_task(data, tmp_path):
-    summary = train(data["train"], tmp_path / "out", config=data["config"], dev_file=data["dev"], settings=FAST, log=lambda m: None)
+BACKENDS = ["mlx", "torch"]
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.parametrize(
+    "backend, device",
+    [("mlx", "cpu"), ("torch", "cpu"), pytest.param("torch", "cuda", marks=pytest.mark.skipif(not _cuda(), reason="needs an NVIDIA GPU"))],
+)
+def test_tiny_model_from_scratch_learns_the_task(data, tmp_path, backend, device):
+    summary = train(data["train"], tmp_path / "out", config=data["config"], dev_file=data["dev"], settings=FAST,
+                    backend=backend, device=device, log=lambda m: None)
     assert summary["best"]["f1"] >= 0.9
     # The output is a normal model folder: the NER pipeline loads it and scores the same.
     config = json.loads((tmp_path / "out" / "config.json").read_text())
@@ -60,19 +74,22 @@ def test_tiny_model_from_scratch_learns_the_task(data, tmp_path):
     assert not (tmp_path / "out.state").exists(), "the training state is removed once training ends"
 
 
-def test_resumed_training_equals_uninterrupted(data, tmp_path):
-    whole = train(data["train_jsonl"], tmp_path / "whole", config=data["config"], dev_file=data["dev_jsonl"], settings=FAST, log=lambda m: None)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_resumed_training_equals_uninterrupted(data, tmp_path, backend):
+    run = dict(config=data["config"], dev_file=data["dev_jsonl"], settings=FAST, backend=backend, device="cpu", log=lambda m: None)
+    whole = train(data["train_jsonl"], tmp_path / "whole", **run)
 
     def interrupt_after_two(epoch, summary):
         if epoch == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(data["train_jsonl"], tmp_path / "cut", config=data["config"], dev_file=data["dev_jsonl"], settings=FAST,
-              on_epoch_end=interrupt_after_two, log=lambda m: None)
+        train(data["train_jsonl"], tmp_path / "cut", on_epoch_end=interrupt_after_two, **run)
     assert (tmp_path / "cut.state" / "state.json").is_file()
-    resumed = train(data["train_jsonl"], tmp_path / "cut", config=data["config"], dev_file=data["dev_jsonl"], settings=FAST,
-                    resume=True, log=lambda m: None)
+    other = "mlx" if backend == "torch" else "torch"
+    with pytest.raises(AnnoError, match=f"written by the {backend} backend; resume with --backend {backend}"):
+        train(data["train_jsonl"], tmp_path / "cut", resume=True, **{**run, "backend": other})
+    resumed = train(data["train_jsonl"], tmp_path / "cut", resume=True, **run)
     assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-6)
     assert resumed["dev"]["strict"]["micro"] == whole["dev"]["strict"]["micro"]
     assert resumed["best"] == whole["best"]
@@ -121,3 +138,15 @@ def test_training_errors(data, tmp_path):
         train(data["train"], tmp_path / "x", config=data["config"], settings=FAST, resume=True)
     with pytest.raises(AnnoError, match="types not in --labels: PER"):
         train(data["train"], tmp_path / "x", config=data["config"], labels=["LOC"], settings=FAST)
+
+
+def test_both_backends_take_the_same_steps(data, tmp_path):
+    """The PyTorch step mirrors the MLX one: same schedule, clipping and AdamW, same weights after an epoch."""
+    settings = TrainSettings(epochs=1, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
+    outs = {}
+    for backend in BACKENDS:
+        summary = train(data["train"], tmp_path / backend, config=data["config"], settings=settings, backend=backend, device="cpu", log=lambda m: None)
+        outs[backend] = summary["loss"], read_weights(tmp_path / backend)
+    assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
+    for key, value in outs["mlx"][1].items():
+        np.testing.assert_allclose(np.array(value), np.array(outs["torch"][1][key]), atol=2e-4)

@@ -194,3 +194,20 @@ def test_browser_runs_a_million_characters_without_freezing(browser, server, tmp
     # a frozen page would not answer until the whole run (about a minute) was over.
     print(f"slowest script answer while the model ran: {slowest:.2f} s")
     assert slowest < 10.0, f"the page answered a script only after {slowest:.1f} s while the model ran"
+
+
+def test_browser_starts_with_the_built_in_model(browser):
+    """With no --model the page runs the embedded default model."""
+    from anno_mlx.ui.app import launch
+
+    port = free_port()
+    app = launch(None, port=port, block=False)
+    try:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        run_document(page, TEXT)
+        assert "default model (built in)" in page.locator("#status").inner_text()
+        want = [(e.label, e.text) for e in NER.from_pretrained()(TEXT)]
+        assert want and [tuple(m) for m in marks(page)] == want
+    finally:
+        app.close()

@@ -26,7 +26,8 @@ from ..decode import AGGREGATIONS
 from ..entities import Entity
 from ..errors import AnnoError
 from ..hub import models_dir
-from ..ner import NER
+from ..loading import DEFAULT_MODEL
+from ..ner import DEFAULT_NAME, NER
 from ..render import highlight, label_colours, render
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -152,16 +153,17 @@ def show(result: Optional[Result], labels: list[str], min_score: float):
 
 def build_app(default_model: Optional[str] = None, backend: str = "auto", device: Optional[str] = None) -> gr.Blocks:
     pool = ModelPool(backend, device)
-    models = local_models()
-    if default_model and default_model not in models:
-        models = [default_model] + models
+    built_in = str(DEFAULT_MODEL)
+    models = [(DEFAULT_NAME, built_in)] + [(m, m) for m in local_models()]
+    if default_model and default_model not in [value for _, value in models]:
+        models.insert(0, (default_model, default_model))
 
     def analyse(text: str, model_choice: Optional[str], model_path: str, aggregation: str, progress=gr.Progress(track_tqdm=True)):
         name = (model_path or "").strip() or (model_choice or "")
         if not text or not text.strip():
             return None, gr.CheckboxGroup(choices=[], value=[]), "Paste a document or upload a .txt or .md file, then press **Find entities**."
         if not name:
-            return None, gr.CheckboxGroup(choices=[], value=[]), "**No model chosen.** Pick a converted model or type a model folder or hub id."
+            return None, gr.CheckboxGroup(choices=[], value=[]), "**No model chosen.** Pick a model or type a model folder or hub id."
         try:
             ner = pool.get(name)
         except AnnoError as err:
@@ -173,7 +175,7 @@ def build_app(default_model: Optional[str] = None, backend: str = "auto", device
         status = (
             f"{len(analysis.entities):,} entities · {analysis.n_tokens:,} tokens · {analysis.n_windows} "
             f"window{'s' if analysis.n_windows != 1 else ''} · {analysis.seconds:.2f} s · "
-            f"{ner.backend} · model `{html.escape(name)}`"
+            f"{ner.backend} · model `{html.escape(DEFAULT_NAME if name == built_in else name)}`"
         )
         result = Result(source="document", text=text, entities=analysis.entities, labels=labels)
         return result, gr.CheckboxGroup(choices=labels, value=labels), status
@@ -186,7 +188,7 @@ def build_app(default_model: Optional[str] = None, backend: str = "auto", device
                 text = gr.Textbox(label="Document", lines=14, max_lines=30, placeholder="Paste a document here…", elem_id="input-text")
                 upload = gr.File(label="…or upload a .txt or .md file", file_types=[".txt", ".md"], type="filepath", elem_id="upload")
             with gr.Column(scale=1):
-                model = gr.Dropdown(choices=models, value=default_model or (models[0] if models else None), label="Model", allow_custom_value=True)
+                model = gr.Dropdown(choices=models, value=default_model or built_in, label="Model", allow_custom_value=True)
                 model_path = gr.Textbox(label="…or a model folder or hub id", placeholder="~/models/my-ner-mlx")
                 aggregation = gr.Dropdown(choices=list(AGGREGATIONS), value="first", label="Subword aggregation")
                 run = gr.Button("Find entities", variant="primary", elem_id="run")

@@ -6,6 +6,7 @@ backends read every folder layout through one loader. Attention uses PyTorch's f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -26,15 +27,56 @@ ACTIVATIONS = {
 }
 
 
-def rotate(x: torch.Tensor, base: float) -> torch.Tensor:
-    """Rotary embedding, rotate-half convention, positions 0..L-1, computed in float32."""
-    L, D = x.shape[-2], x.shape[-1]
-    inv_freq = 1.0 / (base ** (torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D))
-    angles = torch.arange(L, device=x.device, dtype=torch.float32)[:, None] * inv_freq[None, :]
-    cos, sin = torch.cat([angles.cos(), angles.cos()], -1), torch.cat([angles.sin(), angles.sin()], -1)
+@dataclass
+class Context:
+    """What every layer of one forward pass shares, computed once per pass: the rotary tables
+    for each base, the global key mask, and the local band mask."""
+
+    rope: dict  # base -> (cos, sin), [L, head_dim], float32
+    global_mask: Optional[torch.Tensor]  # [B, 1, 1, L] bool, or None when nothing is padded
+    band_mask: torch.Tensor  # [B * nb, 1, C, C + 2w] bool, shared by the heads
+    block: int
+    half_window: int
+
+
+def rope_tables(L: int, D: int, base: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary embedding tables, rotate-half convention, positions 0..L-1, in float32."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, D, 2, device=device, dtype=torch.float32) / D))
+    angles = torch.arange(L, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    angles = torch.cat([angles, angles], -1)
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    cos, sin = table
+    D = x.shape[-1]
     x32 = x.float()
     half = torch.cat([-x32[..., D // 2 :], x32[..., : D // 2]], -1)
     return (x32 * cos + half * sin).to(x.dtype)
+
+
+def make_context(args: ModelArgs, valid: Optional[torch.Tensor], B: int, L: int, device) -> Context:
+    """Token i attends locally to keys j with |i - j| <= w, in blocks of C = max(2w, 16)
+    queries against their C + 2w neighbouring keys; a padded query that sees no real key
+    attends to itself."""
+    w = args.half_window
+    C = max(2 * w, 16)
+    nb = -(-L // C)
+    key_valid = torch.ones(B, L, dtype=torch.bool, device=device) if valid is None else valid
+    key_valid = F.pad(key_valid, (w, (nb + 1) * C - L - w), value=False).view(B, nb + 1, C)
+    key_valid = torch.cat([key_valid[:, :nb], key_valid[:, 1:, : 2 * w]], dim=2)  # [B, nb, C+2w]
+    qi = torch.arange(C, device=device)[:, None]
+    kj = torch.arange(C + 2 * w, device=device)[None, :]
+    band = (kj - qi >= 0) & (kj - qi <= 2 * w)
+    band_mask = ((key_valid[:, :, None, :] & band) | (kj - qi == w)).reshape(B * nb, 1, C, C + 2 * w)
+    bases = {args.local_rope_theta, args.global_rope_theta}
+    return Context(
+        rope={base: rope_tables(L, args.head_dim, base, device) for base in bases},
+        global_mask=None if valid is None else valid[:, None, None, :],
+        band_mask=band_mask,
+        block=C,
+        half_window=w,
+    )
 
 
 class Attention(nn.Module):
@@ -43,44 +85,36 @@ class Attention(nn.Module):
         self.num_heads, self.head_dim = args.num_attention_heads, args.head_dim
         self.is_local = layer_type == LOCAL
         self.rope_base = args.local_rope_theta if self.is_local else args.global_rope_theta
-        self.half_window = args.half_window
         self.Wqkv = nn.Linear(args.hidden_size, 3 * args.hidden_size, bias=args.attention_bias)
         self.Wo = nn.Linear(args.hidden_size, args.hidden_size, bias=args.attention_bias)
 
-    def forward(self, x: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         B, L, _ = x.shape
         q, k, v = self.Wqkv(x).view(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = rotate(q, self.rope_base), rotate(k, self.rope_base)
+        table = ctx.rope[self.rope_base]
+        q, k = rotate(q, table), rotate(k, table)
         if self.is_local:
-            out = banded_attention(q, k, v, valid, self.half_window)
+            out = banded_attention(q, k, v, ctx)
         else:
-            mask = None if valid is None else valid[:, None, None, :]
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.global_mask)
         return self.Wo(out.transpose(1, 2).reshape(B, L, -1))
 
 
-def banded_attention(q, k, v, valid: Optional[torch.Tensor], w: int) -> torch.Tensor:
-    """Token i attends to keys j with |i - j| <= w, in blocks of C = max(2w, 16) queries against
-    their C + 2w neighbouring keys; a padded query that sees no real key attends to itself."""
+def banded_attention(q, k, v, ctx: Context) -> torch.Tensor:
+    """Each block of C queries against its C + 2w neighbouring keys, under the band mask. The
+    blocks go into the batch dimension, so that attention stays 4-D for the fused kernels."""
     B, H, L, D = q.shape
-    C = max(2 * w, 16)
+    C, w = ctx.block, ctx.half_window
     nb = -(-L // C)
-    if valid is None:
-        valid = torch.ones(B, L, dtype=torch.bool, device=q.device)
 
-    def keys(x):  # [B, H, L, D] -> [B, H, nb, C + 2w, D]
+    def keys(x):  # [B, H, L, D] -> [B * nb, H, C + 2w, D]
         x = F.pad(x, (0, 0, w, (nb + 1) * C - L - w)).view(B, H, nb + 1, C, D)
-        return torch.cat([x[:, :, :nb], x[:, :, 1:, : 2 * w]], dim=3)
+        x = torch.cat([x[:, :, :nb], x[:, :, 1:, : 2 * w]], dim=3)
+        return x.transpose(1, 2).reshape(B * nb, H, C + 2 * w, D)
 
-    queries = F.pad(q, (0, 0, 0, nb * C - L)).view(B, H, nb, C, D)
-    key_valid = F.pad(valid, (w, (nb + 1) * C - L - w), value=False).view(B, nb + 1, C)
-    key_valid = torch.cat([key_valid[:, :nb], key_valid[:, 1:, : 2 * w]], dim=2)  # [B, nb, C+2w]
-    qi = torch.arange(C, device=q.device)[:, None]
-    kj = torch.arange(C + 2 * w, device=q.device)[None, :]
-    band = (kj - qi >= 0) & (kj - qi <= 2 * w)
-    mask = (key_valid[:, None, :, None, :] & band) | (kj - qi == w)  # [B, 1, nb, C, C+2w]
-    out = F.scaled_dot_product_attention(queries, keys(k), keys(v), attn_mask=mask)
-    return out.reshape(B, H, nb * C, D)[:, :, :L]
+    queries = F.pad(q, (0, 0, 0, nb * C - L)).view(B, H, nb, C, D).transpose(1, 2).reshape(B * nb, H, C, D)
+    out = F.scaled_dot_product_attention(queries, keys(k), keys(v), attn_mask=ctx.band_mask)
+    return out.view(B, nb, H, C, D).transpose(1, 2).reshape(B, H, nb * C, D)[:, :, :L]
 
 
 class MLP(nn.Module):
@@ -103,8 +137,8 @@ class EncoderLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self.mlp = MLP(args)
 
-    def forward(self, h, valid):
-        h = h + self.attn(self.attn_norm(h), valid)
+    def forward(self, h, ctx: Context):
+        h = h + self.attn(self.attn_norm(h), ctx)
         return h + self.mlp(self.mlp_norm(h))
 
 
@@ -131,9 +165,10 @@ class ModernBertModel(nn.Module):
         if attention_mask is not None and not bool(attention_mask.all()):
             valid = attention_mask.bool()
             valid = valid | ~valid.any(dim=1, keepdim=True)  # an all-padding row attends to its padding
+        ctx = make_context(self.args, valid, *input_ids.shape, input_ids.device)
         h = self.embeddings(input_ids)
         for layer in self.layers:
-            h = layer(h, valid)
+            h = layer(h, ctx)
         return self.final_norm(h)
 
 

