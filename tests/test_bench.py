@@ -24,7 +24,7 @@ def test_quick_bench_prints_the_comparison(capsys):
 def test_memory_is_measured_per_implementation_in_its_own_process(capsys):
     assert main(["bench", "--quick", "--only", "b", "--memory"]) == 0
     out = capsys.readouterr().out
-    assert "each implementation in its own process" in out
+    assert "each implementation and workload in a fresh process" in out
     (row,) = [line for line in out.splitlines() if line.startswith("b: one 512-token document")]
     peaks = [float(x) for x in row.split()[-3:]]
     assert len(peaks) == 3 and all(p >= 0 for p in peaks)

@@ -156,7 +156,7 @@ def test_other_encodings_with_encoding_flag(capsys, converted_model, tmp_path):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["ner", "Paris"], "--model is required"),
+        (["ner", "Paris", "--model", "no/such/model/folder"], "model no/such/model/folder does not exist"),
         (["ner", "--model", "MODEL"], "no input"),
         (["ner", "-f", "missing.txt", "-m", "MODEL"], "input file missing.txt does not exist"),
         (["ner", "-f", "BINARY", "-m", "MODEL"], "looks like a binary file"),
