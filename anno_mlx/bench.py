@@ -90,11 +90,11 @@ def flops_per_token(args, length: int) -> float:
     return 2 * linear + sum(4 * H * k for k in keys)
 
 
-def build(work: Path, quick: bool, device: str, seed: int = 0):
+def build(work: Path, quick: bool, seed: int = 0) -> Path:
     from .tiny_checkpoint import make_tiny_checkpoint
 
     config = dict(BASE, num_hidden_layers=4, vocab_size=512) if quick else dict(BASE)
-    return make_tiny_checkpoint(work / "hf", seed=seed, **config), ("bfloat16" if device == "cuda" else "float32")
+    return make_tiny_checkpoint(work / "hf", seed=seed, **config)
 
 
 MLX, TORCH, HF = "anno-mlx (MLX)", "anno-mlx (PyTorch)", "transformers (sdpa)"
@@ -120,10 +120,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     dtype = "bfloat16" if args.device == "cuda" else "float32"
-    folder = Path(args.folder) if args.folder else build(Path(tempfile.mkdtemp(prefix="anno-bench-")), args.quick, args.device)[0]
+    folder = Path(args.folder) if args.folder else build(Path(tempfile.mkdtemp(prefix="anno-bench-")), args.quick)
     names = [n for n in (MLX, TORCH, HF) if not (args.no_mlx and n == MLX)]
     if args.memory:
-        return memory_table(args, argv or [], folder, names)
+        return memory_table(args, folder, names)
     if args.memory_of:
         names = [args.memory_of]
     model_args, workloads = prepare(args, folder, dtype, names)
@@ -257,17 +257,13 @@ def own_peak_mb(fn: Callable[[], None], cuda: bool) -> float:
     return hwm_kb / 1024 - before
 
 
-def memory_table(args, argv: list[str], folder: Path, names: list[str]) -> None:
+def memory_table(args, folder: Path, names: list[str]) -> None:
     """Each implementation and workload in a fresh process (same model folder, same inputs, one
     run), so that no run's freed or cached memory hides another's: what a first call costs on top
     of the loaded model."""
     if args.device != "cuda" and not Path("/proc/self/clear_refs").exists():
         raise SystemExit("--memory needs Linux's /proc (or --device cuda)")
-    passed, skipping = [], False
-    for a in argv:  # everything but --memory and --only's values: each process gets one workload
-        skipping = a == "--only" or (skipping and not a.startswith("--"))
-        if not skipping and a != "--memory":
-            passed.append(a)
+    passed = ["--device", args.device] + (["--quick"] if args.quick else [])  # what shapes the inputs
     peaks: dict[str, dict[str, float]] = {}
     for key in args.only or ["a", "b", "c", "d"]:
         for name in names:

@@ -17,8 +17,8 @@ from .errors import AnnoError
 from .tokenizer import Tokenizer, Tokens
 from .windows import best_window, default_stride, plan_windows
 
-TOKENS_PER_BATCH_ITEM = 512
-DEFAULT_NAME = "default model (built in)"  # a batch holds batch_size short windows, or fewer long ones
+TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
+DEFAULT_NAME = "default model (built in)"
 
 
 @dataclass
