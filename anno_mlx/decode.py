@@ -7,6 +7,12 @@ type change, starts a new one; `I-`/`E-`/`L-` or a plain label of the same type 
 (so an `I-` after `O` starts an entity, as IOB1 intends); `E-`/`L-`/`S-`/`U-` close it.
 Plain labels cannot separate two adjacent entities of the same type.
 
+Each unit takes its most probable label, with one exception where we part from the pipeline: a
+continuation whose type differs from the open entity's (`B-ORG` then `I-PER`) would cut one name
+in two halves of two types ("Aleksandr" ORG, "Misharin" PER). There the units of that entity get
+the most probable labelling without a type change (`_consistent`), which may be one type for
+both, or two entities when the model is surer of that.
+
 Aggregation (the pipeline's names): `simple` groups tokens; `first`, `average` and `max` first
 label whole words (by the first token's label, by the averaged probabilities, or by the most
 confident token), so an entity never ends inside a word. An entity's score is the mean of its
@@ -76,14 +82,14 @@ def decode(
         starts = np.flatnonzero(tokens.word_start[keep])
         if len(starts) == 0 or starts[0] != 0:
             starts = np.concatenate([[0], starts])
-    label_index, scores = _label_units(probs, starts, aggregation)
+    parsed = [parse_label(id2label[i]) for i in range(len(id2label))]
+    label_index, scores = _label_units(probs, starts, aggregation, parsed)
     begins = offsets[starts, 0]
     ends = np.maximum.reduceat(offsets[:, 1], starts)
-    parsed = [parse_label(id2label[i]) for i in range(len(id2label))]
     return _group(text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed)
 
 
-def _label_units(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> tuple[np.ndarray, np.ndarray]:
+def _label_units(probs: np.ndarray, starts: np.ndarray, aggregation: str, parsed) -> tuple[np.ndarray, np.ndarray]:
     """(label index, its probability) for each unit; unit u holds tokens starts[u]:starts[u+1]."""
     if aggregation in ("simple", "first"):
         rows = probs[starts]
@@ -94,8 +100,50 @@ def _label_units(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> tup
         unit = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(probs))))
         order = np.lexsort((-probs.max(axis=1), unit))  # by unit, most confident first
         rows = probs[order[starts]]
-    label_index = rows.argmax(axis=1)
+    label_index = _consistent(rows, parsed)
     return label_index, rows[np.arange(len(rows)), label_index]
+
+
+def _consistent(rows: np.ndarray, parsed) -> np.ndarray:
+    """The most probable label of each unit, except where that would change an entity's type in
+    its middle (`B-ORG` then `I-PER`): there the run of units from the entity's first unit to its
+    last continuation gets the most probable labelling without such a change (Viterbi over
+    log-probabilities, the units around it fixed), so "Aleksandr Misharin" becomes one entity of
+    one type instead of two halves. Sequences without such a change are left as they are."""
+    labels = rows.argmax(axis=1)
+    n_labels = rows.shape[1]
+    kind_ids = {kind: i for i, kind in enumerate(dict.fromkeys(k for _, k in parsed if k is not None))}
+    kind = np.array([kind_ids.get(k, -1) for _, k in parsed])
+    opens = np.array([k is not None and p in (BEGIN, INSIDE) for p, k in parsed])  # entity stays open
+    continues = np.array([k is not None and p in (INSIDE, END) for p, k in parsed])
+    forbidden = opens[:, None] & continues[None, :] & (kind[:, None] != kind[None, :])
+    broken = np.flatnonzero(forbidden[labels[:-1], labels[1:]]) + 1
+    if len(broken) == 0:
+        return labels
+    labels = labels.copy()
+    log_rows = np.log(np.maximum(rows, 1e-30))
+    penalty = np.where(forbidden, -np.inf, 0.0)
+    end = 0
+    for unit in broken:
+        if unit < end:
+            continue  # already repaired with an earlier run
+        start = unit - 1
+        while start > 0 and continues[labels[start]]:
+            start -= 1
+        end = unit + 1
+        while end < len(labels) and continues[labels[end]]:
+            end += 1
+        score = log_rows[start] + (penalty[labels[start - 1]] if start > 0 else 0.0)
+        back = np.zeros((end - start, n_labels), dtype=np.int64)
+        for u in range(start + 1, end):
+            total = score[:, None] + penalty
+            back[u - start] = total.argmax(axis=0)
+            score = total.max(axis=0) + log_rows[u]
+        best = int(score.argmax())
+        for u in range(end - 1, start - 1, -1):
+            labels[u] = best
+            best = int(back[u - start, best])
+    return labels
 
 
 def chunks(units: Sequence[tuple[Optional[str], Optional[str]]]) -> Iterator[tuple[int, int, str]]:

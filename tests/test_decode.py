@@ -47,8 +47,6 @@ WORDS = [(0, 5, 0), (5, 11, 1), (11, 15, 2), (15, 20, 3), (20, 23, 4), (23, 27, 
         # IOB1: I- opens an entity after O; B- only separates neighbours of one type.
         (IOB, ["I-PER", "I-PER", "O", "I-PER", "O", "I-LOC", "I-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
         (IOB, ["I-PER", "B-PER", "O", "O", "O", "I-LOC", "B-LOC"], [("Marie", "PER"), ("Curie", "PER"), ("New", "LOC"), ("York", "LOC")]),
-        # A type change inside an entity starts a new one (the pipeline's rule).
-        (IOB, ["B-PER", "I-LOC", "O", "O", "O", "O", "O"], [("Marie", "PER"), ("Curie", "LOC")]),
         (BIOES, ["B-PER", "E-PER", "O", "S-PER", "O", "B-LOC", "E-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
         # E- closes: a following I- of the same type starts a new entity; S- is always alone.
         (BIOES, ["B-PER", "E-PER", "I-PER", "S-PER", "S-PER", "O", "S-LOC"], [("Marie Curie", "PER"), ("met", "PER"), ("Anna", "PER"), ("in", "PER"), ("York", "LOC")]),
@@ -150,3 +148,44 @@ def test_a_separator_carried_by_the_last_token_is_trimmed():
     assert all(text[e.start : e.end] == e.text for e in entities)
     # A span that is nothing but a separator gives no entity.
     assert decode(", x", tokens_of(", x", [(0, 1, 0), (1, 3, 1)]), probs_for(IOB, ["B-PER", "O"]), id2label, "simple") == []
+
+
+def probs_from(labels: list[str], rows: list[dict[str, float]]) -> np.ndarray:
+    """One row per unit: the given labels' probabilities, the rest spread evenly."""
+    p = np.zeros((len(rows), len(labels)), np.float32)
+    for i, row in enumerate(rows):
+        p[i] = (1 - sum(row.values())) / (len(labels) - len(row))
+        for tag, value in row.items():
+            p[i, labels.index(tag)] = value
+    return p
+
+
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_a_type_change_inside_an_entity_is_resolved_not_split(aggregation):
+    id2label = dict(enumerate(IOB))
+    O = {"O": 0.96}
+    # "Marie" leans ORG, "Curie" is surely a continuation, of a person: one PER entity, since
+    # B-PER·I-PER (0.3·0.3) beats B-ORG·I-ORG (0.6·0.01) and any split with a B- for "Curie".
+    labels = IOB + ["B-ORG", "I-ORG"]
+    rows = [{"B-ORG": 0.6, "B-PER": 0.3}, {"I-PER": 0.3, "I-LOC": 0.6}] + [O] * 5
+    probs = probs_from(labels, rows)
+    (entity,) = decode(TEXT, tokens_of(TEXT, WORDS), probs, dict(enumerate(labels)), aggregation)
+    assert (entity.text, entity.label) == ("Marie Curie", "PER")
+    assert entity.score == pytest.approx((0.3 + 0.3) / 2)  # the chosen labels' probabilities
+    # When two entities are likelier than either joined reading, they stay two.
+    rows = [{"B-PER": 0.9}, {"I-LOC": 0.5, "B-LOC": 0.4}] + [O] * 5
+    entities = decode(TEXT, tokens_of(TEXT, WORDS), probs_from(IOB, rows), id2label, aggregation)
+    assert spans(entities) == [("Marie", "PER"), ("Curie", "LOC")]
+    # Entities around the repaired one keep their most probable labels.
+    rows = [{"B-PER": 0.9}, {"I-PER": 0.9}, O, {"B-ORG": 0.5, "B-PER": 0.4}, {"I-PER": 0.7}, {"B-LOC": 0.9}, {"I-LOC": 0.9}]
+    text = "Marie Curie met Anna Smith New York"
+    words = [(0, 5, 0), (5, 11, 1), (11, 15, 2), (15, 20, 3), (20, 26, 4), (26, 30, 5), (30, 35, 6)]
+    entities = decode(text, tokens_of(text, words), probs_from(labels, rows), dict(enumerate(labels)), aggregation)
+    assert spans(entities) == [("Marie Curie", "PER"), ("Anna Smith", "PER"), ("New York", "LOC")]
+
+
+def test_bioes_type_changes_are_resolved_too():
+    id2label = dict(enumerate(BIOES))
+    rows = [{"B-LOC": 0.5, "B-PER": 0.45}, {"E-PER": 0.9}] + [{"O": 0.96}] * 5
+    (entity,) = decode(TEXT, tokens_of(TEXT, WORDS), probs_from(BIOES, rows), id2label, "first")
+    assert (entity.text, entity.label) == ("Marie Curie", "PER")
