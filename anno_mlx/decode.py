@@ -120,7 +120,6 @@ def _consistent(rows: np.ndarray, parsed) -> np.ndarray:
     broken = np.flatnonzero(forbidden[labels[:-1], labels[1:]]) + 1
     if len(broken) == 0:
         return labels
-    labels = labels.copy()
     log_rows = np.log(np.maximum(rows, 1e-30))
     penalty = np.where(forbidden, -np.inf, 0.0)
     end = 0
