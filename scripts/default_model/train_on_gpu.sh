@@ -28,7 +28,9 @@ mkdir -p $WORK
 for f in train.jsonl train-augmented.jsonl dev.jsonl; do ln -sf "$DATA/$f" $WORK/$f; done
 recipe() { python3 "$REPO/scripts/build_default_model.py" --work $WORK --backend torch --device $DEVICE "$@" >> "$OUT/train.log" 2>&1; }
 since "train, continue"
-timeout "${LIMIT:-540}" bash -c "$(declare -f recipe); WORK=$WORK REPO=$REPO OUT=$OUT DEVICE=$DEVICE; recipe --stage train && recipe --stage continue"
+export WORK REPO OUT DEVICE
+export -f recipe
+timeout "${LIMIT:-540}" bash -c "recipe --stage train && recipe --stage continue"
 echo "exit $?"
 tr '\r' '\n' < "$OUT/train.log" | grep -E "^epoch [0-9]+:|training on|wrote|Error|error"
 cat $WORK/base-time.json $WORK/continued-time.json 2>/dev/null; echo
