@@ -208,6 +208,13 @@ def factbook(wheel: Path) -> Iterator[dict]:
 
 
 WORDNET_GROUP = 40  # glosses per document
+WORDNET = "wordnet"  # the glosses' source name
+
+
+def training_text(work: Path) -> tuple[list[dict], list[dict]]:
+    """The labelled training documents: (encyclopedic ones, WordNet's)."""
+    records = read_jsonl(work / "train.jsonl")
+    return [r for r in records if r["source"] != WORDNET], [r for r in records if r["source"] == WORDNET]
 
 
 def deb_member(deb: Path, suffix: str) -> bytes:
@@ -239,7 +246,7 @@ def wordnet(deb: Path) -> Iterator[dict]:
     for lexfile in sorted(groups):
         entries = groups[lexfile]
         for start in range(0, len(entries), WORDNET_GROUP):
-            yield {"source": "wordnet", "title": f"noun lexfile {lexfile} #{start // WORDNET_GROUP}",
+            yield {"source": WORDNET, "title": f"noun lexfile {lexfile} #{start // WORDNET_GROUP}",
                    "text": "\n\n".join(entries[start : start + WORDNET_GROUP])}
 
 
@@ -327,7 +334,7 @@ SWAP_SHARE = 0.5  # of a document's distinct names
 
 def swap_names(record: dict, names: dict[str, list[str]], rng: random.Random) -> str:
     """The text with about SWAP_SHARE of its distinct names replaced, each everywhere it occurs,
-    by a name of the same type drawn from `names` (another than the document's others)."""
+    by a name of the same type drawn from `names`, where it can be one not already put in."""
     text, replacement, pieces, last = record["text"], {}, [], 0
     for e in sorted(record["entities"], key=lambda e: e["start"]):
         if e["label"] not in SWAPPED_TYPES or e["start"] < last:
@@ -347,7 +354,7 @@ def swap_names(record: dict, names: dict[str, list[str]], rng: random.Random) ->
 
 
 def stage_augment(work: Path, args: argparse.Namespace) -> None:
-    records = [r for r in read_jsonl(work / "train.jsonl") if r["source"] != "wordnet"]
+    records, _ = training_text(work)
     names: dict[str, set] = {}
     for r in records:
         for e in r["entities"]:
@@ -417,14 +424,13 @@ def run_phase(work: Path, args: argparse.Namespace, phase: str, records: list[di
 
 def stage_train(work: Path, args: argparse.Namespace) -> None:
     """The base model: from scratch on the encyclopedic training documents."""
-    run_phase(work, args, "base", [r for r in read_jsonl(work / "train.jsonl") if r["source"] != "wordnet"])
+    run_phase(work, args, "base", training_text(work)[0])
     ship(work / "model-base", work / "base-shipped")
 
 
 def stage_continue(work: Path, args: argparse.Namespace) -> None:
     """The base model, trained on: WordNet's glosses and the documents with names swapped."""
-    records = [r for r in read_jsonl(work / "train.jsonl") if r["source"] == "wordnet"]
-    run_phase(work, args, "continued", records + read_jsonl(work / "train-augmented.jsonl"))
+    run_phase(work, args, "continued", training_text(work)[1] + read_jsonl(work / "train-augmented.jsonl"))
 
 
 # ---------------------------------------------------------------------------------------------
