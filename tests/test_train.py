@@ -27,6 +27,7 @@ FRESH = dict(
     global_attn_every_n_layers=2,
     max_position_embeddings=128,
 )
+DROPOUT = dict(embedding_dropout=0.1, attention_dropout=0.1, mlp_dropout=0.1, classifier_dropout=0.1)
 FAST = TrainSettings(epochs=3, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
 
 
@@ -35,7 +36,9 @@ def data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("data")
     config = folder / "config.json"
     config.write_text(json.dumps(FRESH))
+    (folder / "dropout.json").write_text(json.dumps({**FRESH, **DROPOUT}))
     return {
+        "dropout_config": folder / "dropout.json",
         "train": write_conll(folder / "train.conll", 400, seed=1),
         "dev": write_conll(folder / "dev.conll", 80, seed=2),
         "train_jsonl": write_jsonl(folder / "train.jsonl", 400, seed=1),
@@ -76,7 +79,8 @@ def test_tiny_model_from_scratch_learns_the_task(data, tmp_path, backend, device
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_resumed_training_equals_uninterrupted(data, tmp_path, backend):
-    run = dict(config=data["config"], dev_file=data["dev_jsonl"], settings=FAST, backend=backend, device="cpu", log=lambda m: None)
+    # With dropout: its masks must come out the same after a resume too.
+    run = dict(config=data["dropout_config"], dev_file=data["dev_jsonl"], settings=FAST, backend=backend, device="cpu", log=lambda m: None)
     whole = train(data["train_jsonl"], tmp_path / "whole", **run)
 
     def interrupt_after_two(epoch, summary):
@@ -131,6 +135,32 @@ def test_train_and_eval_commands(data, tmp_path, capsys):
     assert "strict" in table and "PER" in table and "missed:" in table
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_only_while_training(data, tmp_path, backend):
+    """Dropout from the config is active in the training steps and off in the saved model."""
+    settings = TrainSettings(epochs=1, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
+    train(data["train"], tmp_path / "out", config=data["dropout_config"], settings=settings, backend=backend, device="cpu", log=lambda m: None)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert {k: config[k] for k in DROPOUT} == DROPOUT
+    ner = NER.from_pretrained(tmp_path / "out", backend=backend, device="cpu")
+    ids = np.array(ner.tokenizer.tokenize("Greta Jensen moved to Buenos Aires last year .").ids)[None]
+    net = ner.model
+    if backend == "mlx":
+        import mlx.core as mx
+
+        run = lambda: np.array(net(mx.array(ids)))  # noqa: E731
+    else:
+        import torch
+
+        run = lambda: net(torch.from_numpy(ids)).detach().numpy()  # noqa: E731
+    inference = run()
+    np.testing.assert_array_equal(inference, run())
+    net.train()
+    assert not np.allclose(run(), run()), "training mode draws dropout masks"
+    net.eval()
+    np.testing.assert_array_equal(inference, run())
+
+
 def test_training_errors(data, tmp_path):
     with pytest.raises(AnnoError, match="exactly one of --model"):
         train(data["train"], tmp_path / "x", settings=FAST)
@@ -138,6 +168,10 @@ def test_training_errors(data, tmp_path):
         train(data["train"], tmp_path / "x", config=data["config"], settings=FAST, resume=True)
     with pytest.raises(AnnoError, match="types not in --labels: PER"):
         train(data["train"], tmp_path / "x", config=data["config"], labels=["LOC"], settings=FAST)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**FRESH, "mlp_dropout": 1.0}))
+    with pytest.raises(AnnoError, match=r"mlp_dropout 1.0 is not a dropout rate in \[0, 1\)"):
+        train(data["train"], tmp_path / "x", config=bad, settings=FAST)
 
 
 def test_both_backends_take_the_same_steps(data, tmp_path):

@@ -43,6 +43,12 @@ class ModelArgs:
     classifier_bias: bool = False
     decoder_bias: bool = True
     tie_word_embeddings: bool = True
+    # Dropout rates, active only in training mode (`model.train()`); loaded models are put in
+    # eval mode. attention_dropout drops attention outputs (after Wo), not attention weights.
+    embedding_dropout: float = 0.0
+    attention_dropout: float = 0.0
+    mlp_dropout: float = 0.0
+    classifier_dropout: float = 0.0
     hidden_activation: str = "gelu"
     classifier_activation: str = "gelu"
     local_attention: int = 128
@@ -80,6 +86,9 @@ class ModelArgs:
                 f"hidden_size {self.hidden_size} is not a multiple of "
                 f"num_attention_heads {self.num_attention_heads}"
             )
+        for name in ("embedding_dropout", "attention_dropout", "mlp_dropout", "classifier_dropout"):
+            if not 0 <= float(getattr(self, name)) < 1:
+                raise ValueError(f"{name} {getattr(self, name)!r} is not a dropout rate in [0, 1)")
         for name in ("hidden_activation", "classifier_activation"):
             if getattr(self, name) not in ACTIVATIONS:
                 raise ValueError(
@@ -106,9 +115,10 @@ class Embeddings(nn.Module):
         super().__init__()
         self.tok_embeddings = nn.Embedding(args.vocab_size, args.hidden_size)
         self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+        self.drop = nn.Dropout(args.embedding_dropout)
 
     def __call__(self, input_ids: mx.array) -> mx.array:
-        return self.norm(self.tok_embeddings(input_ids))
+        return self.drop(self.norm(self.tok_embeddings(input_ids)))
 
 
 class Attention(nn.Module):
@@ -121,6 +131,7 @@ class Attention(nn.Module):
         self.rope_base = args.local_rope_theta if self.is_local else args.global_rope_theta
         self.Wqkv = nn.Linear(args.hidden_size, 3 * args.hidden_size, bias=args.attention_bias)
         self.Wo = nn.Linear(args.hidden_size, args.hidden_size, bias=args.attention_bias)
+        self.out_drop = nn.Dropout(args.attention_dropout)
 
     def __call__(self, x: mx.array, mask: "AttentionMasks") -> mx.array:
         B, L, _ = x.shape
@@ -134,7 +145,7 @@ class Attention(nn.Module):
             out = mx.fast.scaled_dot_product_attention(q, k, v, scale=self.scale, mask=mask.local)
         else:
             out = global_attention(q, k, v, self.scale, mask.global_)
-        return self.Wo(out.transpose(0, 2, 1, 3).reshape(B, L, -1))
+        return self.out_drop(self.Wo(out.transpose(0, 2, 1, 3).reshape(B, L, -1)))
 
 
 class MLP(nn.Module):
@@ -145,10 +156,11 @@ class MLP(nn.Module):
         self.Wi = nn.Linear(args.hidden_size, 2 * args.intermediate_size, bias=args.mlp_bias)
         self.Wo = nn.Linear(args.intermediate_size, args.hidden_size, bias=args.mlp_bias)
         self.act = ACTIVATIONS[args.hidden_activation]
+        self.drop = nn.Dropout(args.mlp_dropout)
 
     def __call__(self, x: mx.array) -> mx.array:
         inputs, gate = mx.split(self.Wi(x), 2, axis=-1)
-        return self.Wo(self.act(inputs) * gate)
+        return self.Wo(self.drop(self.act(inputs) * gate))
 
 
 class EncoderLayer(nn.Module):
@@ -335,10 +347,11 @@ class ModernBertForTokenClassification(_TaskModel):
 
     def __init__(self, args: ModelArgs):
         super().__init__(args)
+        self.drop = nn.Dropout(args.classifier_dropout)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels, bias=True)
 
     def __call__(self, input_ids: mx.array, attention_mask: Optional[mx.array] = None) -> mx.array:
-        return self.classifier(self.head(self.model(input_ids, attention_mask)))
+        return self.classifier(self.drop(self.head(self.model(input_ids, attention_mask))))
 
 
 class ModernBertForMaskedLM(_TaskModel):

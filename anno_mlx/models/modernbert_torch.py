@@ -87,6 +87,7 @@ class Attention(nn.Module):
         self.rope_base = args.local_rope_theta if self.is_local else args.global_rope_theta
         self.Wqkv = nn.Linear(args.hidden_size, 3 * args.hidden_size, bias=args.attention_bias)
         self.Wo = nn.Linear(args.hidden_size, args.hidden_size, bias=args.attention_bias)
+        self.out_drop = nn.Dropout(args.attention_dropout)
 
     def forward(self, x: torch.Tensor, ctx: Context) -> torch.Tensor:
         B, L, _ = x.shape
@@ -97,7 +98,7 @@ class Attention(nn.Module):
             out = banded_attention(q, k, v, ctx)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.global_mask)
-        return self.Wo(out.transpose(1, 2).reshape(B, L, -1))
+        return self.out_drop(self.Wo(out.transpose(1, 2).reshape(B, L, -1)))
 
 
 def banded_attention(q, k, v, ctx: Context) -> torch.Tensor:
@@ -123,10 +124,11 @@ class MLP(nn.Module):
         self.Wi = nn.Linear(args.hidden_size, 2 * args.intermediate_size, bias=args.mlp_bias)
         self.Wo = nn.Linear(args.intermediate_size, args.hidden_size, bias=args.mlp_bias)
         self.act = ACTIVATIONS[args.hidden_activation]
+        self.drop = nn.Dropout(args.mlp_dropout)
 
     def forward(self, x):
         inputs, gate = self.Wi(x).chunk(2, dim=-1)
-        return self.Wo(self.act(inputs) * gate)
+        return self.Wo(self.drop(self.act(inputs) * gate))
 
 
 class EncoderLayer(nn.Module):
@@ -147,9 +149,10 @@ class Embeddings(nn.Module):
         super().__init__()
         self.tok_embeddings = nn.Embedding(args.vocab_size, args.hidden_size)
         self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
+        self.drop = nn.Dropout(args.embedding_dropout)
 
     def forward(self, ids):
-        return self.norm(self.tok_embeddings(ids))
+        return self.drop(self.norm(self.tok_embeddings(ids)))
 
 
 class ModernBertModel(nn.Module):
@@ -189,10 +192,11 @@ class ModernBertForTokenClassification(nn.Module):
         self.args = args
         self.model = ModernBertModel(args)
         self.head = PredictionHead(args)
+        self.drop = nn.Dropout(args.classifier_dropout)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels)
 
     def forward(self, input_ids, attention_mask=None):
-        return self.classifier(self.head(self.model(input_ids, attention_mask)))
+        return self.classifier(self.drop(self.head(self.model(input_ids, attention_mask))))
 
 
 class ModernBertForMaskedLM(nn.Module):

@@ -5,8 +5,8 @@
 # labelled data (train.jsonl, train-augmented.jsonl, dev.jsonl from the label and augment
 # stages) in build/gpu/, or packed as build/gpu/data.tar.xz. LIMIT (seconds) bounds the
 # training; the best epoch so far is on disk whenever it stops.
-# Seen on an H100 and an H200: the first epoch of a run goes ~5x slower than the next ones
-# (~23,000 vs ~108,000 tokens/s on the H100), so plan the limit on the first epoch.
+# On an H100 the base phase runs at ~110,000 tokens/s (its first epoch ~70,000), the continued
+# phase ~87,000 with two other trainings beside it: both phases and the conversion in ~4 min.
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
