@@ -3,8 +3,12 @@ data. (The teacher and the training run need spaCy and hours; MODEL_CARD.md has 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("build_default_model", ROOT / "scripts" / "build_default_model.py")
@@ -65,34 +69,75 @@ def test_swapped_names_replace_each_name_everywhere_with_one_of_its_type():
     assert text in seen and len(seen) > 4  # some documents keep names, most change some
 
 
-def test_wordnet_glosses_come_out_of_the_debian_package(tmp_path):
+def wordnet_deb(folder: Path, data_noun: str) -> Path:
+    """A .deb (ar archive, data.tar.xz inside) holding WordNet's data.noun, as Debian ships it."""
     import io
     import tarfile
 
-    data_noun = (
-        "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
-        "11070000 18 n 02 Einstein 0 Albert_Einstein 0 001 @i 10441453 n 0000 | physicist born in Germany (1879-1955)\n"
-        "08899000 15 n 01 Paris 0 001 @i 08524735 n 0000 | the capital and largest city of France\n"
-    ).encode()
+    body = data_noun.encode()
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:xz") as tar:
         info = tarfile.TarInfo("./usr/share/wordnet/data.noun")
-        info.size = len(data_noun)
-        tar.addfile(info, io.BytesIO(data_noun))
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
     members = [(b"debian-binary", b"2.0\n"), (b"control.tar.xz", b"x"), (b"data.tar.xz", archive.getvalue())]
     deb = b"!<arch>\n" + b"".join(
-        name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8) + str(len(body)).encode().ljust(10) + b"`\n" + body + b"\n" * (len(body) % 2)
-        for name, body in members
+        name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8) + str(len(blob)).encode().ljust(10) + b"`\n" + blob + b"\n" * (len(blob) % 2)
+        for name, blob in members
     )
-    (tmp_path / "wordnet.deb").write_bytes(deb)
-    docs = list(recipe.wordnet(tmp_path / "wordnet.deb"))
+    (folder / "wordnet.deb").write_bytes(deb)
+    return folder / "wordnet.deb"
+
+
+def test_wordnet_glosses_come_out_of_the_debian_package(tmp_path):
+    deb = wordnet_deb(tmp_path, (
+        "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
+        "11070000 18 n 02 Einstein 0 Albert_Einstein 0 001 @i 10441453 n 0000 | physicist born in Germany (1879-1955)\n"
+        "08899000 15 n 01 Paris 0 001 @i 08524735 n 0000 | the capital and largest city of France\n"
+    ))
+    docs = list(recipe.wordnet(deb))
     assert [d["text"] for d in docs] == ["Paris: the capital and largest city of France", "Einstein, Albert Einstein: physicist born in Germany (1879-1955)"]
     assert all(d["source"] == "wordnet" for d in docs)
 
 
+WORDNET_NOUNS = """\
+00000100 15 n 01 municipality 0 000 | an urban district having corporate status
+00000200 15 n 01 city 0 001 @ 00000100 n 0000 | a large and densely populated urban area
+00000300 15 n 01 Tbilisi 0 001 @i 00000200 n 0000 | capital and largest city of Georgia
+00000400 18 n 01 philosopher 0 000 | a specialist in philosophy
+00000500 18 n 01 Aristotle 0 001 @i 00000400 n 0000 | one of the greatest of the ancient Athenian philosophers
+00000600 05 n 01 Gadus 0 000 | type genus of the Gadidae
+00000700 13 n 01 saffron 0 000 | dried pungent stigmas of the Old World saffron crocus
+00000800 14 n 01 organization 0 000 | a group of people who work together
+00000900 14 n 02 Federal_Bureau_of_Investigation 0 FBI 0 001 @ 00000800 n 0000 | a federal law enforcement agency
+00001000 18 n 01 Washington 0 001 @i 00000400 n 0000 | first President of the United States
+00001100 15 n 01 Washington 0 001 @i 00000200 n 0000 | the capital of the United States
+00001200 17 n 01 river 0 000 | a large natural stream of water
+00001300 17 n 01 Yenisei 0 001 @i 00001200 n 0000 | a Russian river
+00001400 06 n 01 university 0 000 | establishment where a seat of higher learning is housed
+00001500 06 n 01 University_of_Chicago 0 001 @i 00001400 n 0000 | a university in Chicago
+"""
+
+
+def test_wordnet_gives_names_their_type(tmp_path):
+    gazetteer = recipe.Gazetteer(recipe.wordnet_nouns(wordnet_deb(tmp_path, WORDNET_NOUNS)))
+    names = ("Tbilisi", "Aristotle", "FBI", "Yenisei", "Gadus", "saffron", "Washington", "University of Chicago", "Saffron", "Ur")
+    assert [gazetteer.type_of(n) for n in names] == ["GPE", "PERSON", "ORG", "LOC", None, recipe.UNSURE, recipe.UNSURE, recipe.UNSURE, "", ""]
+
+    text = "Saffron is a spice. Tbilisi met Aristotle, the FBI and Washington by the Yenisei in 1900 with Gadus at the University of Chicago. Ur too."
+    teacher = {"Saffron": "ORG", "Tbilisi": "PERSON", "Aristotle": "ORG", "FBI": "GPE", "Washington": "PERSON", "the Yenisei": "GPE", "1900": "DATE",
+               "Gadus": "PERSON", "the University of Chicago": "ORG", "Ur": "ORG"}
+    spans = [{"start": text.index(n), "end": text.index(n) + len(n), "label": kind} for n, kind in teacher.items()]
+    fixed = {text[s["start"] : s["end"]]: s["label"] for s in recipe.corrected(text, spans, gazetteer)}
+    # WordNet's type where it is sure; a place keeps the teacher's GPE or LOC; no name, no span;
+    # a capitalised common noun opening a sentence goes; what WordNet lacks or is unsure of (a
+    # person and a city; a building or an institution) stays.
+    assert fixed == {"Tbilisi": "GPE", "Aristotle": "PERSON", "FBI": "ORG", "Washington": "PERSON", "the Yenisei": "GPE", "1900": "DATE",
+                     "the University of Chicago": "ORG", "Ur": "ORG"}
+
+
 def test_training_runs_in_two_phases(tmp_path):
     import argparse
-    import json
 
     args = argparse.Namespace(config=recipe.RECIPE / "config.json", backend="torch", device="cuda", epochs=None)
     base = recipe.train_command(tmp_path, args, "base")
@@ -114,3 +159,38 @@ def test_training_runs_in_two_phases(tmp_path):
     (tmp_path / "model.state" / "state.json").write_text("{}")
     assert option(recipe.train_command(tmp_path, args, "base"), "--epochs") == "1"
     assert "--resume" in recipe.train_command(tmp_path, args, "continued")
+
+
+def test_hand_checked_names_become_spans_longest_first():
+    text = "The Bay of Algiers lies by Algiers. Algeria's capital is Algiers; Algiersia is no word. Notre-Dame de Paris is in Paris."
+    entry = {"GPE": ["Algiers", "Algeria", "Paris"], "LOC": ["Bay of Algiers"], "other": ["Notre-Dame de Paris"], "either": ["capital"]}
+    gold, unscored = recipe.checked_reference(text, entry)
+    found = [(text[s:e], kind) for s, e, kind in gold]
+    # The longer name holds its words; whole words only ("Algiersia" is not Algiers); a name of
+    # another kind (`other`) keeps its "Paris" out; `either` is set apart, not scored.
+    assert found == [("Bay of Algiers", "LOC"), ("Algiers", "GPE"), ("Algeria", "GPE"), ("Algiers", "GPE"), ("Paris", "GPE")]
+    assert [text[s:e] for s, e, _ in unscored] == ["capital"]
+    assert recipe.name_core(text, (0, 18, "LOC")) == (4, 18, "LOC")  # "The " is a convention
+    assert text[slice(*recipe.name_core(text, (36, 45, "GPE"))[:2])] == "Algeria"  # so is "'s"
+
+
+def test_hand_checked_scores_count_what_each_system_gets_right(tmp_path, monkeypatch):
+    text = "Tallinn is the capital of Estonia. The city of Tallinn was once Reval."
+    checked = tmp_path / "checked.jsonl"
+    entry = {"document": 0, "round": 1, "sha256": hashlib.sha256(text.encode()).hexdigest()[:16], "GPE": ["Tallinn", "Estonia"], "either": ["Reval"]}
+    checked.write_text(json.dumps(entry) + "\n")
+    monkeypatch.setattr(recipe, "CHECKED", checked)
+    spans = lambda *names: [(text.index(n), text.index(n) + len(n), kind) for n, kind in names]  # noqa: E731
+    held_out = [{"text": text, "entities": []}]
+    scores = recipe.checked_scores(held_out, {
+        "right": [spans(("Tallinn", "GPE"), ("Estonia", "GPE")) + [(47, 54, "GPE")]],
+        "wrong type": [spans(("Tallinn", "ORG"), ("Estonia", "GPE"), ("Reval", "PERSON"))],  # Reval is not scored
+        "date": [spans(("Tallinn", "GPE"), ("Estonia", "GPE")) + [(47, 54, "GPE"), (0, 7, "DATE")]],  # other types are left out
+    })
+    assert (scores["documents"], scores["entities"]) == (1, 3)
+    assert scores["right"]["f1"] == 1.0 and scores["date"]["f1"] == 1.0
+    assert (scores["wrong type"]["correct"], scores["wrong type"]["predicted"]) == (1, 2)
+    assert recipe.checked_scores(held_out, {"right": [[]]}, rounds=(2,))["entities"] == 0  # round 1 only
+    other = [{"text": text + " ", "entities": []}]
+    with pytest.raises(SystemExit, match="not the one that was checked"):
+        recipe.checked_scores(other, {"right": [[]]})

@@ -2,8 +2,8 @@
 # The default model's training stages (train, then continue) on a lent NVIDIA GPU, then the
 # float16 conversion; the model comes back in $OUT (tar, split in 15 MB parts) with the log.
 # The GPU machine has no network: MLX's CPU wheels travel in .whl/ (scripts/gpu_machine.sh), the
-# labelled data (train.jsonl, train-augmented.jsonl, dev.jsonl from the label and augment
-# stages) in build/gpu/, or packed as build/gpu/data.tar.xz. LIMIT (seconds) bounds the
+# labelled data (train.corrected.jsonl, train-augmented.corrected.jsonl, dev.corrected.jsonl from
+# the correct stage) in build/gpu/, or packed as build/gpu/data.tar.xz. LIMIT (seconds) bounds the
 # training; the best epoch so far is on disk whenever it stops.
 # On an H100 the base phase runs at ~110,000 tokens/s (its first epoch ~70,000), the continued
 # phase ~87,000 with two other trainings beside it: both phases and the conversion in ~4 min.
@@ -25,7 +25,7 @@ nvidia-smi 2>/dev/null --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, mlx.core as mx; print('torch', torch.__version__, 'mlx', mx.__version__)"
 
 mkdir -p $WORK
-for f in train.jsonl train-augmented.jsonl dev.jsonl; do ln -sf "$DATA/$f" $WORK/$f; done
+for f in train.corrected.jsonl train-augmented.corrected.jsonl dev.corrected.jsonl; do ln -sf "$DATA/$f" $WORK/$f; done
 recipe() { python3 "$REPO/scripts/build_default_model.py" --work $WORK --backend torch --device $DEVICE "$@" >> "$OUT/train.log" 2>&1; }
 since "train, continue"
 export WORK REPO OUT DEVICE
