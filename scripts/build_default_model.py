@@ -394,13 +394,14 @@ def stage_augment(work: Path, args: argparse.Namespace) -> None:
 # correct: the teacher's PERSON/ORG/GPE/LOC checked against WordNet
 
 # WordNet's lexicographer files that hold names, and what kind of name each holds.
-PERSON_FILE, GROUP_FILE, LOCATION_FILE, OBJECT_FILE, COMMUNICATION_FILE, EVENT_FILE = 18, 14, 15, 17, 10, 11
-# Files whose capitalised words are no PERSON/ORG/GPE/LOC: acts (sports), animals and plants
-# (genera, families), attributes, body, cognition (doctrines, sciences), feelings, motives,
-# phenomena, processes, quantities, relations, shapes, states, time (periods). Artifacts, foods,
-# substances and possessions are not among them: there WordNet keeps buildings, universities
-# and brands ("University of Chicago", "Lego"), which are names.
+ACT_FILE, COMMUNICATION_FILE, EVENT_FILE, GROUP_FILE, LOCATION_FILE, OBJECT_FILE, PERSON_FILE = 4, 10, 11, 14, 15, 17, 18
+# Files whose capitalised words are no PERSON/ORG/GPE/LOC: acts (sports; named wars and battles
+# are EVENTs), animals and plants (genera, families), attributes, body, cognition (doctrines,
+# sciences), feelings, motives, phenomena, processes, quantities, relations, shapes, states,
+# time (periods). Artifacts, foods, substances and possessions are not among them: there
+# WordNet keeps buildings, universities and brands ("University of Chicago", "Lego"): names.
 NOT_NAME_FILES = {4, 5, 7, 8, 9, 12, 16, 19, 20, 22, 23, 24, 25, 26, 28}
+SUPERNATURAL = {"deity", "spiritual being", "mythical being", "imaginary being"}
 GPE_CLASSES = {"administrative district", "municipality", "city", "town", "country", "state"}
 UNSURE = "?"
 
@@ -433,18 +434,25 @@ class Gazetteer:
         synset, classes = self.synsets[offset], self.classes(offset)
         lexfile, instance = synset["lexfile"], synset["instance"]
         if lexfile == PERSON_FILE:
-            return "PERSON" if instance else "NORP"  # "Maya": a member of a people
+            # "Maya": a member of a people; "Leto", "Michael": a deity, an archangel.
+            return "PERSON" if instance or classes & SUPERNATURAL else "NORP"
         if lexfile == LOCATION_FILE:
             return "GPE" if classes & GPE_CLASSES else "LOC"
         if lexfile == OBJECT_FILE:
-            return "LOC" if instance else None  # rivers, mountains, islands
+            return "LOC" if instance else UNSURE  # rivers, mountains, islands; "Milky Way"
         if lexfile == GROUP_FILE:
             return "ORG" if classes & {"organization", "organisation"} else UNSURE
         if lexfile == COMMUNICATION_FILE:
-            return "LANGUAGE" if "language" in classes else ("WORK_OF_ART" if instance else None)
-        if lexfile == EVENT_FILE:
-            return "EVENT" if instance else None
-        return None if lexfile in NOT_NAME_FILES else UNSURE
+            if "language" in classes:
+                return "LANGUAGE"
+            if not instance:
+                return None  # "Oscar" (an award), "Crown" (a symbol)
+            if classes & {"document", "legal document", "written agreement"}:
+                return "LAW"  # the Articles of Confederation
+            return UNSURE if "software" in classes else "WORK_OF_ART"  # "Google" is a search engine there
+        if lexfile in (EVENT_FILE, ACT_FILE) and instance:
+            return "EVENT"  # the American Civil War, Manila Bay (the battle)
+        return None if lexfile in NOT_NAME_FILES else UNSURE  # periods ("Neolithic") are instances too
 
     def type_of(self, name: str) -> Optional[str]:
         """The type of `name` (exact case), None when it is no name, UNSURE when its senses

@@ -116,6 +116,17 @@ WORDNET_NOUNS = """\
 00001300 17 n 01 Yenisei 0 001 @i 00001200 n 0000 | a Russian river
 00001400 06 n 01 university 0 000 | establishment where a seat of higher learning is housed
 00001500 06 n 01 University_of_Chicago 0 001 @i 00001400 n 0000 | a university in Chicago
+00001600 18 n 01 deity 0 000 | any supernatural being worshipped as controlling some part of the world
+00001700 18 n 01 Leto 0 001 @ 00001600 n 0000 | mother of Apollo and Artemis
+00001800 18 n 01 Hutu 0 000 | a member of a Bantu people
+00001900 04 n 01 civil_war 0 000 | a war between factions in the same country
+00002000 04 n 01 American_Civil_War 0 001 @i 00001900 n 0000 | the war between the Union and the Confederacy
+00002100 10 n 01 written_agreement 0 000 | a legal document summarizing an agreement
+00002200 10 n 01 Articles_of_Confederation 0 001 @i 00002100 n 0000 | the first constitution of the 13 American states
+00002300 10 n 01 epic_poem 0 000 | a long narrative poem
+00002400 10 n 01 Iliad 0 001 @i 00002300 n 0000 | a Greek epic poem
+00002500 28 n 01 time_period 0 000 | an amount of time
+00002600 28 n 01 Neolithic 0 001 @i 00002500 n 0000 | the latest part of the Stone Age
 """
 
 
@@ -123,6 +134,8 @@ def test_wordnet_gives_names_their_type(tmp_path):
     gazetteer = recipe.Gazetteer(recipe.wordnet_nouns(wordnet_deb(tmp_path, WORDNET_NOUNS)))
     names = ("Tbilisi", "Aristotle", "FBI", "Yenisei", "Gadus", "saffron", "Washington", "University of Chicago", "Saffron", "Ur")
     assert [gazetteer.type_of(n) for n in names] == ["GPE", "PERSON", "ORG", "LOC", None, recipe.UNSURE, recipe.UNSURE, recipe.UNSURE, "", ""]
+    names = ("Leto", "Hutu", "American Civil War", "Articles of Confederation", "Iliad", "Neolithic")
+    assert [gazetteer.type_of(n) for n in names] == ["PERSON", "NORP", "EVENT", "LAW", "WORK_OF_ART", None]
 
     text = "Saffron is a spice. Tbilisi met Aristotle, the FBI and Washington by the Yenisei in 1900 with Gadus at the University of Chicago. Ur too."
     teacher = {"Saffron": "ORG", "Tbilisi": "PERSON", "Aristotle": "ORG", "FBI": "GPE", "Washington": "PERSON", "the Yenisei": "GPE", "1900": "DATE",
