@@ -467,25 +467,26 @@ class Gazetteer:
         return types.pop() if len(types) == 1 else UNSURE
 
 
+PLACES = {"GPE", "LOC"}
+
+
 def corrected(text: str, spans: list[dict], gazetteer: Gazetteer) -> list[dict]:
-    """The teacher's PERSON/ORG/GPE/LOC spans with WordNet's type where WordNet knows the name
-    and is sure (dropped where it says the name is none: a genus, a period, a food; a place the
-    teacher calls GPE or LOC keeps the teacher's choice of the two), and
-    without a single word that opens a sentence where only its lower-case form is in WordNet
-    (the teacher labels "Saffron is a spice" ORG). Other types are kept as they are."""
+    """The teacher's spans, its PERSON/ORG/GPE/LOC ones checked against WordNet: WordNet's type
+    where WordNet knows the name and is sure, except that a place the teacher calls GPE or LOC
+    keeps the teacher's choice of the two (WordNet files "Serbia" under "geographical area", not
+    under "country"); no span where WordNet says the word is no name (a genus, a period), nor for
+    a single word opening a sentence that WordNet has only in lower case (the teacher labels
+    "Saffron is a spice" ORG). Spans of the other types are kept as they are."""
     out = []
     for span in spans:
         if span["label"] in MAIN_TYPES:
             name = re.sub(r"^(?:the|The) ", "", text[span["start"] : span["end"]])
             kind = gazetteer.type_of(name)
             opens_sentence = span["start"] == 0 or re.search(r"(?:[.!?]\s+|\n)$", text[max(0, span["start"] - 3) : span["start"]])
-            if kind == "" and " " not in name and opens_sentence and name.lower() in gazetteer.senses:
+            if kind is None or (kind == "" and " " not in name and opens_sentence and name.lower() in gazetteer.senses):
                 continue
-            if kind is None:
-                continue
-            places = {"GPE", "LOC"}
-            if kind not in ("", UNSURE) and not (kind in places and span["label"] in places):
-                span = {**span, "label": kind}  # WordNet's GPE/LOC line is not OntoNotes': "Serbia" is a "geographical area"
+            if kind not in ("", UNSURE) and not (kind in PLACES and span["label"] in PLACES):
+                span = {**span, "label": kind}
         out.append(span)
     return out
 
@@ -502,9 +503,9 @@ def stage_correct(work: Path, args: argparse.Namespace) -> None:
         with open(work / f"{target}.tmp", "w", encoding="utf-8") as out:
             for record in read_jsonl(work / source):
                 entities = corrected(record["text"], record["entities"], gazetteer)
-                total += sum(e["label"] in MAIN_TYPES for e in record["entities"])
-                changed += sum(e["label"] in MAIN_TYPES for e in record["entities"]) - sum(
-                    e in record["entities"] for e in entities if e["label"] in MAIN_TYPES)
+                before = [e for e in record["entities"] if e["label"] in MAIN_TYPES]
+                total += len(before)
+                changed += len(before) - sum(e in entities for e in before)  # retyped or dropped
                 out.write(json.dumps({**record, "entities": entities}, ensure_ascii=False) + "\n")
         (work / f"{target}.tmp").replace(work / target)
         log(f"{target}: {changed:,} of {total:,} PERSON/ORG/GPE/LOC spans changed or dropped")
