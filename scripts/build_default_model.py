@@ -467,6 +467,16 @@ class Gazetteer:
         return types.pop() if len(types) == 1 else UNSURE
 
 
+def name_core(text: str, span: tuple) -> tuple:
+    """A span without a leading "the" and a trailing possessive: conventions, not errors."""
+    start, end, kind = span
+    match = re.match(r"(?:the|The)\s+", text[start:end])
+    start += match.end() if match else 0
+    match = re.search(r"['’]s$", text[start:end])
+    end -= len(match.group()) if match else 0
+    return start, end, kind
+
+
 PLACES = {"GPE", "LOC"}
 
 
@@ -480,7 +490,8 @@ def corrected(text: str, spans: list[dict], gazetteer: Gazetteer) -> list[dict]:
     out = []
     for span in spans:
         if span["label"] in MAIN_TYPES:
-            name = re.sub(r"^(?:the|The) ", "", text[span["start"] : span["end"]])
+            start, end, _ = name_core(text, (span["start"], span["end"], span["label"]))
+            name = text[start:end]
             kind = gazetteer.type_of(name)
             opens_sentence = span["start"] == 0 or re.search(r"(?:[.!?]\s+|\n)$", text[max(0, span["start"] - 3) : span["start"]])
             if kind is None or (kind == "" and " " not in name and opens_sentence and name.lower() in gazetteer.senses):
@@ -660,16 +671,6 @@ def checked_reference(text: str, entry: dict) -> tuple[list[tuple], list[tuple]]
                 taken.append((match.start(), match.end(), kind))
     gold = sorted(t for t in taken if t[2] in MAIN_TYPES)
     return gold, sorted(t for t in taken if t[2] == "either")
-
-
-def name_core(text: str, span: tuple) -> tuple:
-    """A span without a leading "the" and a trailing possessive: conventions, not errors."""
-    start, end, kind = span
-    match = re.match(r"(?:the|The)\s+", text[start:end])
-    start += match.end() if match else 0
-    match = re.search(r"['’]s$", text[start:end])
-    end -= len(match.group()) if match else 0
-    return start, end, kind
 
 
 def checked_scores(held_out: list[dict], predicted: dict[str, list[list[tuple]]], rounds: tuple[int, ...] = (1, 2)) -> dict:
