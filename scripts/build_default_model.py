@@ -456,10 +456,12 @@ class Gazetteer:
 
     def type_of(self, name: str) -> Optional[str]:
         """The type of `name` (exact case), None when it is no name, UNSURE when its senses
-        disagree, "" when WordNet lacks it."""
+        disagree or an acronym is a common noun there, "" when WordNet lacks it."""
         if name not in self.senses:
             return ""
         types = {self.sense_type(offset) for offset in self.senses[name]}
+        if types == {None} and name.isupper():
+            return UNSURE  # "ABC" is the alphabet there, and more often a broadcaster in text
         if types & {"GPE", "LOC"} and types <= {"GPE", "LOC", UNSURE}:
             # A country that is also an island is a GPE; "the nations of Europe" (a group
             # sense) does not make the continent any less a place.

@@ -200,6 +200,11 @@ def test_the_embedded_default_model_is_used_without_a_model():
     assert all(text[e.start : e.end] == e.text for e in ner(text))
     # Places and dates are the model's strongest types (docs: MODEL_CARD.md); these it must get.
     assert {("Warsaw", "GPE"), ("Paris", "GPE"), ("1891", "DATE")} <= found, found
+    # The README's example, whole: a model once trained on labels that stripped universities
+    # found "the University of" here.
+    text = "Marie Curie moved from Warsaw to Paris in 1891 and studied at the University of Paris."
+    found = {(e.text, e.label) for e in ner(text)}
+    assert ("Marie Curie", "PERSON") in found and {"the University of Paris", "University of Paris"} & {t for t, kind in found if kind == "ORG"}, found
 
 
 def test_a_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):

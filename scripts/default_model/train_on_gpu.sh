@@ -6,7 +6,7 @@
 # the correct stage) in build/gpu/, or packed as build/gpu/data.tar.xz. LIMIT (seconds) bounds the
 # training; the best epoch so far is on disk whenever it stops.
 # On an H100 the base phase runs at ~110,000 tokens/s (its first epoch ~70,000), the continued
-# phase ~87,000 with two other trainings beside it: both phases and the conversion in ~4 min.
+# phase ~87,000 with two other trainings beside it: both phases and the conversion in a few minutes.
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
