@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", required=True, help="labelled data (CoNLL columns, or JSONL with character offsets)")
     ev.add_argument("--format", choices=["conll", "jsonl"], help="data format (default: from the extension)")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ev.add_argument(
+        "--map",
+        metavar="MAP",
+        help="score a model whose types differ from the data's: MODEL=DATA pairs (PERSON=PER,GPE=LOC) or a preset (conll)",
+    )
     ev.add_argument("--aggregation", default="first", choices=AGGREGATIONS)
     ev.add_argument("--max-length", type=int)
     ev.add_argument("--batch-size", type=int, default=8)
@@ -110,18 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-o", "--output", required=True, help="output model folder")
     tr.add_argument("--tokenizer", help="tokenizer.json (default: the model's; for --config, one trained on the data)")
     tr.add_argument("--labels", help="entity types, comma-separated (default: those in the training data)")
+    tr.add_argument(
+        "--map",
+        metavar="MAP",
+        help="data typed more coarsely than the model: MODEL=DATA pairs (GPE=LOC,LOC=LOC) or a preset (conll); see docs/training.md",
+    )
+    tr.add_argument("--dev-map", metavar="MAP", help="the --dev data's mapping alone (default: --map)")
     from .train import TrainSettings
 
     defaults = TrainSettings()
-    tr.add_argument("--epochs", type=int, default=defaults.epochs)
+    tr.add_argument("--epochs", type=int, help="passes over the data (default: 3 to fine-tune, 10 for a fresh --config model)")
     tr.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    tr.add_argument("--lr", type=float, default=defaults.learning_rate, help="peak learning rate")
+    tr.add_argument("--lr", type=float, help="peak learning rate (default: 5e-5 to fine-tune, 1e-3 for a fresh --config model)")
     tr.add_argument("--warmup", type=float, default=defaults.warmup, help="share of steps spent warming up")
     tr.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     tr.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm)
     tr.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per training row")
     tr.add_argument("--vocab-size", type=int, default=defaults.vocab_size, help="for a tokenizer trained on the data")
     tr.add_argument("--seed", type=int, default=defaults.seed)
+    tr.add_argument("--objective", default="ner", choices=["ner", "mlm"],
+                    help="ner: entity labels (default); mlm: masked tokens, to adapt an encoder to your text before NER training")
+    tr.add_argument("--mask-rate", type=float, default=defaults.mask_rate, help="mlm: share of tokens hidden (default 0.3)")
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.state/")
     tr.add_argument("--force", action="store_true", help="replace an existing output folder")
     add_backend_options(tr)
@@ -201,9 +215,11 @@ def run_eval(args: argparse.Namespace) -> None:
     import json
 
     from .datasets import read_examples
-    from .metrics import evaluate, format_report
+    from .labelmap import parse_optional
+    from .metrics import format_report, score
     from .ner import NER
 
+    label_map = parse_optional(args.map)
     examples = read_examples(args.data, args.format)
     ner = NER.from_pretrained(
         args.model,
@@ -213,8 +229,7 @@ def run_eval(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         aggregation=args.aggregation,
     )
-    predicted = ner.batch([e.text for e in examples], progress=True)
-    report = evaluate([e.spans for e in examples], [[(p.start, p.end, p.label) for p in doc] for doc in predicted])
+    report = score(ner, examples, label_map, progress=True)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -234,8 +249,11 @@ def run_train(args: argparse.Namespace) -> None:
         max_length=args.max_length,
         seed=args.seed,
         vocab_size=args.vocab_size,
+        mask_rate=args.mask_rate,
     )
     labels = [label.strip() for label in args.labels.split(",") if label.strip()] if args.labels else None
+    from .labelmap import parse_optional
+
     summary = train(
         args.train,
         args.output,
@@ -245,6 +263,9 @@ def run_train(args: argparse.Namespace) -> None:
         data_format=args.format,
         tokenizer_file=args.tokenizer,
         labels=labels,
+        label_map=parse_optional(args.map),
+        dev_map=parse_optional(args.dev_map),
+        objective=args.objective,
         settings=settings,
         resume=args.resume,
         force=args.force,
@@ -252,7 +273,8 @@ def run_train(args: argparse.Namespace) -> None:
         device=args.device,
     )
     best = summary["best"]
-    print(f"wrote {args.output} (epoch {best['epoch']}" + (f", dev F1 {best['f1']:.4f})" if args.dev else ")"))
+    figure = f", dev F1 {best['f1']:.4f}" if "f1" in best else f", dev MLM loss {best['mlm_loss']:.4f}" if "mlm_loss" in best else ""
+    print(f"wrote {args.output} (epoch {best['epoch']}{figure})")
 
 
 def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:

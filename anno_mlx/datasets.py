@@ -24,6 +24,7 @@ class Example:
     text: str
     spans: list[tuple[int, int, str]]  # (start, end, type), character offsets into text
     where: str = ""  # "file:line" where the example starts
+    unannotated: tuple[str, ...] = ()  # types the text leaves unmarked (free on words outside spans)
 
 
 def read_examples(path: str | Path, fmt: Optional[str] = None) -> list[Example]:
@@ -88,7 +89,9 @@ def _from_tokens(words: list[str], tags: list[str], where: str) -> Example:
 
 
 def read_jsonl(content: str, name: str) -> list[Example]:
-    """`{"text": ..., "entities": [{"start": s, "end": e, "label": l}, ...]}` per line."""
+    """`{"text": ..., "entities": [{"start": s, "end": e, "label": l}, ...]}` per line. For
+    training on coarse data a label may name several types (`"GPE|LOC|FAC"`: any of them), and
+    `"unannotated": [types]` lists types the text does not mark (see `labelmap`)."""
     examples = []
     for number, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
@@ -109,11 +112,14 @@ def read_jsonl(content: str, name: str) -> list[Example]:
             if not 0 <= start < end <= len(text):
                 raise AnnoError(f"{where}: entity {i} [{start}, {end}) is outside the text of {len(text)} characters")
             spans.append((start, end, label))
+        free = record.get("unannotated", [])
+        if not isinstance(free, list) or not all(isinstance(t, str) for t in free):
+            raise AnnoError(f'{where}: "unannotated" must be a list of type names')
         spans.sort()
         for (a, b, _), (c, d, _) in zip(spans, spans[1:]):
             if c < b:
                 raise AnnoError(f"{where}: entities [{a}, {b}) and [{c}, {d}) overlap; nested entities are not supported")
-        examples.append(Example(text, spans, where))
+        examples.append(Example(text, spans, where, tuple(free)))
     return examples
 
 

@@ -17,6 +17,7 @@ from .backends import run
 from .checkpoint import read_config
 from .errors import AnnoError
 from .models.modernbert import GLOBAL, ModelArgs
+from .tokenizer import pad_rows
 
 
 class EncoderArchitecture(str, Enum):
@@ -229,13 +230,7 @@ class Encoder:
         results: list[Optional[tuple[np.ndarray, int]]] = [None] * len(encodings)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in chunk)
-            ids = np.full((len(chunk), width), self.tokenizer.pad_token_id, dtype=np.int32)
-            mask = np.zeros((len(chunk), width), dtype=np.int32)
-            for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
+            ids, mask = pad_rows([np.asarray(encodings[i].ids, dtype=np.int32) for i in chunk], self.tokenizer.pad_token_id)
             hidden = run(self.model, ids, None if mask.all() else mask)
             for row, i in enumerate(chunk):
                 n = len(encodings[i].ids)

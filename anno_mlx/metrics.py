@@ -14,7 +14,9 @@ the per-type ones over every type seen in gold or predictions.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import Optional, Sequence
+
+from .labelmap import LabelMap, rename_predictions
 
 Span = tuple[int, int, str]
 MODES = ("strict", "exact", "partial", "type")
@@ -65,6 +67,22 @@ def evaluate(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]
     return report
 
 
+def score(ner, examples: Sequence, label_map: Optional[LabelMap | str] = None, progress: bool = False) -> dict:
+    """Figures of an NER pipeline on labelled examples (`datasets.Example`), through the
+    pipeline itself. With `label_map` (a `LabelMap`, or its text: "conll", "PERSON=PER,...")
+    the predictions are renamed into the data's types first, and those the data cannot judge
+    are counted under `not_scored` (see `labelmap`)."""
+    if isinstance(label_map, str):
+        label_map = LabelMap.parse(label_map)
+    gold = [e.spans for e in examples]
+    documents = ner.batch([e.text for e in examples], progress=progress)
+    predicted = [[(p.start, p.end, p.label) for p in doc] for doc in documents]
+    if label_map is None:
+        return evaluate(gold, predicted)
+    predicted, dropped = rename_predictions(predicted, label_map, {kind for doc in gold for _, _, kind in doc})
+    return {**evaluate(gold, predicted), "not_scored": dropped}
+
+
 def confusion(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]) -> dict:
     """Same span, other type: how often each gold type was called each other type; and the
     gold entities no prediction overlaps (missed), the predictions no gold overlaps (spurious)."""
@@ -93,6 +111,9 @@ def format_report(report: dict) -> str:
     for mode in MODES:
         micro, macro = report[mode]["micro"], report[mode]["macro"]
         lines.append(f"{mode:<10}{micro['precision']:>9.4f}{micro['recall']:>9.4f}{micro['f1']:>10.4f}{macro['f1']:>10.4f}")
+    if report.get("not_scored"):
+        lines.append("")
+        lines.append("not scored (types the data does not annotate): " + ", ".join(f"{k} {v}" for k, v in sorted(report["not_scored"].items())))
     c = report["confusion"]
     lines.append("")
     lines.append("wrong type (gold -> predicted): " + (", ".join(f"{k} {v}" for k, v in sorted(c["wrong_type"].items())) or "none"))

@@ -14,7 +14,7 @@ from .backends import is_torch_model, run
 from .decode import check_aggregation, decode, entity_types
 from .entities import Entity
 from .errors import AnnoError
-from .tokenizer import Tokenizer, Tokens
+from .tokenizer import Tokenizer, Tokens, pad_rows
 from .windows import best_window, default_stride, plan_windows
 
 TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
@@ -191,12 +191,7 @@ class NER:
 
     def _forward(self, rows: list[np.ndarray]) -> list[np.ndarray]:
         """Label probabilities for each row of token ids (special tokens included)."""
-        width = max(len(r) for r in rows)
-        ids = np.full((len(rows), width), self.tokenizer.pad_token_id, dtype=np.int32)
-        mask = np.zeros((len(rows), width), dtype=np.int32)
-        for i, r in enumerate(rows):
-            ids[i, : len(r)] = r
-            mask[i, : len(r)] = 1
+        ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
         probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
         return [probs[i, : len(r)] for i, r in enumerate(rows)]
 

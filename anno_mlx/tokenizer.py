@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tokenizers
@@ -136,6 +136,17 @@ SPECIAL_NAMES = {
     "pad": ("[PAD]", "<pad>"),
     "mask": ("[MASK]", "<mask>"),
 }
+
+
+def pad_rows(rows: Sequence[np.ndarray], pad_id: int, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of token ids padded on the right to one width (rounded up to a multiple of
+    `multiple`): (ids, attention mask), int32."""
+    width = -(-max(len(r) for r in rows) // multiple) * multiple
+    ids = np.full((len(rows), width), pad_id, dtype=np.int32)
+    mask = np.zeros((len(rows), width), dtype=np.int32)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)], mask[r, : len(row)] = row, 1
+    return ids, mask
 
 
 def train_bpe(texts, vocab_size: int) -> tokenizers.Tokenizer:

@@ -1,29 +1,31 @@
-"""Token-classification fine-tuning (or training from scratch), in MLX or PyTorch.
+"""Training in MLX or PyTorch: NER (token classification, fine-tuned or from scratch) or a
+masked-LM objective, through one loop.
 
-Data -> tokens with word starts (the same `Tokenizer.tokenize` inference uses) -> IOB2 labels on
-the first token of each word (other tokens are ignored by the loss) -> length-grouped batches ->
-AdamW with linear warm-up and decay, gradient clipping -> evaluation on the dev set each epoch
-with the NER pipeline itself, keeping the best model in the output folder.
+Data -> tokens with word starts (the same `Tokenizer.tokenize` inference uses) -> rows and
+targets made by the objective (`objectives.py`: IOB2 labels, possibly several allowed per word,
+on the first token of each word; or hidden tokens) -> length-grouped batches -> AdamW with
+linear warm-up and decay, gradient clipping -> the dev figure after each epoch (F1 through the
+NER pipeline itself, or the masked-LM loss), keeping the best model in the output folder.
 
-One loop serves both backends; only the optimisation step differs (`MLXStep`, `TorchStep`): the
-PyTorch one trains the mirror model of `models/modernbert_torch.py` (on CUDA in bfloat16 autocast
-with float32 weights), and its weights are copied back into the MLX model before each save, so
-the output folder is the same either way.
+Only the optimisation step differs between backends (`MLXStep`, `TorchStep`): the PyTorch one
+trains the mirror model of `models/modernbert_torch.py` (on CUDA in bfloat16 autocast with
+float32 weights), and its weights are copied back into the MLX model before each save, so the
+output folder is the same either way.
 
-After every epoch the full training state (weights, optimizer, epoch, best score, tokenizer) is
+After every epoch the full training state (weights, optimizer, epoch, best figure, tokenizer) is
 written next to the output (`OUT.state/`), so `--resume` continues an interrupted run and ends
-where the uninterrupted run would have: batch order depends only on the seed and the epoch.
+where the uninterrupted run would have: batch order and masks depend only on the seed, the epoch
+and the batch.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -35,85 +37,51 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from .backends import choose
 from .checkpoint import check_weights, read_config, read_weights, save_folder
-from .datasets import Example, entity_types_of, read_examples
+from .datasets import entity_types_of, read_examples
+from .decode import entity_types
 from .errors import AnnoError
-from .metrics import evaluate
-from .models.modernbert import ModelArgs, ModernBertForTokenClassification
-from .ner import NER
-from .tokenizer import TOKENIZER_FILE, Tokenizer, train_bpe
+from .labelmap import LabelMap, allowed_types, coarse_examples
+from .models.modernbert import ModelArgs, ModernBertForMaskedLM, ModernBertForTokenClassification
+from .objectives import MaskedLM, TokenClassification, iob2_labels
+from .tokenizer import TOKENIZER_FILE, Tokenizer, pad_rows, train_bpe
 
-IGNORE = -100
+# Defaults where a setting is left unset (None): fine-tuning a trained encoder wants a small
+# learning rate and few epochs; a fresh model learns nothing useful in that budget.
+FINE_TUNE_DEFAULTS = {"learning_rate": 5e-5, "epochs": 3}
+FRESH_DEFAULTS = {"learning_rate": 1e-3, "epochs": 10}
 
 
 @dataclass
 class TrainSettings:
-    epochs: int = 3
+    epochs: Optional[int] = None  # see FINE_TUNE_DEFAULTS / FRESH_DEFAULTS
     batch_size: int = 16
-    learning_rate: float = 5e-5
+    learning_rate: Optional[float] = None
     warmup: float = 0.1  # share of all steps spent warming up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_length: int = 512
     seed: int = 0
     vocab_size: int = 8000  # for a tokenizer trained on the data
+    mask_rate: float = 0.3  # masked-LM: share of tokens hidden
+
+    def resolved(self, fresh: bool) -> "TrainSettings":
+        """These settings with the unset ones filled in for a fresh model or a fine-tune."""
+        defaults = FRESH_DEFAULTS if fresh else FINE_TUNE_DEFAULTS
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
 
-def iob2_labels(types: list[str]) -> list[str]:
-    return ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in "BI"]
-
-
-def token_labels(text: str, tokens, spans: list[tuple[int, int, str]], label2id: dict[str, int]) -> np.ndarray:
-    """IOB2 label ids on the first token of each word, IGNORE elsewhere. A word belongs to the
-    entity that holds its first non-space character; the entity's first word gets B-."""
-    labels = np.full(len(tokens), IGNORE, dtype=np.int32)
-    starts = [s for s, _, _ in spans]
-    last_entity = -1
-    for i in np.flatnonzero(tokens.word_start).tolist():
-        a, b = int(tokens.offsets[i, 0]), int(tokens.offsets[i, 1])
-        while a < b and text[a].isspace():
-            a += 1
-        k = bisect.bisect_right(starts, a) - 1
-        if k >= 0 and spans[k][0] <= a < spans[k][1]:
-            kind = spans[k][2]
-            labels[i] = label2id[("I-" if k == last_entity else "B-") + kind]
-            last_entity = k
-        else:
-            labels[i] = label2id["O"]
-    return labels
-
-
-def encode(examples: list[Example], tokenizer: Tokenizer, label2id: dict[str, int], max_length: int):
-    """(ids, labels) rows of at most max_length tokens, special tokens included (and ignored)."""
-    prefix, suffix = tokenizer.special_tokens()
-    capacity = max_length - len(prefix) - len(suffix)
-    rows = []
-    for example in examples:
-        tokens = tokenizer.tokenize(example.text)
-        labels = token_labels(example.text, tokens, example.spans, label2id)
-        for start in range(0, max(len(tokens), 1), capacity):
-            ids = np.concatenate([prefix, tokens.ids[start : start + capacity], suffix]).astype(np.int32)
-            lab = np.concatenate(
-                [np.full(len(prefix), IGNORE), labels[start : start + capacity], np.full(len(suffix), IGNORE)]
-            ).astype(np.int32)
-            rows.append((ids, lab))
-    return rows
-
-
-def batches(rows, batch_size: int, seed: int, epoch: int, pad_id: int, multiple: int = 1):
-    """Length-grouped numpy batches (ids, mask, labels) in an order fixed by (seed, epoch) alone,
-    padded to a width that is a multiple of `multiple`."""
+def batches(rows, objective, batch_size: int, seed: int, epoch: int, pad_id: int, multiple: int = 1):
+    """Length-grouped numpy batches (inputs, attention mask, targets) in an order fixed by (seed,
+    epoch) alone, padded to a width that is a multiple of `multiple`; the objective makes each
+    batch's targets (and, for masked-LM, hides tokens) from the same seeds."""
     rng = np.random.default_rng([seed, epoch])
     order = np.argsort([len(ids) + rng.random() for ids, _ in rows], kind="stable")
     groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for g in rng.permutation(len(groups)):
+    for number, g in enumerate(rng.permutation(len(groups))):
         chosen = [rows[i] for i in groups[g]]
-        width = -(-max(len(ids) for ids, _ in chosen) // multiple) * multiple
-        ids = np.full((len(chosen), width), pad_id, dtype=np.int32)
-        labels = np.full((len(chosen), width), IGNORE, dtype=np.int32)
-        mask = np.zeros((len(chosen), width), dtype=np.int32)
-        for r, (i, lab) in enumerate(chosen):
-            ids[r, : len(i)], labels[r, : len(lab)], mask[r, : len(i)] = i, lab, 1
-        yield ids, mask, labels
+        ids, mask = pad_rows([ids for ids, _ in chosen], pad_id, multiple)
+        inputs, targets = objective.targets(chosen, ids, mask, np.random.default_rng([seed, epoch, number]))
+        yield inputs, mask, targets
 
 
 def learning_rate(step: int, settings: TrainSettings, total: int) -> float:
@@ -124,19 +92,12 @@ def learning_rate(step: int, settings: TrainSettings, total: int) -> float:
     return settings.learning_rate * max(total - step, 0) / max(total - warmup, 1)
 
 
-def loss_fn(model, ids, mask, labels):
-    logits = model(ids, mask)
-    valid = labels != IGNORE
-    losses = nn.losses.cross_entropy(logits, mx.where(valid, labels, 0), reduction="none")
-    return (losses * valid).sum() / mx.maximum(valid.sum(), 1)
-
-
 class MLXStep:
     """AdamW steps on the MLX model itself."""
 
     width_multiple = 1
 
-    def __init__(self, net, settings: TrainSettings, total: int):
+    def __init__(self, net, settings: TrainSettings, total: int, objective):
         self.net = net
         self.settings = settings
         self.optimizer = optim.AdamW(
@@ -144,7 +105,7 @@ class MLXStep:
             weight_decay=settings.weight_decay,
             bias_correction=True,  # standard AdamW, as PyTorch has it
         )
-        self.value_and_grad = nn.value_and_grad(net, loss_fn)
+        self.value_and_grad = nn.value_and_grad(net, lambda model, ids, mask, targets: objective.loss(model(ids, mask), targets))
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> float:
         self.net.train()  # dropout on
@@ -181,7 +142,7 @@ class MLXStep:
 class TorchStep:
     """AdamW steps on the PyTorch mirror of the MLX model (same weights, same math)."""
 
-    def __init__(self, net, settings: TrainSettings, total: int, device: str):
+    def __init__(self, net, settings: TrainSettings, total: int, device: str, objective):
         import torch
 
         from .models.modernbert_torch import from_mlx
@@ -190,6 +151,7 @@ class TorchStep:
         self.net = net
         self.settings = settings
         self.device = device
+        self.objective = objective
         self.mirror = from_mlx(net, torch.float32, device).train()
         self.optimizer = torch.optim.AdamW(
             self.mirror.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, eps=1e-8
@@ -205,14 +167,15 @@ class TorchStep:
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> float:
         torch = self.torch
-        ids_t, mask_t, labels_t = (torch.from_numpy(a.astype(np.int64)).to(self.device) for a in (ids, mask, labels))
+        ids_t, mask_t = (torch.from_numpy(a.astype(np.int64)).to(self.device) for a in (ids, mask))
+        targets = torch.from_numpy(labels).to(self.device)
         self.mirror.train()
         if self.autocast is not None:
             with self.autocast:
                 logits = self.mirror(ids_t, mask_t)
         else:
             logits = self.mirror(ids_t, mask_t)
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels_t.flatten(), ignore_index=IGNORE)
+        loss = self.objective.torch_loss(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.mirror.parameters(), self.settings.max_grad_norm)
@@ -228,7 +191,8 @@ class TorchStep:
 
     def sync(self) -> None:
         """Copy the trained weights into the MLX model, which is what gets saved."""
-        state = self.mirror.state_dict()
+        own = dict(tree_flatten(self.net.parameters()))  # a tied decoder is the embeddings, not a weight of its own
+        state = {k: v for k, v in self.mirror.state_dict().items() if k in own}
         self.net.load_weights([(k, mx.array(v.detach().float().cpu().numpy())) for k, v in state.items()], strict=True)
 
     def save_state(self, folder: Path) -> None:
@@ -247,12 +211,13 @@ class TorchStep:
 
 
 def build_model(
-    base: Optional[Path], config_file: Optional[Path], tokenizer: Tokenizer, labels: list[str]
-) -> tuple[ModernBertForTokenClassification, dict[str, Any]]:
-    """A token-classification model for `labels`: the encoder (and prediction head) of `base`
-    (a converted or Hugging Face masked-LM or token-classification folder) with a new
-    classifier, or a fresh model from the ModelArgs in `config_file`."""
-    id2label = dict(enumerate(labels))
+    base: Optional[Path], config_file: Optional[Path], tokenizer: Tokenizer, labels: Optional[list[str]]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A token-classification model for `labels` (a masked-LM model when `labels` is None): the
+    encoder (and prediction head) of `base` (a converted or Hugging Face masked-LM or
+    token-classification folder) with a new classifier or decoder where `base` has none, or a
+    fresh model from the ModelArgs in `config_file`."""
+    id2label = dict(enumerate(labels)) if labels is not None else None
     if base is not None:
         config = read_config(base)
         if config.get("quantization"):
@@ -267,28 +232,38 @@ def build_model(
         config.update({f"{name}_token_id": i for name, i in tokenizer.special_ids().items() if i is not None})
     if config.get("model_type") != "modernbert":
         raise AnnoError(f"model_type {config.get('model_type')!r} cannot be trained; only modernbert")
-    config.update(
-        architectures=["ModernBertForTokenClassification"],
-        id2label={str(i): label for i, label in id2label.items()},
-        label2id={label: i for i, label in id2label.items()},
-    )
+    if id2label is not None:
+        config.update(
+            architectures=["ModernBertForTokenClassification"],
+            id2label={str(i): label for i, label in id2label.items()},
+            label2id={label: i for i, label in id2label.items()},
+        )
+    else:
+        config["architectures"] = ["ModernBertForMaskedLM"]
+        for key in ("id2label", "label2id", "num_labels"):
+            config.pop(key, None)
     config.pop("quantization", None)
     config.pop("quantization_config", None)
     try:
         args = ModelArgs.from_dict(config)
     except (TypeError, ValueError) as err:
         raise AnnoError(f"the model config is not usable: {err}") from None
-    model = ModernBertForTokenClassification(args)
+    model = ModernBertForTokenClassification(args) if id2label is not None else ModernBertForMaskedLM(args)
     # Written out in full, so that the output folder describes the model without our defaults.
-    config.update({k: v for k, v in asdict(args).items() if k != "id2label"})
+    config.update({k: v for k, v in asdict(args).items() if k != "id2label" and (id2label is not None or k != "num_labels")})
     if base is not None:
         weights = model.sanitize(read_weights(base))
         same_labels = {int(k): v for k, v in (read_config(base).get("id2label") or {}).items()} == id2label
         weights = {k: v for k, v in weights.items() if same_labels or not k.startswith("classifier.")}
-        check_weights(model, weights, base, may_lack=("classifier.",))
+        check_weights(model, weights, base, may_lack=("classifier.", "decoder."))
         model.load_weights(list(weights.items()), strict=False)
     model.set_dtype(mx.float32)
     return model, config
+
+
+def label_map_source(folder: Path) -> dict[int, str]:
+    """The id2label of a model folder, whose types a --map fine-tune keeps."""
+    return {int(k): v for k, v in (read_config(folder).get("id2label") or {}).items()}
 
 
 def train(
@@ -301,7 +276,10 @@ def train(
     data_format: Optional[str] = None,
     tokenizer_file: Optional[str | Path] = None,
     labels: Optional[list[str]] = None,
+    label_map: Optional[LabelMap] = None,
+    dev_map: Optional[LabelMap] = None,
     settings: TrainSettings = TrainSettings(),
+    objective: str = "ner",
     resume: bool = False,
     force: bool = False,
     backend: str = "auto",
@@ -311,12 +289,18 @@ def train(
 ) -> dict[str, Any]:
     """Train and write the best model to `out` (a normal model folder). `backend`/`device` as for
     inference (`auto`: MLX on Apple Silicon, PyTorch on CUDA or other CPUs when installed).
-    `on_epoch_end(epoch, summary)` runs after each epoch's state is saved. Returns the final
-    summary."""
+    `label_map` trains on data typed more coarsely than the model (CoNLL's LOC for GPE, LOC,
+    FAC; see `labelmap`) and scores the dev data in its own types; `dev_map` (default:
+    `label_map`) is the dev data's mapping alone, for training data already in the model's
+    types. `objective="mlm"` trains a masked-LM model on the data's text instead (entities
+    ignored), to adapt an encoder to a domain before NER training; the best epoch is the one
+    with the lowest dev loss. `on_epoch_end(epoch, summary)` runs after each epoch's state is
+    saved. Returns the final summary."""
     out = Path(out).expanduser()
     state_dir = out.parent / f"{out.name}.state"
     if (model is None) == (config is None):
         raise AnnoError("give exactly one of --model (a checkpoint to fine-tune) and --config (a fresh model)")
+    settings = settings.resolved(fresh=config is not None)
     if out.exists() and not (force or resume):
         raise AnnoError(f"{out} already exists; pass --force to replace it (or --resume to continue)")
     if resume and not (state_dir / "state.json").is_file():
@@ -325,30 +309,44 @@ def train(
     train_examples = read_examples(train_file, data_format)
     dev_examples = read_examples(dev_file, data_format) if dev_file else None
 
-    types = labels or entity_types_of(train_examples)
-    unknown = sorted(set(entity_types_of(train_examples)) - set(types))
-    if unknown:
-        raise AnnoError(f"the training data has types not in --labels: {', '.join(unknown)}")
-    label_list = iob2_labels(list(types))
-    label2id = {label: i for i, label in enumerate(label_list)}
+    if objective not in ("ner", "mlm"):
+        raise AnnoError(f"objective {objective!r} is unknown; choose ner or mlm")
+    label_list = None
+    if objective == "ner":
+        if (label_map or dev_map) is not None and not labels:
+            if model is None:
+                raise AnnoError("--map needs the model's types: give --labels (or fine-tune a --model that has them)")
+            labels = entity_types(label_map_source(Path(model).expanduser()))
+        types = labels or entity_types_of(train_examples)
+        if label_map is not None:
+            train_examples = coarse_examples(train_examples, label_map, types)
+        wanted = {t for e in train_examples for _, _, kind in e.spans for t in allowed_types(kind)}
+        unknown = sorted((wanted | {t for e in train_examples for t in e.unannotated}) - set(types))
+        if unknown:
+            raise AnnoError(f"the training data has types not in --labels: {', '.join(unknown)}")
+        label_list = iob2_labels(list(types))
 
     tokenizer = _tokenizer(model, tokenizer_file, train_examples, settings, state_dir if resume else None)
+    try:
+        task = TokenClassification(types, dev_map or label_map) if objective == "ner" else MaskedLM(tokenizer, settings.mask_rate)
+    except ValueError as err:
+        raise AnnoError(str(err)) from None
     mx.random.seed(settings.seed)  # the fresh classifier (and a fresh model) start from the seed
     net, model_config = build_model(Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, label_list)
     max_length = min(settings.max_length, net.args.max_position_embeddings)
-    rows = encode(train_examples, tokenizer, label2id, max_length)
+    rows = task.rows(train_examples, tokenizer, max_length)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     total = steps_per_epoch * settings.epochs
-    step = TorchStep(net, settings, total, chosen.device) if chosen.name == "torch" else MLXStep(net, settings, total)
+    step = TorchStep(net, settings, total, chosen.device, task) if chosen.name == "torch" else MLXStep(net, settings, total, task)
 
-    first_epoch, best = 0, {"f1": -1.0, "epoch": None}
+    first_epoch, best = 0, {"figure": float("-inf"), "epoch": None}  # figure: higher is better
     if resume:
         state = json.loads((state_dir / "state.json").read_text())
         if state.get("backend", "mlx") != chosen.name:
             raise AnnoError(f"{state_dir} was written by the {state.get('backend', 'mlx')} backend; resume with --backend {state.get('backend', 'mlx')}")
         step.load_state(state_dir)
         first_epoch, best = state["epoch"], state["best"]
-        log(f"resuming after epoch {first_epoch} (best dev F1 so far {best['f1']:.4f})")
+        log(f"resuming after epoch {first_epoch} (best {task.figure} so far {abs(best['figure']):.4f})")
     else:
         state_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.backend.save(str(state_dir / TOKENIZER_FILE))
@@ -362,7 +360,7 @@ def train(
         # Dropout masks from (seed, epoch) alone, so a resumed run draws what an uninterrupted one would.
         step.reseed(int(np.random.SeedSequence([settings.seed, epoch]).generate_state(1)[0]))
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, leave=False, mininterval=0.5)
-        for ids, mask, labels_batch in batches(rows, settings.batch_size, settings.seed, epoch, tokenizer.pad_token_id, step.width_multiple):
+        for ids, mask, labels_batch in batches(rows, task, settings.batch_size, settings.seed, epoch, tokenizer.pad_token_id, step.width_multiple):
             loss = step(ids, mask, labels_batch)
             seen += int(mask.sum())
             total_loss += loss
@@ -371,33 +369,27 @@ def train(
         bar.close()
         summary = {"epoch": epoch + 1, "loss": total_loss / steps_per_epoch, "seconds": time.perf_counter() - started, "tokens": seen}
         if dev_examples is not None:
-            summary["dev"] = score(step.model(), tokenizer, label_list, dev_examples, max_length)
-            f1 = summary["dev"]["strict"]["micro"]["f1"]
+            figure, summary["dev"] = task.evaluate(step.model(), tokenizer, dev_examples, max_length)
         else:
-            f1 = -summary["loss"]  # without dev data the last epoch is kept
-        improved = f1 > best["f1"] or dev_examples is None
+            figure = -summary["loss"]  # without dev data the last epoch is kept
+        improved = figure > best["figure"] or dev_examples is None
         if improved:
-            best = {"f1": f1, "epoch": epoch + 1}
+            best = {"figure": figure, "epoch": epoch + 1}
             step.sync()
-            model_config["anno_mlx"] = {"format": 1, "trained": {**asdict(settings), "epoch": epoch + 1, "dev_f1": f1 if dev_examples else None}}
+            dev_figure = {"dev_f1": figure} if objective == "ner" else {"dev_mlm_loss": -figure}
+            model_config["anno_mlx"] = {"format": 1, "trained": {**asdict(settings), "objective": objective, "epoch": epoch + 1, **(dev_figure if dev_examples else {})}}
             save_folder(net, model_config, out, {TOKENIZER_FILE: state_dir / TOKENIZER_FILE})
         step.save_state(state_dir)
         (state_dir / "state.json.tmp").write_text(json.dumps({"epoch": epoch + 1, "best": best, "backend": chosen.name}))
         (state_dir / "state.json.tmp").replace(state_dir / "state.json")
-        dev_text = f", dev F1 {f1:.4f}{' (best)' if improved else ''}" if dev_examples is not None else ""
+        dev_text = f", {task.figure} {abs(figure):.4f}{' (best)' if improved else ''}" if dev_examples is not None else ""
         log(f"epoch {epoch + 1}: loss {summary['loss']:.4f}{dev_text}, {summary['seconds']:.1f} s ({seen / summary['seconds']:,.0f} tokens/s)")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, summary)
     shutil.rmtree(state_dir, ignore_errors=True)
-    summary["best"] = best
+    named = {"f1": best["figure"]} if objective == "ner" else {"mlm_loss": -best["figure"]}
+    summary["best"] = {"epoch": best["epoch"], **(named if dev_examples is not None else {})}
     return summary
-
-
-def score(model, tokenizer: Tokenizer, labels: list[str], examples: list[Example], max_length: int) -> dict:
-    """Evaluation figures of `model` on `examples`, through the inference pipeline itself."""
-    ner = NER(model, tokenizer, dict(enumerate(labels)), max_length=max_length)
-    predicted = ner.batch([e.text for e in examples])
-    return evaluate([e.spans for e in examples], [[(p.start, p.end, p.label) for p in doc] for doc in predicted])
 
 
 def _tokenizer(model, tokenizer_file, examples, settings: TrainSettings, state_dir: Optional[Path]) -> Tokenizer:

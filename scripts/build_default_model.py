@@ -1,8 +1,12 @@
-"""Build anno-mlx's embedded default model: a small ModernBERT NER distilled offline.
+"""Build anno-mlx's embedded default model: a small ModernBERT NER trained offline on silver and gold labels.
 
     pip install -r scripts/default_model/requirements.txt
-    python scripts/build_default_model.py --work build/default-model        # every stage
-    python scripts/build_default_model.py --work build/default-model --stage measure
+    python scripts/build_default_model.py --work build/default-model --gold-data DATA   # every stage
+    python scripts/build_default_model.py --work build/default-model --gold-data DATA --stage measure
+
+DATA is a folder of the human-annotated sets, laid out as their public releases are
+(conll2003/, btc/, wnut17/, sec-filings/; MODEL_CARD.md names the sources, GOLD_FILES their
+sha256); only the gold and measure stages read it.
 
 Stages, each writing into --work and skipped when its output is already there (--redo STAGE
 runs it again):
@@ -28,9 +32,21 @@ runs it again):
            to float16 with the shipped tokenizer setting (see `ship`).
   continue the base model trained on (continued.json) over WordNet's glosses and the documents
            with names swapped (MODEL_CARD.md says why in two phases).
-  ship     `python -m anno_mlx convert ... --dtype float16` into anno_mlx/default_model/.
-  measure  agreement with the teacher on the held-out documents (strict F1, micro and per
-           type); strict F1 of the teacher, of its WordNet-checked labels and of the shipped
+  gold     the continued model (in float16, as the phases before were shipped) trained on
+           human-annotated sentences (gold.json): CoNLL-2003 train, Broad Twitter Corpus
+           sections a, b, e and g, WNUT-17 train; a coarse type (CoNLL's LOC, MISC) takes the
+           teacher's fine type where the teacher finds the same span, and is otherwise a set
+           of the model's fine types (marginal likelihood, `anno_mlx.labelmap`); a tenth of the
+           sentences again in lower case and a tenth in capitals, and 150,000 words of the
+           silver paragraphs; CoNLL-2003 dev chooses the epoch. `--fine-types marginal` and
+           `--adapt` train the two alternatives the card compares (every coarse span a set; a
+           masked-LM phase first).
+  ship     `python -m anno_mlx convert ... --dtype float16` of the gold model into
+           anno_mlx/default_model/.
+  measure  strict F1 of the shipped model, the model before the gold phase and spaCy's small
+           model side by side on the gold test sets (CoNLL-2003 test, WNUT-17 dev, Broad Twitter
+           Corpus section h, SEC filings); agreement with the teacher on the held-out documents
+           (strict F1, micro and per type); strict F1 of the teacher, of its WordNet-checked labels and of the shipped
            model on PERSON/ORG/GPE/LOC against the hand-checked held-out documents
            (scripts/default_model/checked.jsonl); speed of the shipped model (each backend)
            against the teacher on the same text, size on disk and load time:
@@ -313,6 +329,14 @@ def teacher():
     return nlp
 
 
+def teacher_pipeline():
+    """spaCy's small English model as a user gets it (all its components), for the side-by-side
+    figures on the gold sets."""
+    import spacy
+
+    return spacy.load(TEACHER)
+
+
 def teacher_spans(doc) -> list[dict]:
     """The teacher's entities, less the ones it gets wrong in known ways: spans across a
     paragraph break, spans that begin or end with punctuation, and single characters."""
@@ -547,15 +571,30 @@ def pack(records: list[dict], seed: int) -> list[dict]:
     return packed
 
 
+PHASES = {  # phase -> (start from, output folder, settings)
+    "base": (None, "model-base", "base.json"),
+    "continued": ("base-shipped", "model", "continued.json"),
+    "gold": ("continued-shipped", "model-gold", "gold.json"),
+    "gold-marginal": ("continued-shipped", "model-gold-marginal", "gold.json"),  # the ablation of --fine-types
+    "adapt": ("continued-shipped", "model-adapted", "adapt.json"),  # masked-LM on the gold phase's text (--adapt)
+    "gold-adapted": ("model-adapted", "model-gold-adapted", "gold.json"),
+}
+
+
 def train_command(work: Path, args: argparse.Namespace, phase: str) -> list[str]:
-    """`python -m anno_mlx train` for one phase: `base` from scratch (--config), `continued`
-    from the float16 base model."""
-    settings = json.loads((RECIPE / f"{phase}.json").read_text())
-    start = ["--config", str(args.config)] if phase == "base" else ["--model", str(work / "base-shipped")]
-    out = work / ("model-base" if phase == "base" else "model")
+    """`python -m anno_mlx train` for one phase: `base` from scratch (--config), the others
+    from the float16 model of the phase before."""
+    start_from, out_name, settings_file = PHASES[phase]
+    settings = json.loads((RECIPE / settings_file).read_text())
+    start = ["--config", str(args.config)] if start_from is None else ["--model", str(work / start_from)]
+    out = work / out_name
+    dev = ["--dev", str(gold_file(args, "conll2003/dev.txt")), "--dev-map", "conll"] if phase.startswith("gold") else ["--dev", str(work / CORRECTED["dev.jsonl"])]
+    task = ["--objective", "mlm"] if phase == "adapt" else ["--labels", ",".join(TYPES)]
+    if phase == "adapt":
+        dev = ["--dev", str(gold_file(args, "conll2003/dev.txt"))]
     command = [sys.executable, "-m", "anno_mlx", "train", *start,
-               "--train", str(work / f"{phase}-packed.jsonl"), "--dev", str(work / CORRECTED["dev.jsonl"]),
-               "-o", str(out), "--labels", ",".join(TYPES), "--backend", args.backend]
+               "--train", str(work / f"{phase}-packed.jsonl"), *dev,
+               "-o", str(out), *task, "--backend", args.backend]
     if phase == "base" and args.epochs:
         settings["epochs"] = args.epochs
     for key, value in settings.items():
@@ -570,8 +609,14 @@ def train_command(work: Path, args: argparse.Namespace, phase: str) -> list[str]
 
 
 def run_phase(work: Path, args: argparse.Namespace, phase: str, records: list[dict]) -> None:
+    """Train one phase on `records`: gold sentences and paragraphs as they are, longer
+    documents packed (see `pack`)."""
+    gold = phase.startswith("gold") or phase == "adapt"
+    rows = records if gold else pack(records, SEED)
+    if gold:
+        random.Random(SEED).shuffle(rows)
     with open(work / f"{phase}-packed.jsonl", "w", encoding="utf-8") as out:
-        for record in pack(records, SEED):
+        for record in rows:
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     command = train_command(work, args, phase)
     log(" ".join(command))
@@ -589,6 +634,149 @@ def stage_train(work: Path, args: argparse.Namespace) -> None:
 def stage_continue(work: Path, args: argparse.Namespace) -> None:
     """The base model, trained on: WordNet's glosses and the documents with names swapped."""
     run_phase(work, args, "continued", training_text(work, CORRECTED["train.jsonl"])[1] + read_jsonl(work / CORRECTED["train-augmented.jsonl"]))
+
+# ---------------------------------------------------------------------------------------------
+# gold: the continued model fine-tuned on human-annotated data (and some of the silver text)
+
+# The gold sets under --gold-data, as their public releases have them (sha256 checked): the
+# training part of each; CoNLL-2003 dev chooses the epoch; CoNLL-2003 test, WNUT-17 dev, Broad
+# Twitter Corpus section h and the SEC filings are only measured.
+GOLD_FILES = {
+    "conll2003/dev.txt": "1c782edac64aebbb255a5d78f84bb50f05290a6a641bbf99051410325cb8f539",
+    "conll2003/test.txt": "c449de96cf5b1cc1738c23235165392748821fe281ee134c846ed29c884a9147",
+    "conll2003/train.txt": "7c35b7d44b32ee7ad609a960676526e73c0f3473115a13c55080251c23b2eb6f",
+    "btc/a.conll": "ac824cc13c88283fe3cca05343e46c79ec4cd5b174429f27bf8fe0ebdc1bbf33",
+    "btc/b.conll": "504a094a0398e03fd7b394510e313b8fc844407102252182d90aea23f53cc322",
+    "btc/e.conll": "77aca745cdc28ae0fafbcf36a93ccfd15357a8db97c21d91083592dd85e348c5",
+    "btc/g.conll": "d53a27645cabc4e63313d573498b48b0cc5ed780d280edfbdc4fedefe23479da",
+    "btc/h.conll": "7f31215a79f3131526236203907c8d003b8e0f8ee6eef2a216ebb685340ebe39",
+    "wnut17/dev.conll": "5cd520c3321adb4d08f3f2c9eb126f4eb53c6785845a9e5f367f416100301184",
+    "wnut17/train.conll": "707d8fbadf7ab186e7998fdcbea41470d25d0a453049f531d0c8d0c810a8d8cb",
+    "sec-filings/FIN5.txt": "7f9123aabbeb7ec8cd46bd026ae765a90ddb291783516eee1a77ee833237fdfe",
+}
+# WNUT-17's types in OntoNotes' (training only: "group" is ORG or NORP).
+WNUT_MAP = (
+    "PERSON=person,GPE=location,LOC=location,FAC=location,ORG=corporation,ORG=group,NORP=group,"
+    "WORK_OF_ART=creative-work,PRODUCT=product"
+)
+GOLD_TRAINING = {  # set -> (files, mapping of its types)
+    "CoNLL-2003 train": (["conll2003/train.txt"], "conll"),
+    "Broad Twitter Corpus a, b, e, g": ([f"btc/{section}.conll" for section in "abeg"], "conll"),
+    "WNUT-17 train": (["wnut17/train.conll"], WNUT_MAP),
+}
+CASE_SHARE = 0.1  # of gold sentences added again lower-cased, and as many in capitals
+SILVER_WORDS = 150_000  # of the teacher-labelled encyclopedic text, in paragraphs
+
+
+def gold_file(args: argparse.Namespace, name: str) -> Path:
+    """A gold file under --gold-data, checked against the sha256 it was measured with."""
+    if args.gold_data is None:
+        sys.exit("error: this stage needs --gold-data FOLDER, the folder of human-annotated sets (conll2003/, btc/, wnut17/, sec-filings/)")
+    path = args.gold_data / name
+    if not path.is_file():
+        sys.exit(f"error: {path} is missing; --gold-data must hold {', '.join(GOLD_FILES)}")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != GOLD_FILES[name]:
+        sys.exit(f"error: {path} is not the release the recipe was measured on (sha256 differs); see MODEL_CARD.md for the sources")
+    return path
+
+
+def as_record(example, unannotated: tuple = ()) -> dict:
+    record = {"text": example.text, "entities": [{"start": a, "end": b, "label": k} for a, b, k in example.spans]}
+    if unannotated:
+        record["unannotated"] = list(unannotated)
+    return record
+
+
+def recased(records: list[dict], rng: random.Random) -> list[dict]:
+    """A share of the records again in lower case and in capitals (where that keeps every
+    offset), so that the model does not find names by their capitals alone."""
+    out = []
+    for record in records:
+        draw = rng.random()
+        change = str.lower if draw < CASE_SHARE else str.upper if draw < 2 * CASE_SHARE else None
+        if change is not None and len(change(record["text"])) == len(record["text"]):
+            out.append({**record, "text": change(record["text"])})
+    return out
+
+
+def paragraphs(record: dict) -> Iterator[dict]:
+    """A silver document's paragraphs, each with the entities inside it."""
+    start = 0
+    for part in record["text"].split("\n"):
+        end = start + len(part)
+        if part.strip():
+            inside = [{**e, "start": e["start"] - start, "end": e["end"] - start} for e in record["entities"] if start <= e["start"] and e["end"] <= end]
+            yield {"text": part, "entities": inside}
+        start = end + 1
+
+
+def teacher_fine_types(records: list[dict]) -> int:
+    """A coarse gold span whose exact span the teacher labels with one of its allowed types
+    takes that type alone (the rest keep their sets). Returns how many were decided."""
+    nlp = teacher()
+    decided = 0
+    for record, doc in zip(records, nlp.pipe([r["text"] for r in records], batch_size=256)):
+        said = {(e.start_char, e.end_char): e.label_ for e in doc.ents}
+        for entity in record["entities"]:
+            choice = said.get((entity["start"], entity["end"]))
+            if "|" in entity["label"] and choice in entity["label"].split("|"):
+                entity["label"] = choice
+                decided += 1
+    return decided
+
+
+def gold_training_records(work: Path, args: argparse.Namespace) -> tuple[list[dict], dict]:
+    """Gold sentences in the model's types (coarse types decided by the teacher where it agrees,
+    sets of fine types elsewhere; all sets with --fine-types marginal), recased copies, and
+    silver paragraphs; with counts per source."""
+    from anno_mlx.datasets import read_examples
+    from anno_mlx.labelmap import LabelMap, coarse_examples
+
+    rng = random.Random(SEED)
+    records, counts = [], {}
+    for name, (files, mapping) in GOLD_TRAINING.items():
+        examples = [e for f in files for e in read_examples(gold_file(args, f))]
+        coarse = coarse_examples(examples, LabelMap.parse(mapping), TYPES)
+        records += [as_record(e, e.unannotated) for e in coarse]
+        counts[name] = {"sentences": len(coarse), "words": sum(words(e.text) for e in coarse), "entities": sum(len(e.spans) for e in coarse)}
+    if args.fine_types == "teacher":
+        counts["spans typed by the teacher"] = teacher_fine_types(records)
+    copies = recased(records, rng)
+    counts["recased copies"] = {"sentences": len(copies), "words": sum(words(r["text"]) for r in copies)}
+    silver_documents = training_text(work, CORRECTED["train.jsonl"])[0]
+    rng.shuffle(silver_documents)
+    silver, total = [], 0
+    for document in silver_documents:
+        for piece in paragraphs(document):
+            if total >= SILVER_WORDS:
+                break
+            silver.append(piece)
+            total += words(piece["text"])
+    counts["silver paragraphs"] = {"sentences": len(silver), "words": total}
+    return records + copies + silver, counts
+
+
+def stage_gold(work: Path, args: argparse.Namespace) -> None:
+    """The continued model (float16, as shipped) trained on gold and silver (gold.json). A coarse
+    gold span whose exact span the teacher gives one of its fine types takes that type; the
+    others train with the marginal likelihood of their fine types. `--fine-types marginal`
+    trains the alternative (every coarse span as a set) into model-gold-marginal, for the
+    comparison on CoNLL-2003 dev that chose the first; `--adapt`
+    first trains the continued model one epoch as a masked LM on the same text (adapt.json,
+    model-adapted), then the gold phase from it into model-gold-adapted: the masked-LM ablation."""
+    if not (work / "continued-shipped" / "config.json").exists():
+        ship(work / "model", work / "continued-shipped")
+    phase = "gold" if args.fine_types == "teacher" else "gold-marginal"
+    records, counts = gold_training_records(work, args)
+    if args.adapt:
+        if args.fine_types != "teacher":
+            sys.exit("error: --adapt goes with --fine-types teacher")
+        phase = "gold-adapted"
+        if not (work / "model-adapted" / "config.json").exists():
+            run_phase(work, args, "adapt", [{"text": r["text"], "entities": []} for r in records])
+    log("gold training text: " + json.dumps(counts))
+    (work / f"{phase}-counts.json").write_text(json.dumps(counts, indent=2))
+    run_phase(work, args, phase, records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,8 +803,8 @@ def ship(model: Path, converted: Path) -> None:
 
 
 def stage_ship(work: Path, args: argparse.Namespace) -> None:
-    """The continued model in float16 into --ship-to (its files replaced; MODEL_CARD.md stays)."""
-    ship(work / "model", work / "shipped")
+    """The gold model in float16 into --ship-to (its files replaced; MODEL_CARD.md stays)."""
+    ship(work / "model-gold", work / "shipped")
     args.ship_to.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         shutil.copyfile(work / "shipped" / name, args.ship_to / name)
@@ -723,6 +911,60 @@ def load_seconds(folder: Path, backend: str) -> dict:
     return {"import_s": runs[1][0], "load_s": runs[1][1]}
 
 
+# Gold test sets: (file under --gold-data, the data's types renamed to the scored ones, or None
+# to keep them). Scored on strict entity F1 with the predictions mapped by `--map conll`; types
+# a set does not annotate are not scored.
+GOLD_TESTS = {
+    "CoNLL-2003 test": ("conll2003/test.txt", None),
+    "WNUT-17 dev": ("wnut17/dev.conll", {"person": "PER", "location": "LOC", "corporation": "ORG", "group": "ORG"}),
+    "Broad Twitter Corpus h": ("btc/h.conll", None),
+    "SEC filings (FIN5)": ("sec-filings/FIN5.txt", None),
+}
+
+
+class SpacyNER:
+    """spaCy's pipeline behind the `batch` method that `anno_mlx.metrics.score` calls."""
+
+    def __init__(self, nlp):
+        self.nlp = nlp
+
+    def batch(self, texts: list[str], progress: bool = False) -> list[list]:
+        from types import SimpleNamespace
+
+        return [
+            [SimpleNamespace(start=e.start_char, end=e.end_char, label=e.label_) for e in doc.ents]
+            for doc in self.nlp.pipe(texts, batch_size=64)
+        ]
+
+
+def gold_test(args: argparse.Namespace, name: str) -> list:
+    from anno_mlx.datasets import read_examples
+
+    file, rename = GOLD_TESTS[name]
+    examples = read_examples(gold_file(args, file))
+    if rename is not None:
+        for e in examples:
+            e.spans = [(a, b, rename[k]) for a, b, k in e.spans if k in rename]
+    return examples
+
+
+def gold_scores(args: argparse.Namespace, systems: dict) -> dict:
+    """Strict F1 (micro and per type) of each system on each gold test set, one run."""
+    from anno_mlx.labelmap import LabelMap
+    from anno_mlx.metrics import score
+
+    conll = LabelMap.parse("conll")
+    out = {}
+    for name in GOLD_TESTS:
+        examples = gold_test(args, name)
+        out[name] = {"sentences": len(examples), "entities": sum(len(e.spans) for e in examples)}
+        for system, ner in systems.items():
+            strict = score(ner, examples, conll)["strict"]
+            out[name][system] = {"micro": strict["micro"], "per_type": {k: v["f1"] for k, v in strict["per_type"].items()}}
+        log(f"{name}: " + ", ".join(f"{system} {out[name][system]['micro']['f1']:.3f}" for system in systems))
+    return out
+
+
 def stage_measure(work: Path, args: argparse.Namespace) -> None:
     from anno_mlx import NER
     from anno_mlx.backends import torch_available
@@ -762,6 +1004,20 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
                 "documents": len(long_docs),
                 **agreement([spans_of(d) for d in long_docs], [[(e.start, e.end, e.label) for e in doc] for doc in long_predicted]),
             }
+    small = teacher_pipeline()
+    systems = {"spaCy sm": SpacyNER(small), "anno-mlx": NER.from_pretrained(folder, backend="mlx")}
+    before = work / "continued-shipped"
+    if (before / "config.json").exists():  # the model before the gold phase: what the gold phase changed
+        systems["anno-mlx before gold"] = NER.from_pretrained(before, backend="mlx")
+        previous = systems["anno-mlx before gold"].batch(texts)
+        results["agreement_before_gold"] = agreement([spans_of(r) for r in held_out], [[(e.start, e.end, e.label) for e in doc] for doc in previous])
+    results["gold"] = gold_scores(args, systems)
+    # The gold phase's variants, compared on CoNLL-2003 dev (the figure that chose the shipped one).
+    results["gold_phase_dev_f1"] = {
+        phase: json.loads((work / out / "config.json").read_text())["anno_mlx"]["trained"]["dev_f1"]
+        for phase, (_, out, _) in PHASES.items()
+        if phase.startswith("gold") and (work / out / "config.json").exists()
+    }
     results["words_per_second"] = speed
     results["size_bytes"] = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
     results["load"] = {backend: load_seconds(folder, backend) for backend in backends}
@@ -771,7 +1027,13 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
 
 def report(results: dict) -> str:
     a, long = results["agreement"], results["agreement_long_documents"]
-    lines = [
+    systems = [k for k in next(iter(results["gold"].values())) if k not in ("sentences", "entities")]
+    lines = [f"| gold set (strict F1) | sentences | entities | {' | '.join(systems)} |", "|---|---|---|" + "---|" * len(systems)]
+    for name, row in results["gold"].items():
+        lines.append(f"| {name} | {row['sentences']:,} | {row['entities']:,} | " + " | ".join(f"{row[k]['micro']['f1']:.3f}" for k in systems) + " |")
+    lines += ["", "gold phase variants, CoNLL-2003 dev F1: " + ", ".join(f"{k} {v:.4f}" for k, v in results["gold_phase_dev_f1"].items())]
+    lines += [
+        "",
         f"held-out: {results['held_out']['documents']} documents, {results['held_out']['words']:,} words, {results['held_out']['teacher_entities']:,} teacher entities",
         f"strict F1 vs teacher: micro {a['micro']['f1']:.3f} (P {a['micro']['precision']:.3f}, R {a['micro']['recall']:.3f}); "
         f"PERSON/ORG/GPE/LOC micro {a['main_types_micro']['f1']:.3f}",
@@ -780,11 +1042,13 @@ def report(results: dict) -> str:
           + ", ".join(f"{who} {c[who]['f1']:.3f} (P {c[who]['precision']:.3f}, R {c[who]['recall']:.3f})" for who in ("teacher", "teacher+WordNet", "student"))
           for name, c in (("all", results["checked"]), ("round 2", results["checked_round_2"]))),
         "",
-        "| type | F1 | precision | recall | teacher entities |",
-        "|---|---|---|---|---|",
+        "| type | F1 | precision | recall | teacher entities | F1 before the gold phase |",
+        "|---|---|---|---|---|---|",
     ]
+    before = results.get("agreement_before_gold", {}).get("per_type", {})
     for kind, row in sorted(a["per_type"].items(), key=lambda kv: -kv[1]["gold"]):
-        lines.append(f"| {kind} | {row['f1']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['gold']:,} |")
+        earlier = f"{before[kind]['f1']:.3f}" if kind in before else ""
+        lines.append(f"| {kind} | {row['f1']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['gold']:,} | {earlier} |")
     lines += ["", "| engine | words/s |", "|---|---|"]
     lines += [f"| {name} | {rate:,.0f} |" for name, rate in results["words_per_second"].items()]
     lines += ["", f"size on disk: {results['size_bytes'] / 1e6:.1f} MB"]
@@ -801,6 +1065,7 @@ STAGES = {
     "correct": (stage_correct, "dev.corrected.jsonl"),
     "train": (stage_train, "base-shipped/config.json"),
     "continue": (stage_continue, "model/config.json"),
+    "gold": (stage_gold, "model-gold/config.json"),
     "ship": (stage_ship, None),
     "measure": (stage_measure, None),
 }
@@ -815,6 +1080,10 @@ def main(argv=None) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="for training")
     parser.add_argument("--epochs", type=int, help="override scripts/default_model/base.json")
     parser.add_argument("--config", type=Path, default=RECIPE / "config.json", help="the model's shape, for training")
+    parser.add_argument("--gold-data", type=Path, help="folder of the human-annotated sets (conll2003/, btc/, wnut17/, sec-filings/)")
+    parser.add_argument("--fine-types", choices=["teacher", "marginal"], default="teacher",
+                        help="gold stage: coarse gold spans typed by the teacher where it agrees (shipped), or all as sets of fine types (the ablation)")
+    parser.add_argument("--adapt", action="store_true", help="gold stage: masked-LM adaptation on the gold text first (the ablation)")
     parser.add_argument("--ship-to", type=Path, default=SHIPPED, help="where the float16 model goes")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)

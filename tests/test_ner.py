@@ -3,6 +3,8 @@ batches, options."""
 
 from __future__ import annotations
 
+import functools
+
 import subprocess
 import sys
 
@@ -205,6 +207,33 @@ def test_the_embedded_default_model_is_used_without_a_model():
     text = "Marie Curie moved from Warsaw to Paris in 1891 and studied at the University of Paris."
     found = {(e.text, e.label) for e in ner(text)}
     assert ("Marie Curie", "PERSON") in found and {"the University of Paris", "University of Paris"} & {t for t, kind in found if kind == "ORG"}, found
+
+
+DOMAINS = {
+    "news": ("Apple chief executive Tim Cook said on Tuesday that the company would open a factory in Texas.",
+             {("Apple", "ORG"), ("Tim Cook", "PERSON"), ("Tuesday", "DATE"), ("Texas", "GPE")}),
+    "tweet": ("RT @nytimes: Obama to visit Kenya next month http://t.co/abc", {("Obama", "PERSON"), ("Kenya", "GPE")}),
+    "tweet, no capitals lost": ("@jess_k omg just saw Taylor Swift at the airport in Dallas #blessed",
+                                {("Taylor Swift", "PERSON"), ("Dallas", "GPE")}),
+    "contract": ("This Credit Agreement is entered into by Acme Holdings Inc., a Delaware corporation, and JPMorgan Chase Bank, "
+                 "N.A., as Administrative Agent.", {("Acme Holdings Inc.", "ORG"), ("JPMorgan Chase Bank", "ORG")}),
+    "lower-case chat": ("lol my brother works at microsoft in seattle now", {("microsoft", "ORG"), ("seattle", "GPE")}),
+    "lower-case names": ("meeting with john smith from ibm tomorrow at 3pm", {("john smith", "PERSON")}),
+}
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_the_default_model_reads_each_domain(domain):
+    """The built-in model on a sentence of each kind people paste (MODEL_CARD.md gives the
+    measured figures per gold set; these hold it to what it learnt from them)."""
+    text, expected = DOMAINS[domain]
+    found = {(e.text, e.label) for e in default_ner()(text)}
+    assert expected <= found, found
+
+
+@functools.lru_cache(maxsize=1)
+def default_ner():
+    return NER.from_pretrained()
 
 
 def test_a_missing_default_model_is_a_clear_error(monkeypatch, tmp_path):

@@ -208,3 +208,56 @@ def test_hand_checked_scores_count_what_each_system_gets_right(tmp_path, monkeyp
     other = [{"text": text + " ", "entities": []}]
     with pytest.raises(SystemExit, match="not the one that was checked"):
         recipe.checked_scores(other, {"right": [[]]})
+
+
+GOLD = ROOT.parent / "shared" / "ner-data"
+
+
+def test_gold_phases_start_from_the_phase_before_and_choose_on_conll_dev(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(config=recipe.RECIPE / "config.json", backend="torch", device=None, epochs=None, gold_data=tmp_path / "gold")
+    (tmp_path / "gold" / "conll2003").mkdir(parents=True)
+    dev = tmp_path / "gold" / "conll2003" / "dev.txt"
+    dev.write_text("not the release\n")
+    with pytest.raises(SystemExit, match="not the release the recipe was measured on"):
+        recipe.train_command(tmp_path, args, "gold")
+    args.gold_data = tmp_path / "missing"
+    with pytest.raises(SystemExit, match="conll2003/dev.txt is missing"):
+        recipe.train_command(tmp_path, args, "gold")
+    if not GOLD.is_dir():
+        return  # the checksums are checked above; the commands below need the real files
+    args.gold_data = GOLD
+
+    def option(command, name):
+        return command[command.index(name) + 1]
+
+    gold = recipe.train_command(tmp_path, args, "gold")
+    assert option(gold, "--model") == str(tmp_path / "continued-shipped") and option(gold, "--dev-map") == "conll"
+    assert option(gold, "--dev") == str(GOLD / "conll2003" / "dev.txt") and option(gold, "-o") == str(tmp_path / "model-gold")
+    adapt = recipe.train_command(tmp_path, args, "adapt")
+    assert option(adapt, "--objective") == "mlm" and "--labels" not in adapt and "--dev-map" not in adapt
+    assert option(recipe.train_command(tmp_path, args, "gold-adapted"), "--model") == str(tmp_path / "model-adapted")
+
+
+def test_recased_copies_keep_every_offset():
+    import random
+
+    records = [record(f"Ada Lovelace met Charles Babbage in London {i}.", "Ada Lovelace", "Charles Babbage") for i in range(400)]
+    records.append(record("İstanbul", "İstanbul"))  # lower-casing İ adds a character: no copy
+    copies = recipe.recased(records * 3, random.Random(0))
+    assert 0.15 * 1200 < len(copies) < 0.25 * 1200
+    assert {c["text"] for c in copies} & {r["text"].lower() for r in records} and {c["text"] for c in copies} & {r["text"].upper() for r in records}
+    for copy in copies:
+        assert {copy["text"][e["start"] : e["end"]].lower() for e in copy["entities"]} <= {"ada lovelace", "charles babbage"}
+    assert all("i̇" not in c["text"] for c in copies)
+
+
+def test_paragraphs_keep_their_entities():
+    text = "Ada Lovelace wrote notes.\nCharles Babbage built engines.\n\nThey met in London."
+    doc = {"text": text, "entities": [{"start": text.index(n), "end": text.index(n) + len(n), "label": k}
+                                      for n, k in (("Ada Lovelace", "PERSON"), ("Charles Babbage", "PERSON"), ("London", "GPE"))]}
+    parts = list(recipe.paragraphs(doc))
+    assert [p["text"] for p in parts] == ["Ada Lovelace wrote notes.", "Charles Babbage built engines.", "They met in London."]
+    assert [[(p["text"][e["start"] : e["end"]], e["label"]) for e in p["entities"]] for p in parts] == [
+        [("Ada Lovelace", "PERSON")], [("Charles Babbage", "PERSON")], [("London", "GPE")]]

@@ -11,10 +11,12 @@ from mlx.utils import tree_flatten
 
 from anno_mlx import NER, AnnoError
 from anno_mlx.checkpoint import read_weights
-from anno_mlx.datasets import read_examples
+from anno_mlx.datasets import Example, read_examples
 from anno_mlx.metrics import evaluate
 from anno_mlx.cli import main
-from anno_mlx.train import TrainSettings, build_model, train
+from anno_mlx.labelmap import LabelMap
+from anno_mlx.tokenizer import pad_rows
+from anno_mlx.train import FRESH_DEFAULTS, TrainSettings, build_model, train
 from anno_mlx.tokenizer import Tokenizer
 from synthetic import write_conll, write_jsonl
 
@@ -184,3 +186,113 @@ def test_both_backends_take_the_same_steps(data, tmp_path):
     assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
     for key, value in outs["mlx"][1].items():
         np.testing.assert_allclose(np.array(value), np.array(outs["torch"][1][key]), atol=2e-4)
+
+
+def test_coarse_gold_types_train_fine_ones_and_score_through_the_map(data, tmp_path, capsys):
+    """Data that marks LOC trains a model whose types are CITY and REGION (either is allowed
+    inside a LOC span: marginal likelihood), and the dev data is scored in its own types."""
+    coarse = LabelMap.parse("PERSON=PER,CITY=LOC,REGION=LOC")
+    summary = train(data["train"], tmp_path / "fine", config=data["config"], dev_file=data["dev"], labels=["PERSON", "CITY", "REGION"],
+                    label_map=coarse, settings=FAST, log=lambda m: None)
+    assert summary["best"]["f1"] >= 0.9
+    ner = NER.from_pretrained(tmp_path / "fine")
+    assert ner.entity_types == ["PERSON", "CITY", "REGION"]
+    found = {e.label for e in ner("Greta Jensen moved to Buenos Aires last year .")}
+    assert "PERSON" in found and found - {"PERSON"} <= {"CITY", "REGION"}
+    # eval --map: the same figure from the command line, and types the data lacks are not scored.
+    assert main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON=PER,CITY=LOC,REGION=LOC", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["strict"]["micro"]["f1"] == pytest.approx(summary["best"]["f1"], abs=1e-9)
+    assert main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON=PER", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # CITY and REGION now map to nothing the data marks: left out and counted, never scored as LOC.
+    assert report["strict"]["per_type"]["LOC"]["predicted"] == 0 and report["not_scored"]
+    assert set(report["not_scored"]) <= {"CITY", "REGION"}
+    assert main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON"]) == 2
+    assert "is not MODEL=DATA" in capsys.readouterr().err
+
+
+def test_both_backends_take_the_same_steps_on_coarse_labels(data, tmp_path):
+    settings = TrainSettings(epochs=1, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
+    coarse = LabelMap.parse("PERSON=PER,CITY=LOC,REGION=LOC")
+    outs = {}
+    for backend in BACKENDS:
+        summary = train(data["train"], tmp_path / backend, config=data["config"], labels=["PERSON", "CITY", "REGION"], label_map=coarse,
+                        settings=settings, backend=backend, device="cpu", log=lambda m: None)
+        outs[backend] = summary["loss"], read_weights(tmp_path / backend)
+    assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
+    for key, value in outs["mlx"][1].items():
+        np.testing.assert_allclose(np.array(value), np.array(outs["torch"][1][key]), atol=2e-4)
+
+
+def test_a_fresh_model_trains_with_default_settings(data, tmp_path):
+    """No learning rate or epochs given: a fresh model gets settings that train it."""
+    summary = train(data["train"], tmp_path / "out", config=data["config"], dev_file=data["dev"],
+                    settings=TrainSettings(vocab_size=400), log=lambda m: None)
+    assert summary["best"]["f1"] >= 0.9
+    trained = json.loads((tmp_path / "out" / "config.json").read_text())["anno_mlx"]["trained"]
+    assert trained["learning_rate"] == FRESH_DEFAULTS["learning_rate"] and trained["epochs"] == FRESH_DEFAULTS["epochs"]
+    assert TrainSettings().resolved(fresh=False).learning_rate == 5e-5
+    assert TrainSettings(learning_rate=1e-4).resolved(fresh=True).learning_rate == 1e-4
+
+
+def test_masking_hides_a_seeded_share_of_real_tokens():
+    from anno_mlx.objectives import IGNORE, MaskedLM
+    from anno_mlx.tokenizer import train_bpe
+
+    tokenizer = Tokenizer(train_bpe(["Greta Jensen moved to Buenos Aires last year ."] * 50, 300))
+    task = MaskedLM(tokenizer, 0.3)
+    rows = task.rows([Example("Greta Jensen moved to Buenos Aires last year . " * 40, [])] * 8, tokenizer, 128)
+    ids, mask = pad_rows([r for r, _ in rows], tokenizer.pad_token_id)
+    inputs, targets = task.targets(rows, ids, mask, np.random.default_rng([1, 2, 3]))
+    hidden = targets != IGNORE
+    special = np.isin(ids, [i for i in tokenizer.special_ids().values() if i is not None])
+    assert not (hidden & special).any() and not (hidden & (mask == 0)).any()
+    assert 0.25 < hidden.sum() / (~special & (mask == 1)).sum() < 0.35
+    np.testing.assert_array_equal(targets[hidden], ids[hidden])
+    assert 0.7 < (inputs[hidden] == task.mask_id).mean() < 0.9
+    np.testing.assert_array_equal(inputs[~hidden], ids[~hidden])
+    again = task.targets(rows, ids, mask, np.random.default_rng([1, 2, 3]))
+    np.testing.assert_array_equal(again[0], inputs)  # the same seed hides the same tokens
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_lm_training_adapts_then_fine_tunes(data, tmp_path, backend):
+    settings = TrainSettings(epochs=3, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
+    losses = []
+    run = dict(config=data["config"], dev_file=data["dev_jsonl"], settings=settings, backend=backend, device="cpu", objective="mlm",
+               on_epoch_end=lambda epoch, summary: losses.append(summary["dev"]["mlm_loss"]), log=lambda m: None)
+    summary = train(data["train_jsonl"], tmp_path / "mlm", **run)
+    config = json.loads((tmp_path / "mlm" / "config.json").read_text())
+    assert config["architectures"] == ["ModernBertForMaskedLM"] and "id2label" not in config
+    # The dev loss falls from epoch to epoch, well below a uniform guess over the vocabulary,
+    # and the best epoch is the one kept.
+    assert losses[0] > losses[1] > losses[2] and losses[2] < np.log(config["vocab_size"]) - 1
+    assert summary["best"] == {"epoch": 3, "mlm_loss": losses[2]}
+    assert config["anno_mlx"]["trained"]["dev_mlm_loss"] == pytest.approx(summary["best"]["mlm_loss"])
+    # The adapted encoder fine-tunes for NER like any masked-LM checkpoint.
+    tuned = train(data["train"], tmp_path / "ner", model=tmp_path / "mlm", dev_file=data["dev"], settings=FAST, backend=backend, device="cpu", log=lambda m: None)
+    assert tuned["best"]["f1"] >= 0.9
+
+
+def test_masked_lm_resumes_and_both_backends_agree(data, tmp_path):
+    settings = TrainSettings(epochs=2, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
+    outs = {}
+    for backend in BACKENDS:
+        outs[backend] = train(data["train_jsonl"], tmp_path / backend, config=data["config"], settings=settings, objective="mlm",
+                              backend=backend, device="cpu", log=lambda m: None)["loss"], read_weights(tmp_path / backend)
+    assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
+    for key, value in outs["mlx"][1].items():
+        np.testing.assert_allclose(np.array(value), np.array(outs["torch"][1][key]), atol=3e-4)
+
+    def interrupt_after_one(epoch, summary):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    run = dict(config=data["config"], settings=settings, objective="mlm", backend="mlx", log=lambda m: None)
+    with pytest.raises(KeyboardInterrupt):
+        train(data["train_jsonl"], tmp_path / "cut", on_epoch_end=interrupt_after_one, **run)
+    resumed = train(data["train_jsonl"], tmp_path / "cut", resume=True, **run)
+    assert resumed["loss"] == pytest.approx(outs["mlx"][0], rel=1e-6)
+    with pytest.raises(AnnoError, match="objective 'clm' is unknown"):
+        train(data["train_jsonl"], tmp_path / "x", config=data["config"], settings=settings, objective="clm")
