@@ -49,7 +49,8 @@ def read_examples(path: str | Path, fmt: Optional[str] = None) -> list[Example]:
 
 def read_conll(content: str, name: str) -> list[Example]:
     """One example per sentence: tokens joined by single spaces; the tag is the last column.
-    `-DOCSTART-` lines and blank lines separate sentences; any of IOB1, IOB2, BIOES."""
+    `-DOCSTART-` lines and blank lines separate sentences; any of IOB1, IOB2, BIOES. A token
+    that is empty or blank before its tab carries no text and is skipped."""
     examples: list[Example] = []
     words: list[str] = []
     tags: list[str] = []
@@ -66,6 +67,8 @@ def read_conll(content: str, name: str) -> list[Example]:
         if not columns or columns[0] == "-DOCSTART-":
             flush()
             continue
+        if len(columns) == 1 and "\t" in line and not line.split("\t", 1)[0].strip():
+            continue  # an empty or blank token (tweet corpora have them): no text to label
         if len(columns) < 2:
             raise AnnoError(f"{name}:{number}: expected a token and a tag separated by whitespace, found {line.strip()!r}")
         tag = columns[-1]

@@ -75,3 +75,14 @@ def test_not_utf8_and_missing(tmp_path):
         read_examples(path)
     with pytest.raises(AnnoError, match="does not exist"):
         read_examples(tmp_path / "nope.conll")
+
+
+def test_conll_blank_tokens_are_skipped(tmp_path):
+    """The Broad Twitter Corpus has tokens that are empty or a space before the tab."""
+    path = tmp_path / "tweets.conll"
+    path.write_text("Off\tO\n\tO\n \tO\nto\tO\nLeeds\tB-LOC\n\nx\n")
+    with pytest.raises(AnnoError, match=r":7: expected a token and a tag"):
+        read_examples(path)
+    path.write_text("Off\tO\n\tO\n \tO\nto\tO\nLeeds\tB-LOC\n")
+    (example,) = read_examples(path)
+    assert example.text == "Off to Leeds" and example.spans == [(7, 12, "LOC")]

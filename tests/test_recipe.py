@@ -232,12 +232,14 @@ def test_gold_phases_start_from_the_phase_before_and_choose_on_conll_dev(tmp_pat
     def option(command, name):
         return command[command.index(name) + 1]
 
-    gold = recipe.train_command(tmp_path, args, "gold")
-    assert option(gold, "--model") == str(tmp_path / "continued-shipped") and option(gold, "--dev-map") == "conll"
-    assert option(gold, "--dev") == str(GOLD / "conll2003" / "dev.txt") and option(gold, "-o") == str(tmp_path / "model-gold")
     adapt = recipe.train_command(tmp_path, args, "adapt")
+    assert option(adapt, "--model") == str(tmp_path / "continued-shipped") and option(adapt, "-o") == str(tmp_path / "model-adapted")
     assert option(adapt, "--objective") == "mlm" and "--labels" not in adapt and "--dev-map" not in adapt
-    assert option(recipe.train_command(tmp_path, args, "gold-adapted"), "--model") == str(tmp_path / "model-adapted")
+    gold = recipe.train_command(tmp_path, args, "gold")
+    assert option(gold, "--model") == str(tmp_path / "model-adapted") and option(gold, "--dev-map") == "conll"
+    assert option(gold, "--dev") == str(GOLD / "conll2003" / "dev.txt") and option(gold, "-o") == str(tmp_path / "model-gold")
+    for variant in ("gold-no-adapt", "gold-marginal"):
+        assert option(recipe.train_command(tmp_path, args, variant), "--model") == str(tmp_path / "continued-shipped")
 
 
 def test_recased_copies_keep_every_offset():
