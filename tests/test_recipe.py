@@ -263,3 +263,13 @@ def test_paragraphs_keep_their_entities():
     assert [p["text"] for p in parts] == ["Ada Lovelace wrote notes.", "Charles Babbage built engines.", "They met in London."]
     assert [[(p["text"][e["start"] : e["end"]], e["label"]) for e in p["entities"]] for p in parts] == [
         [("Ada Lovelace", "PERSON")], [("Charles Babbage", "PERSON")], [("London", "GPE")]]
+
+
+def test_pytorch_training_runs_without_the_blas_preload(monkeypatch):
+    import argparse
+
+    monkeypatch.delenv("ANNO_MLX_BLAS", raising=False)
+    assert recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"] == "none"
+    assert "ANNO_MLX_BLAS" not in recipe.training_environment(argparse.Namespace(backend="mlx", device="cpu"))
+    monkeypatch.setenv("ANNO_MLX_BLAS", "/opt/blas.so")
+    assert recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"] == "/opt/blas.so"
