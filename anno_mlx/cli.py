@@ -220,6 +220,8 @@ def run_eval(args: argparse.Namespace) -> None:
     from .ner import NER
 
     label_map = parse_optional(args.map)
+    if label_map is not None:
+        label_map.to_data()  # one data type per model type, checked before the model runs
     examples = read_examples(args.data, args.format)
     ner = NER.from_pretrained(
         args.model,

@@ -136,6 +136,8 @@ class MaskedLM:
     figure = "dev MLM loss"
 
     def __init__(self, tokenizer: Tokenizer, mask_rate: float):
+        if not 0 < mask_rate < 1:
+            raise ValueError(f"--mask-rate {mask_rate} is not a share of tokens; give a number between 0 and 1 (e.g. 0.3)")
         mask_id = tokenizer.special_ids().get("mask")
         if mask_id is None:
             raise ValueError("the tokenizer has no mask token; masked-LM training needs one")
@@ -166,7 +168,8 @@ class MaskedLM:
     def torch_loss(logits, targets):
         import torch
 
-        return torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.long().flatten(), ignore_index=IGNORE)
+        losses = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.long().flatten(), ignore_index=IGNORE, reduction="sum")
+        return losses / (targets != IGNORE).sum().clamp(min=1)  # 0, not NaN, when a batch hides nothing
 
     def evaluate(self, model, tokenizer: Tokenizer, examples: list[Example], max_length: int) -> tuple[float, dict]:
         from .backends import run
@@ -180,8 +183,10 @@ class MaskedLM:
             inputs, targets = self.targets(chosen, ids, mask, rng)
             logits = run(model, inputs, mask)
             valid = targets != IGNORE
-            log_p = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
-            total += -np.take_along_axis(log_p, np.where(valid, targets, 0)[..., None], -1)[..., 0][valid].sum()
+            hidden = logits[valid]  # only the predicted positions: [n, vocab]
+            top = hidden.max(axis=-1, keepdims=True)
+            log_z = top[:, 0] + np.log(np.exp(hidden - top).sum(axis=-1))
+            total += float((log_z - hidden[np.arange(len(hidden)), targets[valid]]).sum())
             count += int(valid.sum())
         loss = float(total / max(count, 1))
         return -loss, {"mlm_loss": loss, "tokens_predicted": count}

@@ -15,7 +15,7 @@ output folder is the same either way.
 After every epoch the full training state (weights, optimizer, epoch, best figure, tokenizer) is
 written next to the output (`OUT.state/`), so `--resume` continues an interrupted run and ends
 where the uninterrupted run would have: batch order and masks depend only on the seed, the epoch
-and the batch.
+and the batch (and, for masks, the padded width, which differs on CUDA).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .checkpoint import check_weights, read_config, read_weights, save_folder
 from .datasets import entity_types_of, read_examples
 from .decode import entity_types
 from .errors import AnnoError
-from .labelmap import LabelMap, allowed_types, coarse_examples
+from .labelmap import ANY, LabelMap, allowed_types, coarse_examples
 from .models.modernbert import ModelArgs, ModernBertForMaskedLM, ModernBertForTokenClassification
 from .objectives import MaskedLM, TokenClassification, iob2_labels
 from .tokenizer import TOKENIZER_FILE, Tokenizer, pad_rows, train_bpe
@@ -314,9 +314,13 @@ def train(
     label_list = None
     if objective == "ner":
         if (label_map or dev_map) is not None and not labels:
-            if model is None:
+            labels = entity_types(label_map_source(Path(model).expanduser())) if model is not None else []
+            if not labels:
                 raise AnnoError("--map needs the model's types: give --labels (or fine-tune a --model that has them)")
-            labels = entity_types(label_map_source(Path(model).expanduser()))
+        if dev_examples is not None and (dev_map or label_map) is not None:
+            (dev_map or label_map).to_data()  # a map the dev data cannot be scored with fails now, not after an epoch
+        if not labels and any(ANY in kind for e in train_examples for _, _, kind in e.spans):
+            raise AnnoError("the training data has labels that allow several types (A|B); give the model's types with --labels")
         types = labels or entity_types_of(train_examples)
         if label_map is not None:
             train_examples = coarse_examples(train_examples, label_map, types)

@@ -772,16 +772,22 @@ def gold_training_records(work: Path, args: argparse.Namespace) -> tuple[list[di
     return records + copies + silver, counts
 
 
+def gold_phase(args: argparse.Namespace) -> str:
+    """The gold stage's phase: the recipe's, or one of the alternatives the card compares."""
+    return "gold-marginal" if args.fine_types == "marginal" else "gold" if args.adapt else "gold-no-adapt"
+
+
 def stage_gold(work: Path, args: argparse.Namespace) -> None:
     """The continued model (float16, as shipped) trained one epoch as a masked LM on the gold
     phase's text (adapt.json, model-adapted), then on gold and silver labels (gold.json,
     model-gold). A coarse gold span whose exact span the teacher gives one of its fine types
     takes that type; the others train with the marginal likelihood of their fine types.
     `--no-adapt` (no masked-LM epoch) and `--fine-types marginal` (every coarse span a set, no
-    masked-LM epoch) train the alternatives the card compares on CoNLL-2003 dev."""
+    masked-LM epoch) train the alternatives the card compares on CoNLL-2003 dev. The masked-LM
+    model has no classifier, so the gold phase after it starts with a fresh one."""
     if not (work / "continued-shipped" / "config.json").exists():
         ship(work / "model", work / "continued-shipped")
-    phase = "gold-marginal" if args.fine_types == "marginal" else "gold" if args.adapt else "gold-no-adapt"
+    phase = gold_phase(args)
     records, counts = gold_training_records(work, args)
     if PHASES[phase][0] == "model-adapted" and not (work / "model-adapted" / "config.json").exists():
         run_phase(work, args, "adapt", [{"text": r["text"], "entities": []} for r in records])
@@ -815,6 +821,8 @@ def ship(model: Path, converted: Path) -> None:
 
 def stage_ship(work: Path, args: argparse.Namespace) -> None:
     """The gold model in float16 into --ship-to (its files replaced; MODEL_CARD.md stays)."""
+    if gold_phase(args) != "gold":
+        sys.exit("error: --no-adapt and --fine-types marginal train the alternatives the card compares; ship takes the recipe's own model (run without them)")
     ship(work / "model-gold", work / "shipped")
     args.ship_to.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
@@ -1101,6 +1109,8 @@ def main(argv=None) -> None:
     for name, (run, output) in STAGES.items():
         if args.stage not in ("all", name):
             continue
+        if name == "gold":
+            output = f"{PHASES[gold_phase(args)][1]}/config.json"
         if output and (args.work / output).exists() and name not in args.redo and args.stage != name:
             log(f"{name}: {args.work / output} exists, skipped")
             continue

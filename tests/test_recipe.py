@@ -273,3 +273,14 @@ def test_pytorch_training_runs_without_the_blas_preload(monkeypatch):
     assert "ANNO_MLX_BLAS" not in recipe.training_environment(argparse.Namespace(backend="mlx", device="cpu"))
     monkeypatch.setenv("ANNO_MLX_BLAS", "/opt/blas.so")
     assert recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"] == "/opt/blas.so"
+
+
+def test_only_the_recipes_own_gold_model_ships(tmp_path):
+    import argparse
+
+    args = argparse.Namespace(fine_types="teacher", adapt=False, ship_to=tmp_path / "out")
+    assert recipe.gold_phase(args) == "gold-no-adapt"
+    with pytest.raises(SystemExit, match="ship takes the recipe's own model"):
+        recipe.stage_ship(tmp_path, args)
+    assert recipe.gold_phase(argparse.Namespace(fine_types="marginal", adapt=True)) == "gold-marginal"
+    assert recipe.gold_phase(argparse.Namespace(fine_types="teacher", adapt=True)) == "gold"

@@ -296,3 +296,21 @@ def test_masked_lm_resumes_and_both_backends_agree(data, tmp_path):
     assert resumed["loss"] == pytest.approx(outs["mlx"][0], rel=1e-6)
     with pytest.raises(AnnoError, match="objective 'clm' is unknown"):
         train(data["train_jsonl"], tmp_path / "x", config=data["config"], settings=settings, objective="clm")
+
+
+def test_training_option_errors_come_before_any_training(data, tmp_path, capsys):
+    # A map that pairs a model type with two data types cannot score dev data: said at once.
+    with pytest.raises(AnnoError, match="pairs ORG with both"):
+        train(data["train"], tmp_path / "x", config=data["config"], dev_file=data["dev"], labels=["ORG"],
+              label_map=LabelMap.parse("ORG=PER,ORG=LOC"), settings=FAST, log=lambda m: None)
+    assert not (tmp_path / "x.state").exists()
+    with pytest.raises(AnnoError, match="--map needs the model's types"):
+        train(data["train"], tmp_path / "x", config=data["config"], label_map=LabelMap.parse("conll"), settings=FAST)
+    with pytest.raises(AnnoError, match="--mask-rate 0.0 is not a share of tokens"):
+        train(data["train_jsonl"], tmp_path / "x", config=data["config"], objective="mlm", settings=TrainSettings(mask_rate=0.0, vocab_size=400))
+    coarse = tmp_path / "coarse.jsonl"
+    coarse.write_text(json.dumps({"text": "Anna went to Oslo", "entities": [{"start": 13, "end": 17, "label": "GPE|LOC"}]}) + "\n")
+    with pytest.raises(AnnoError, match="labels that allow several types"):
+        train(coarse, tmp_path / "x", config=data["config"], settings=FAST)
+    assert main(["eval", "--data", str(data["dev"]), "--map", "ORG=PER,ORG=LOC"]) == 2
+    assert "pairs ORG with both PER and LOC" in capsys.readouterr().err
