@@ -42,7 +42,7 @@ from .decode import entity_types
 from .errors import AnnoError
 from .labelmap import ANY, LabelMap, allowed_types, coarse_examples
 from .models.modernbert import ModelArgs, ModernBertForMaskedLM, ModernBertForTokenClassification
-from .objectives import MaskedLM, TokenClassification, iob2_labels
+from .objectives import MaskedLM, TokenClassification
 from .tokenizer import TOKENIZER_FILE, Tokenizer, pad_rows, train_bpe
 
 # Defaults where a setting is left unset (None): fine-tuning a trained encoder wants a small
@@ -311,7 +311,6 @@ def train(
 
     if objective not in ("ner", "mlm"):
         raise AnnoError(f"objective {objective!r} is unknown; choose ner or mlm")
-    label_list = None
     if objective == "ner":
         if (label_map or dev_map) is not None and not labels:
             labels = entity_types(label_map_source(Path(model).expanduser())) if model is not None else []
@@ -328,7 +327,6 @@ def train(
         unknown = sorted((wanted | {t for e in train_examples for t in e.unannotated}) - set(types))
         if unknown:
             raise AnnoError(f"the training data has types not in --labels: {', '.join(unknown)}")
-        label_list = iob2_labels(list(types))
 
     tokenizer = _tokenizer(model, tokenizer_file, train_examples, settings, state_dir if resume else None)
     try:
@@ -336,7 +334,7 @@ def train(
     except ValueError as err:
         raise AnnoError(str(err)) from None
     mx.random.seed(settings.seed)  # the fresh classifier (and a fresh model) start from the seed
-    net, model_config = build_model(Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, label_list)
+    net, model_config = build_model(Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, task.labels)
     max_length = min(settings.max_length, net.args.max_position_embeddings)
     rows = task.rows(train_examples, tokenizer, max_length)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
@@ -350,7 +348,7 @@ def train(
             raise AnnoError(f"{state_dir} was written by the {state.get('backend', 'mlx')} backend; resume with --backend {state.get('backend', 'mlx')}")
         step.load_state(state_dir)
         first_epoch, best = state["epoch"], state["best"]
-        log(f"resuming after epoch {first_epoch} (best {task.figure} so far {abs(best['figure']):.4f})")
+        log(f"resuming after epoch {first_epoch} (best {task.figure} so far {task.named(best['figure'])[1]:.4f})")
     else:
         state_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.backend.save(str(state_dir / TOKENIZER_FILE))
@@ -380,19 +378,19 @@ def train(
         if improved:
             best = {"figure": figure, "epoch": epoch + 1}
             step.sync()
-            dev_figure = {"dev_f1": figure} if objective == "ner" else {"dev_mlm_loss": -figure}
-            model_config["anno_mlx"] = {"format": 1, "trained": {**asdict(settings), "objective": objective, "epoch": epoch + 1, **(dev_figure if dev_examples else {})}}
+            name, value = task.named(figure)
+            dev_figure = {f"dev_{name}": value} if dev_examples is not None else {}
+            model_config["anno_mlx"] = {"format": 1, "trained": {**asdict(settings), "objective": objective, "epoch": epoch + 1, **dev_figure}}
             save_folder(net, model_config, out, {TOKENIZER_FILE: state_dir / TOKENIZER_FILE})
         step.save_state(state_dir)
         (state_dir / "state.json.tmp").write_text(json.dumps({"epoch": epoch + 1, "best": best, "backend": chosen.name}))
         (state_dir / "state.json.tmp").replace(state_dir / "state.json")
-        dev_text = f", {task.figure} {abs(figure):.4f}{' (best)' if improved else ''}" if dev_examples is not None else ""
+        dev_text = f", {task.figure} {task.named(figure)[1]:.4f}{' (best)' if improved else ''}" if dev_examples is not None else ""
         log(f"epoch {epoch + 1}: loss {summary['loss']:.4f}{dev_text}, {summary['seconds']:.1f} s ({seen / summary['seconds']:,.0f} tokens/s)")
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, summary)
     shutil.rmtree(state_dir, ignore_errors=True)
-    named = {"f1": best["figure"]} if objective == "ner" else {"mlm_loss": -best["figure"]}
-    summary["best"] = {"epoch": best["epoch"], **(named if dev_examples is not None else {})}
+    summary["best"] = {"epoch": best["epoch"], **(dict([task.named(best["figure"])]) if dev_examples is not None else {})}
     return summary
 
 

@@ -176,12 +176,17 @@ def test_training_errors(data, tmp_path):
         train(data["train"], tmp_path / "x", config=bad, settings=FAST)
 
 
-def test_both_backends_take_the_same_steps(data, tmp_path):
+COARSE = dict(labels=["PERSON", "CITY", "REGION"], label_map=LabelMap.parse("PERSON=PER,CITY=LOC,REGION=LOC"))
+
+
+@pytest.mark.parametrize("labels", [{}, COARSE], ids=["one label per word", "coarse labels (marginal likelihood)"])
+def test_both_backends_take_the_same_steps(data, tmp_path, labels):
     """The PyTorch step mirrors the MLX one: same schedule, clipping and AdamW, same weights after an epoch."""
     settings = TrainSettings(epochs=1, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
     outs = {}
     for backend in BACKENDS:
-        summary = train(data["train"], tmp_path / backend, config=data["config"], settings=settings, backend=backend, device="cpu", log=lambda m: None)
+        summary = train(data["train"], tmp_path / backend, config=data["config"], settings=settings, backend=backend, device="cpu",
+                        log=lambda m: None, **labels)
         outs[backend] = summary["loss"], read_weights(tmp_path / backend)
     assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
     for key, value in outs["mlx"][1].items():
@@ -191,9 +196,7 @@ def test_both_backends_take_the_same_steps(data, tmp_path):
 def test_coarse_gold_types_train_fine_ones_and_score_through_the_map(data, tmp_path, capsys):
     """Data that marks LOC trains a model whose types are CITY and REGION (either is allowed
     inside a LOC span: marginal likelihood), and the dev data is scored in its own types."""
-    coarse = LabelMap.parse("PERSON=PER,CITY=LOC,REGION=LOC")
-    summary = train(data["train"], tmp_path / "fine", config=data["config"], dev_file=data["dev"], labels=["PERSON", "CITY", "REGION"],
-                    label_map=coarse, settings=FAST, log=lambda m: None)
+    summary = train(data["train"], tmp_path / "fine", config=data["config"], dev_file=data["dev"], settings=FAST, log=lambda m: None, **COARSE)
     assert summary["best"]["f1"] >= 0.9
     ner = NER.from_pretrained(tmp_path / "fine")
     assert ner.entity_types == ["PERSON", "CITY", "REGION"]
@@ -210,19 +213,6 @@ def test_coarse_gold_types_train_fine_ones_and_score_through_the_map(data, tmp_p
     assert set(report["not_scored"]) <= {"CITY", "REGION"}
     assert main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON"]) == 2
     assert "is not MODEL=DATA" in capsys.readouterr().err
-
-
-def test_both_backends_take_the_same_steps_on_coarse_labels(data, tmp_path):
-    settings = TrainSettings(epochs=1, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
-    coarse = LabelMap.parse("PERSON=PER,CITY=LOC,REGION=LOC")
-    outs = {}
-    for backend in BACKENDS:
-        summary = train(data["train"], tmp_path / backend, config=data["config"], labels=["PERSON", "CITY", "REGION"], label_map=coarse,
-                        settings=settings, backend=backend, device="cpu", log=lambda m: None)
-        outs[backend] = summary["loss"], read_weights(tmp_path / backend)
-    assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
-    for key, value in outs["mlx"][1].items():
-        np.testing.assert_allclose(np.array(value), np.array(outs["torch"][1][key]), atol=2e-4)
 
 
 def test_a_fresh_model_trains_with_default_settings(data, tmp_path):
