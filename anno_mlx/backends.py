@@ -89,6 +89,9 @@ def to_backend(mlx_model, backend: Backend, dtype: Optional[str] = None):
             dtype = "float32"
         if dtype is not None and not quantized:
             mlx_model.set_dtype(getattr(mx, dtype))
+        # Read the weights now: arrays still lazy would belong to the loading thread's stream,
+        # and a model must run on any thread (web servers, Ray actors).
+        mx.eval(mlx_model.parameters())
         return mlx_model
     import torch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Iterable, Optional
@@ -21,6 +22,17 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         help="engine: MLX or PyTorch (auto: MLX on Apple Silicon, PyTorch on CUDA or other CPUs when installed)",
     )
     parser.add_argument("--device", choices=DEVICES, help="device (default: the backend's best)")
+
+
+def add_filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", help="only these entity types, comma-separated (e.g. PER,ORG)")
+    parser.add_argument("--min-score", type=float, default=0.0, help="drop entities scoring below this")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--aggregation", default="first", choices=AGGREGATIONS, help="how subword labels combine (default: first)")
+    parser.add_argument("--max-length", type=int, help="tokens per pass (default: the model's context)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,12 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     ner.add_argument("-m", "--model", help="converted model folder, Hugging Face folder or hub id (default: the built-in model)")
     ner.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
     ner.add_argument("-o", "--output", help="write here instead of standard output")
-    ner.add_argument("--labels", help="only these entity types, comma-separated (e.g. PER,ORG)")
-    ner.add_argument("--min-score", type=float, default=0.0, help="drop entities scoring below this")
-    ner.add_argument("--aggregation", default="first", choices=AGGREGATIONS, help="how subword labels combine (default: first)")
-    ner.add_argument("--max-length", type=int, help="tokens per pass (default: the model's context)")
+    add_filter_options(ner)
+    add_run_options(ner)
     ner.add_argument("--stride", type=int, help="tokens shared by neighbouring windows on long documents")
-    ner.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     ner.add_argument("--encoding", default="utf-8", help="encoding of the input files (default utf-8)")
     add_backend_options(ner)
     ner.set_defaults(run=run_ner)
@@ -81,6 +90,45 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_options(ui)
     ui.set_defaults(run=run_ui)
 
+    co = sub.add_parser(
+        "corpus",
+        help="entities of a whole corpus (folder, JSONL or Parquet) into Parquet/JSONL shards, resumable, optionally on Ray",
+        description="One row per entity (doc_id, start, end, label, text, score) in shards with a manifest; see docs/corpus.md.",
+    )
+    co.add_argument("input", help="a folder of .txt/.md files, a .jsonl file of {\"id\", \"text\"} lines, or a .parquet file")
+    co.add_argument("-o", "--output", required=True, help="output folder (new or empty; with --resume, an interrupted run's)")
+    co.add_argument("-m", "--model", help="model folder or hub id (default: the built-in model)")
+    co.add_argument("--format", default="parquet", choices=["parquet", "jsonl"], help="shard format (default parquet)")
+    co.add_argument("--text-column", default="text", help="Parquet: the column holding the text (default text)")
+    co.add_argument("--id-column", default="id", help="Parquet: the column holding document ids (default id; else the row number)")
+    add_filter_options(co)
+    add_run_options(co)
+    co.add_argument("--shard-size", type=int, default=1000, help="documents per shard (default 1000)")
+    co.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTPUT")
+    co.add_argument("--ray", action="store_true", help="run on Ray Data (a local Ray unless --address); needs anno-mlx[ray]")
+    co.add_argument("--address", help="Ray cluster address (e.g. ray://head:10001 or auto)")
+    co.add_argument("--num-actors", type=int, help="Ray: model copies running at once (default: the cluster's CPUs minus one)")
+    add_backend_options(co)
+    co.set_defaults(run=run_corpus)
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve entities over HTTP (JSON API) with the web app on the same port",
+        description="A local JSON API (POST /v1/ner, POST /v1/ner:stream, GET /v1/models, docs at /docs) and the web app at /.",
+    )
+    sv.add_argument(
+        "-m", "--model", action="append", default=[], metavar="MODEL",
+        help="a model to serve: folder, hub id, or default for the built-in one (repeatable; the first is the default; default: the built-in model)",
+    )
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--api-key", default=os.environ.get("ANNO_MLX_API_KEY"), help="require this key (Authorization: Bearer KEY); default $ANNO_MLX_API_KEY")
+    sv.add_argument("--queue", type=int, default=32, help="requests that may wait for the model before new ones get 503 (default 32)")
+    sv.add_argument("--max-body", type=int, default=20 * 1024 * 1024, help="largest request body in bytes (default 20 MiB)")
+    sv.add_argument("--no-ui", action="store_true", help="serve the API only")
+    add_backend_options(sv)
+    sv.set_defaults(run=run_serve)
+
     ev = sub.add_parser(
         "eval",
         help="measure a model on labelled data (precision, recall, F1)",
@@ -95,9 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MAP",
         help="score a model whose types differ from the data's: MODEL=DATA pairs (PERSON=PER,GPE=LOC) or a preset (conll)",
     )
-    ev.add_argument("--aggregation", default="first", choices=AGGREGATIONS)
-    ev.add_argument("--max-length", type=int)
-    ev.add_argument("--batch-size", type=int, default=8)
+    add_run_options(ev)
     add_backend_options(ev)
     ev.set_defaults(run=run_eval)
 
@@ -197,6 +243,59 @@ def run_ui(args: argparse.Namespace) -> None:
 
     try:
         launch(args.model, host=args.host, port=args.port, backend=args.backend, device=args.device)
+    except OSError as err:
+        raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
+
+
+def run_corpus(args: argparse.Namespace) -> None:
+    model_name = args.model or "default"
+    if args.ray:
+        from .ray_corpus import run_ray
+
+        if args.resume or args.format != "parquet":
+            raise AnnoError("--ray writes Parquet and starts afresh; drop --resume/--format jsonl, or run without --ray")
+        manifest = run_ray(
+            args.input, args.output, model=args.model, model_name=model_name, backend=args.backend, device=args.device,
+            text_column=args.text_column, id_column=args.id_column, labels=args.labels, min_score=args.min_score,
+            aggregation=args.aggregation, max_length=args.max_length, batch_size=args.batch_size, address=args.address,
+            num_actors=args.num_actors,
+        )
+    else:
+        from .corpus import run_corpus as run
+        from .ner import NER
+
+        ner = NER.from_pretrained(
+            args.model, backend=args.backend, device=args.device, max_length=args.max_length,
+            batch_size=args.batch_size, aggregation=args.aggregation,
+        )
+        manifest = run(
+            args.input, args.output, ner, model_name=model_name, fmt=args.format, text_column=args.text_column,
+            id_column=args.id_column, labels=args.labels, min_score=args.min_score, resume=args.resume,
+            documents_per_shard=args.shard_size,
+        )
+    from .corpus import skipped_documents
+
+    rows = sum(shard.get("rows", 0) for shard in manifest["shards"])
+    skipped = len(skipped_documents(manifest))
+    counted = f"{rows:,} entities in {len(manifest['shards'])} shards" if manifest["runner"] == "local" else f"{len(manifest['shards'])} Parquet files"
+    print(f"wrote {args.output}: {counted}; {skipped} documents skipped (listed in _manifest.json)")
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    from .serve import serve
+
+    try:
+        serve(
+            args.model,
+            host=args.host,
+            port=args.port,
+            backend=args.backend,
+            device=args.device,
+            api_key=args.api_key,
+            queue_size=args.queue,
+            max_body=args.max_body,
+            ui=not args.no_ui,
+        )
     except OSError as err:
         raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
 

@@ -6,7 +6,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -126,12 +126,15 @@ class NER:
     ) -> list[list[Entity]]:
         """Entities of many texts. Windows of all texts are grouped by length, so short texts do
         not pay for long ones' padding; each result equals a one-at-a-time call."""
+        keep = self.selection(labels, min_score)
+        return [keep(result.entities) for result in self.analyze(texts, aggregation=aggregation, progress=progress)]
+
+    def selection(self, labels: Optional[Iterable[str]] = None, min_score: Optional[float] = None) -> Callable[[list[Entity]], list[Entity]]:
+        """The labels/min_score filter (defaults: this pipeline's), checked now, applied to
+        `analyze` results by the returned function."""
         wanted = self._check_labels(labels) if labels is not None else self.labels
         threshold = self.min_score if min_score is None else float(min_score)
-        return [
-            [e for e in result.entities if e.score >= threshold and (wanted is None or e.label in wanted)]
-            for result in self.analyze(texts, aggregation=aggregation, progress=progress)
-        ]
+        return lambda entities: [e for e in entities if e.score >= threshold and (wanted is None or e.label in wanted)]
 
     def analyze(self, texts: Sequence[str], *, aggregation: Optional[str] = None, progress: bool = False) -> list["Analysis"]:
         """Every entity of each text, before the labels/min_score filters, with the token and
@@ -139,8 +142,13 @@ class NER:
         started = time.perf_counter()
         texts = list(texts)
         for i, text in enumerate(texts):
+            which = f"text {i}" if len(texts) > 1 else "the text"
             if not isinstance(text, str):
-                raise AnnoError(f"text {i} is a {type(text).__name__}, not a string")
+                raise AnnoError(f"{which} is a {type(text).__name__}, not a string")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise AnnoError(f"{which} holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}; it is not valid Unicode") from None
         aggregation = check_aggregation(aggregation or self.aggregation)
         tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
         probs, plans = self._probabilities(tokens, progress)

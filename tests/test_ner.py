@@ -265,3 +265,17 @@ print("rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "exit
     # ran earlier in the same pytest session (same entities, same backend; cause not found yet).
     assert rss < 1536, f"peak resident memory {rss:.0f} MB"
     assert "window" in result.stderr, "a progress bar on stderr"
+
+
+def test_a_model_loaded_on_one_thread_runs_on_another():
+    """Web servers and Ray actors load on one thread and run on others; MLX streams are per
+    thread, so the weights must not stay lazy arrays of the loading thread."""
+    import threading
+
+    text = "Marie Curie moved from Warsaw to Paris in 1891."
+    ner = NER.from_pretrained(None, backend="mlx")
+    there: list = []
+    worker = threading.Thread(target=lambda: there.append(ner(text)))
+    worker.start()
+    worker.join()
+    assert there == [ner(text)] and there[0]

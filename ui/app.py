@@ -15,7 +15,6 @@ import csv
 import html
 import json
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -27,7 +26,8 @@ from ..entities import Entity
 from ..errors import AnnoError
 from ..hub import models_dir
 from ..loading import DEFAULT_MODEL
-from ..ner import DEFAULT_NAME, NER
+from ..ner import DEFAULT_NAME
+from ..pool import ModelPool
 from ..render import highlight, label_colours, render
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -64,21 +64,6 @@ def local_models() -> list[str]:
     if not root.is_dir():
         return []
     return sorted(str(p) for p in root.iterdir() if (p / "config.json").is_file() and (p / "tokenizer.json").is_file())
-
-
-class ModelPool:
-    """Loaded models by name, shared by all sessions (the run event is serialised)."""
-
-    def __init__(self, backend: str = "auto", device: Optional[str] = None):
-        self._models: dict[str, NER] = {}
-        self._lock = threading.Lock()
-        self.backend, self.device = backend, device
-
-    def get(self, name: str) -> NER:
-        with self._lock:
-            if name not in self._models:
-                self._models[name] = NER.from_pretrained(name, backend=self.backend, device=self.device)
-            return self._models[name]
 
 
 def read_upload(path: Optional[str]) -> tuple[str, str]:
@@ -151,12 +136,20 @@ def show(result: Optional[Result], labels: list[str], min_score: float):
     )
 
 
-def build_app(default_model: Optional[str] = None, backend: str = "auto", device: Optional[str] = None) -> gr.Blocks:
-    pool = ModelPool(backend, device)
+def build_app(
+    default_model: Optional[str] = None, backend: str = "auto", device: Optional[str] = None, pool: Optional[ModelPool] = None
+) -> gr.Blocks:
+    """The page. With a `pool` restricted to named models (the API server's), the model list is
+    those names and the free-path box is hidden."""
+    pool = pool or ModelPool(backend, device)
     built_in = str(DEFAULT_MODEL)
-    models = [(DEFAULT_NAME, built_in)] + [(m, m) for m in local_models()]
-    if default_model and default_model not in [value for _, value in models]:
-        models.insert(0, (default_model, default_model))
+    if pool.allowed is not None:
+        models = [(name, name) for name in pool.allowed]
+        default_model = default_model or models[0][1]
+    else:
+        models = [(DEFAULT_NAME, built_in)] + [(m, m) for m in local_models()]
+        if default_model and default_model not in [value for _, value in models]:
+            models.insert(0, (default_model, default_model))
 
     def analyse(text: str, model_choice: Optional[str], model_path: str, aggregation: str, progress=gr.Progress(track_tqdm=True)):
         name = (model_path or "").strip() or (model_choice or "")
@@ -170,7 +163,7 @@ def build_app(default_model: Optional[str] = None, backend: str = "auto", device
             return None, gr.CheckboxGroup(choices=[], value=[]), f"**Could not load the model:** {html.escape(str(err))}"
         except Exception as err:  # a broken model folder must not take the page down
             return None, gr.CheckboxGroup(choices=[], value=[]), f"**Could not load the model:** {type(err).__name__}: {html.escape(str(err))}"
-        (analysis,) = ner.analyze([text], aggregation=aggregation, progress=True)
+        (analysis,) = pool.call(ner.analyze, [text], aggregation=aggregation, progress=True)
         labels = ner.entity_types
         status = (
             f"{len(analysis.entities):,} entities · {analysis.n_tokens:,} tokens · {analysis.n_windows} "
@@ -189,7 +182,9 @@ def build_app(default_model: Optional[str] = None, backend: str = "auto", device
                 upload = gr.File(label="…or upload a .txt or .md file", file_types=[".txt", ".md"], type="filepath", elem_id="upload")
             with gr.Column(scale=1):
                 model = gr.Dropdown(choices=models, value=default_model or built_in, label="Model", allow_custom_value=True)
-                model_path = gr.Textbox(label="…or a model folder or hub id", placeholder="~/models/my-ner-mlx")
+                model_path = gr.Textbox(
+                    label="…or a model folder or hub id", placeholder="~/models/my-ner-mlx", visible=pool.allowed is None
+                )
                 aggregation = gr.Dropdown(choices=list(AGGREGATIONS), value="first", label="Subword aggregation")
                 run = gr.Button("Find entities", variant="primary", elem_id="run")
                 labels = gr.CheckboxGroup(choices=[], value=[], label="Show labels", elem_id="labels")

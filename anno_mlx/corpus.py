@@ -1,0 +1,352 @@
+"""`python -m anno_mlx corpus`: entities of a whole corpus, one row per entity, resumable.
+
+Input: a folder of .txt/.md files (id: the path inside the folder), a JSONL file of
+`{"id", "text"}` lines (id: the line number when absent), or a Parquet file with a text column
+(id: the row number when there is no id column). Output: a folder of shards
+(`part-00000.parquet` or `.jsonl`, columns `doc_id, start, end, label, text, score`) and a
+`_manifest.json` that lists each finished shard with the documents it covers and the documents
+it skipped as bad. A shard is written to a temporary name and renamed, then the manifest is
+replaced, so an interrupted run resumes after the last finished shard with no row lost or
+written twice. `ray_corpus.py` runs the same per-document steps on Ray Data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+from .errors import AnnoError
+from .ner import NER
+
+COLUMNS = ("doc_id", "start", "end", "label", "text", "score")
+TEXT_SUFFIXES = (".txt", ".md")
+MANIFEST = "_manifest.json"
+MANIFEST_VERSION = 1
+DOCUMENTS_PER_SHARD = 1000
+DOCUMENTS_PER_BATCH = 32
+OUTPUT_FORMATS = ("parquet", "jsonl")
+DOCUMENT_ERRORS = (AnnoError, TypeError, ValueError, UnicodeError)  # what a document's content can raise
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document of the corpus, or the reason it cannot be analysed (`error`)."""
+
+    doc_id: str
+    text: Optional[str] = None
+    error: Optional[str] = None
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def input_kind(source: Path) -> str:
+    """"folder", "jsonl" or "parquet", from what `source` is."""
+    if source.is_dir():
+        return "folder"
+    if not source.is_file():
+        raise AnnoError(f"corpus input {source} does not exist; give a folder of .txt files, a .jsonl or a .parquet file")
+    suffix = source.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise AnnoError(f"corpus input {source} is not a folder, .jsonl or .parquet file; give one of those")
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The folder's text files, in a fixed order (sorted by path)."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file())
+
+
+def file_document(doc_id: str, data: bytes) -> Document:
+    try:
+        return checked_document(doc_id, data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        return Document(doc_id, error=f"not UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})")
+
+
+def jsonl_document(line: str, number: Optional[int]) -> Document:
+    """One JSONL line. Without an "id" the id is "line N"; Ray's reader has no line numbers,
+    so there a missing id is an error."""
+    where = f"line {number}" if number is not None else f"line {line[:40]!r}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        return Document(where, error=f"not JSON ({err.msg})")
+    if not isinstance(record, dict):
+        return Document(where, error="not a JSON object")
+    doc_id = record.get("id", where if number is not None else None)
+    if doc_id is None or isinstance(doc_id, (dict, list, bool)):
+        return Document(where, error='no usable "id" (a string or a number)')
+    return checked_document(str(doc_id), record.get("text"))
+
+
+def checked_document(doc_id: str, text: Any) -> Document:
+    if not isinstance(text, str):
+        return Document(doc_id, error="no text" if text is None else f"text is a {type(text).__name__}, not a string")
+    return Document(doc_id, text)  # anything else wrong with the text, the pipeline reports (entity_rows)
+
+
+def read_documents(source: Path, text_column: str = "text", id_column: str = "id") -> tuple[Iterator[Document], Optional[int]]:
+    """The corpus's documents in a fixed order, and how many there are when cheap to know."""
+    kind = input_kind(source)
+    if kind == "folder":
+        files = folder_files(source)
+        if not files:
+            raise AnnoError(f"{source} holds no .txt or .md files")
+        return (file_document(p.relative_to(source).as_posix(), p.read_bytes()) for p in files), len(files)
+    if kind == "jsonl":
+        return _jsonl_documents(source), None
+    parquet = parquet_file(source)
+    names = parquet.schema_arrow.names
+    if text_column not in names:
+        raise AnnoError(f"{source} has no column {text_column!r} (it has {', '.join(names)}); pass --text-column")
+    ids = id_column if id_column in names else None
+    return _parquet_documents(parquet, text_column, ids), parquet.metadata.num_rows
+
+
+def _jsonl_documents(source: Path) -> Iterator[Document]:
+    with open(source, "rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield Document(f"line {number}", error=f"not UTF-8 (byte 0x{raw[err.start]:02x})")
+                continue
+            if line.strip():
+                yield jsonl_document(line, number)
+
+
+def fingerprint(source: Path, total: Optional[int]) -> dict:
+    """What must not change between a run and its resume: a file's size and time, a folder's
+    number of text files."""
+    if source.is_dir():
+        return {"files": total}
+    stat = source.stat()
+    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _parquet_documents(parquet, text_column: str, id_column: Optional[str]) -> Iterator[Document]:
+    columns = [text_column] + ([id_column] if id_column else [])
+    row = 0
+    for batch in parquet.iter_batches(columns=columns, batch_size=1024):
+        texts = batch.column(text_column).to_pylist()
+        ids = batch.column(id_column).to_pylist() if id_column else range(row, row + len(texts))
+        for doc_id, text in zip(ids, texts):
+            yield checked_document(str(doc_id), text)
+        row += len(texts)
+
+
+def parquet_file(source: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(source)
+    except Exception as err:  # pyarrow raises its own error types for unreadable files
+        raise AnnoError(f"{source} is not a readable Parquet file ({str(err).splitlines()[0]})") from None
+
+
+# -- analysing -------------------------------------------------------------------------------
+
+
+def entity_rows(ner: NER, documents: list[Document], keep) -> tuple[list[dict], list[dict], int]:
+    """Rows for the good documents, error records for the bad ones, and the tokens analysed.
+    A batch that a document's content makes fail is retried one document at a time, so the bad
+    one is reported by its id and the rest still count; any other failure (the model, memory)
+    stops the run, since it is not the document's fault."""
+    good = [d for d in documents if d.error is None]
+    errors = [{"doc_id": d.doc_id, "error": d.error} for d in documents if d.error is not None]
+    try:
+        analyses = ner.analyze([d.text for d in good])
+    except DOCUMENT_ERRORS:
+        analyses = []
+        for d in list(good):
+            try:
+                analyses.extend(ner.analyze([d.text]))
+            except DOCUMENT_ERRORS as err:
+                good.remove(d)
+                errors.append({"doc_id": d.doc_id, "error": str(err) if isinstance(err, AnnoError) else f"{type(err).__name__}: {err}"})
+    rows = [
+        {"doc_id": d.doc_id, "start": e.start, "end": e.end, "label": e.label, "text": e.text, "score": e.score}
+        for d, analysis in zip(good, analyses)
+        for e in keep(analysis.entities)
+    ]
+    return rows, errors, sum(a.n_tokens for a in analyses)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def write_shard(path: Path, rows: list[dict], fmt: str) -> None:
+    """Rows to `path` through a temporary file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(rows, schema=arrow_schema())
+        pq.write_table(table, tmp)
+    else:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    os.replace(tmp, path)
+
+
+def arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [("doc_id", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("text", pa.string()), ("score", pa.float64())]
+    )
+
+
+def write_manifest(output: Path, manifest: dict) -> None:
+    tmp = output / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, output / MANIFEST)
+
+
+def read_manifest(output: Path) -> dict:
+    try:
+        manifest = json.loads((output / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        raise AnnoError(f"{output} has no readable {MANIFEST}: it is not a corpus output; choose a new -o folder") from None
+    if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
+        raise AnnoError(f"{output}/{MANIFEST} is not one this version writes; choose a new -o folder")
+    return manifest
+
+
+def read_output(output: str | Path) -> list[dict]:
+    """Every entity row of a finished or interrupted corpus output, in shard order."""
+    output = Path(output)
+    manifest = read_manifest(output)
+    rows: list[dict] = []
+    for shard in manifest["shards"]:
+        path = output / shard["file"]
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            rows.extend(pq.read_table(path).to_pylist())
+        else:
+            with open(path, encoding="utf-8") as lines:
+                rows.extend(json.loads(line) for line in lines)
+    return rows
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def run_corpus(
+    source: str | Path,
+    output: str | Path,
+    ner: NER,
+    *,
+    model_name: str,
+    fmt: str = "parquet",
+    text_column: str = "text",
+    id_column: str = "id",
+    labels: Optional[Iterable[str]] = None,
+    min_score: float = 0.0,
+    resume: bool = False,
+    documents_per_shard: int = DOCUMENTS_PER_SHARD,
+    progress: bool = True,
+) -> dict:
+    """Analyse every document of `source` into shards under `output`; returns the manifest."""
+    source, output = Path(source), Path(output)
+    if fmt not in OUTPUT_FORMATS:
+        raise AnnoError(f"--format {fmt} is not one of {', '.join(OUTPUT_FORMATS)}")
+    if documents_per_shard < 1:
+        raise AnnoError("documents per shard must be at least 1")
+    keep = ner.selection(labels, min_score)
+    documents, total = read_documents(source, text_column, id_column)
+    settings = {
+        "input": str(source.resolve()),
+        "input_fingerprint": fingerprint(source, total),
+        "model": model_name,
+        "format": fmt,
+        "text_column": text_column,
+        "id_column": id_column,
+        "labels": sorted(labels.split(",") if isinstance(labels, str) else labels) if labels else None,
+        "min_score": min_score,
+        "aggregation": ner.aggregation,
+    }
+    manifest = _start(output, settings, resume)
+    done = sum(shard["documents"] for shard in manifest["shards"])
+    bar = _progress(total, progress, done)
+    tokens = 0
+    for shard in _chunks(itertools.islice(documents, done, None), documents_per_shard):
+        rows: list[dict] = []
+        errors: list[dict] = []
+        for batch in _chunks(shard, DOCUMENTS_PER_BATCH):
+            batch_rows, batch_errors, n_tokens = entity_rows(ner, batch, keep)
+            rows += batch_rows
+            errors += batch_errors
+            tokens += n_tokens
+            bar.update(len(batch))
+            bar.set_postfix(tokens=f"{tokens:,}", refresh=False)
+        name = f"part-{len(manifest['shards']):05d}.{fmt}"
+        write_shard(output / name, rows, fmt)
+        manifest["shards"].append({"file": name, "first_document": done, "documents": len(shard), "rows": len(rows), "errors": errors})
+        write_manifest(output, manifest)
+        done += len(shard)
+        for error in errors:
+            bar.write(f"skipped document {error['doc_id']}: {error['error']}", file=sys.stderr)
+    bar.close()
+    manifest["complete"] = True
+    write_manifest(output, manifest)
+    return manifest
+
+
+def _start(output: Path, settings: dict, resume: bool) -> dict:
+    """A fresh output folder and manifest, or the one to resume (same input and settings),
+    with any shard a killed run wrote after its last manifest removed."""
+    if resume:
+        manifest = read_manifest(output)
+        changed = [key for key, value in settings.items() if manifest["settings"].get(key) != value]
+        if changed:
+            raise AnnoError(f"--resume with other settings than the first run ({', '.join(changed)}); use the same ones or a new -o folder")
+        listed = {shard["file"] for shard in manifest["shards"]}
+        for path in output.iterdir():
+            if path.name.startswith("part-") and path.name not in listed or path.name.startswith(".part-"):
+                path.unlink()
+        manifest["complete"] = False
+        return manifest
+    new_output(output)
+    manifest = {"version": MANIFEST_VERSION, "runner": "local", "settings": settings, "shards": [], "complete": False}
+    write_manifest(output, manifest)
+    return manifest
+
+
+def new_output(output: Path) -> None:
+    """Create the output folder; an existing one must be empty (a finished or interrupted run
+    is never overwritten)."""
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        hint = "pass --resume to continue it" if (output / MANIFEST).is_file() else "choose a new folder"
+        raise AnnoError(f"output {output} already exists and is not empty; {hint}")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AnnoError(f"cannot create {output}: {err.strerror}") from None
+
+
+def skipped_documents(manifest: dict) -> list[dict]:
+    """The documents a run reported as bad, `{"doc_id", "error"}` each."""
+    return manifest.get("errors", []) + [error for shard in manifest["shards"] for error in shard.get("errors", [])]
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _progress(total: Optional[int], enabled: bool, done: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, disable=not enabled, file=sys.stderr, unit="doc", dynamic_ncols=True)

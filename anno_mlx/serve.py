@@ -1,0 +1,276 @@
+"""`python -m anno_mlx serve`: entities over HTTP for other programs on this computer, with the web
+app on the same port.
+
+FastAPI routes under `/v1`; requests take turns on the model through one bounded queue (503 and
+`Retry-After` when it is full); bodies over a size limit get 413; a request names a model from
+those the server was started with and can never make it read another path. OpenAPI docs at
+`/docs` (and `/redoc`) come from fastapi-offline's bundled files, so the page needs no network.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+import hmac
+import json
+import threading
+from typing import Iterator, Literal, Optional, Union
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .decode import AGGREGATIONS
+from .errors import AnnoError
+from .pool import ModelPool
+
+BUILT_IN = "default"
+DEFAULT_MAX_BODY = 20 * 1024 * 1024
+DEFAULT_QUEUE = 32
+STREAM_BATCH = 8  # documents run together on the streaming route
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class NERRequest(BaseModel):
+    """One text or several, with the same options as `ner` on the command line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Optional[str] = Field(None, description="one document; the answer is a list of entities")
+    texts: Optional[list[str]] = Field(None, description="several documents; the answer is a list of lists, in order")
+    labels: Optional[Union[list[str], str]] = Field(None, description='only these types: ["PER", "ORG"] or "PER,ORG"')
+    min_score: float = Field(0.0, ge=0.0, le=1.0, description="drop entities scoring below this")
+    aggregation: Optional[Literal[AGGREGATIONS]] = Field(None, description="how subword labels combine (default: first)")  # type: ignore[valid-type]
+    model: Optional[str] = Field(None, description="a name from GET /v1/models (default: the first)")
+
+    @model_validator(mode="after")
+    def one_of_text_or_texts(self) -> "NERRequest":
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("give exactly one of text (a string) or texts (a list of strings)")
+        return self
+
+
+class Entity(BaseModel):
+    """The Hugging Face pipeline's keys (entity_group, score, word, start, end) plus ours."""
+
+    entity_group: str
+    score: float
+    word: str
+    start: int = Field(description="Python string index into the text, inclusive")
+    end: int = Field(description="Python string index, exclusive: text[start:end] == word")
+    label: str
+    text: str
+
+
+class Admission:
+    """Requests waiting for or holding the model; refuses beyond `limit` instead of piling up."""
+
+    def __init__(self, limit: int):
+        self.limit, self.active = limit, 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self.active >= self.limit:
+                raise HTTPException(503, "the server is busy; retry shortly", headers={"Retry-After": "1"})
+            self.active += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+
+class BodyLimit:
+    """ASGI middleware: a body over `limit` bytes on /v1 gets 413 before the route reads it."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self._too_large(send)
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._too_large(send)
+
+    async def _too_large(self, send):
+        body = json.dumps({"detail": f"request body over {self.limit:,} bytes; send smaller batches or raise --max-body"})
+        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def build_api(
+    pool: ModelPool,
+    *,
+    api_key: Optional[str] = None,
+    queue_size: int = DEFAULT_QUEUE,
+    max_body: int = DEFAULT_MAX_BODY,
+    ui: bool = True,
+) -> FastAPI:
+    """The HTTP app over `pool` (restricted to the models it may serve; the first is the default)."""
+    if not pool.allowed:
+        raise AnnoError("the server needs at least one named model")
+    if queue_size < 1 or max_body < 1:
+        raise AnnoError("--queue and --max-body must be at least 1")
+    default = next(iter(pool.allowed))
+    admission = Admission(queue_size)
+    api = FastAPIOffline(title="anno-mlx", summary="Named entities in text, on this computer.", version=_version())
+
+    def authorised(request: Request) -> None:
+        if api_key is None:
+            return
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(401, "missing or wrong API key: send Authorization: Bearer KEY", headers={"WWW-Authenticate": "Bearer"})
+
+    def run(request: NERRequest, texts: list[str]) -> list[list[dict]]:
+        ner = pool.get(request.model or default)
+        results = pool.call(ner.batch, texts, labels=request.labels, min_score=request.min_score, aggregation=request.aggregation)
+        return [[e.to_dict() for e in entities] for entities in results]
+
+    @api.exception_handler(AnnoError)
+    async def user_error(_: Request, err: AnnoError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=400)
+
+    @api.get("/healthz", tags=["server"])
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @api.get("/v1/models", tags=["server"], dependencies=[Depends(authorised)])
+    def models() -> dict:
+        """The models this server runs, by the names a request may give."""
+        data = []
+        for name in pool.allowed:
+            ner = pool.get(name)
+            data.append({"name": name, "default": name == default, "labels": ner.entity_types, "backend": ner.backend})
+        return {"models": data}
+
+    @api.post("/v1/ner", tags=["entities"], dependencies=[Depends(authorised)], response_model=Union[list[Entity], list[list[Entity]]])
+    def ner(request: NERRequest):
+        """Entities of `text` (a list) or of each of `texts` (a list of lists), equal to
+        `python -m anno_mlx ner --format json` on the same text."""
+        admission.enter()
+        try:
+            if request.text is not None:
+                return run(request, [request.text])[0]
+            return run(request, request.texts)
+        finally:
+            admission.leave()
+
+    @api.post("/v1/ner:stream", tags=["entities"], dependencies=[Depends(authorised)])
+    async def ner_stream(request: Request, model: Optional[str] = None, labels: Optional[str] = None, min_score: float = 0.0):
+        """NDJSON in, NDJSON out: one `{"id"?, "text"}` per line; one `{"id", "entities"}` (or
+        `{"id", "error"}`) per line back, in order, sent as each batch of documents finishes."""
+        options = NERRequest(texts=[], model=model, labels=labels, min_score=min_score)
+        pool.get(options.model or default)  # an unknown model is a 400 before streaming starts
+        lines = (await request.body()).decode("utf-8", errors="replace").splitlines()
+        admission.enter()
+
+        def results() -> Iterator[bytes]:
+            try:
+                documents = [_stream_document(i, line) for i, line in enumerate(lines) if line.strip()]
+                for start in range(0, len(documents), STREAM_BATCH):
+                    batch = documents[start : start + STREAM_BATCH]
+                    good = [d for d in batch if "error" not in d]
+                    found = iter(run(options, [d["text"] for d in good]) if good else [])
+                    for d in batch:
+                        answer = {"id": d["id"], "error": d["error"]} if "error" in d else {"id": d["id"], "entities": next(found)}
+                        yield (json.dumps(answer, ensure_ascii=False) + "\n").encode()
+            except AnnoError as err:
+                yield (json.dumps({"error": str(err)}) + "\n").encode()
+            finally:
+                admission.leave()
+
+        return StreamingResponse(results(), media_type="application/x-ndjson")
+
+    if ui:
+        import gradio as gr
+
+        from .ui.app import CSS, FONTS, MONO, build_app
+
+        blocks = build_app(default, pool=pool)
+        blocks.queue(default_concurrency_limit=1)
+        auth = None if api_key is None else (lambda _user, password: hmac.compare_digest(password.encode(), api_key.encode()))
+        api = gr.mount_gradio_app(
+            api, blocks, path="/", ssr_mode=False, auth=auth, theme=gr.themes.Base(font=FONTS, font_mono=MONO), css=CSS
+        )
+    api.add_middleware(BodyLimit, limit=max_body)
+    return api
+
+
+def _stream_document(number: int, line: str) -> dict:
+    """One NDJSON line as {"id", "text"} or {"id", "error"}; a line's id defaults to its number."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        return {"id": number, "error": f"line {number + 1} is not JSON ({err.msg})"}
+    if not isinstance(record, dict):
+        return {"id": number, "error": f"line {number + 1} is not a JSON object"}
+    doc_id = record.get("id", number)
+    if not isinstance(record.get("text"), str):
+        return {"id": doc_id, "error": f'line {number + 1} has no "text" string'}
+    return {"id": doc_id, "text": record["text"]}
+
+
+def serve(
+    models: list[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    backend: str = "auto",
+    device: Optional[str] = None,
+    api_key: Optional[str] = None,
+    queue_size: int = DEFAULT_QUEUE,
+    max_body: int = DEFAULT_MAX_BODY,
+    ui: bool = True,
+) -> None:
+    """Load every model named ("default": the built-in one, also served when none is named), then
+    serve until Ctrl+C."""
+    import sys
+
+    import uvicorn
+
+    allowed: dict[str, Optional[str]] = {name: None if name == BUILT_IN else name for name in models or [BUILT_IN]}
+    pool = ModelPool(backend, device, allowed=allowed)
+    for name in allowed:
+        pool.get(name)  # a bad model fails here, with its one-line error, not on the first request
+    app = build_api(pool, api_key=api_key, queue_size=queue_size, max_body=max_body, ui=ui)
+    if host not in LOOPBACK and api_key is None:
+        print(f"warning: serving on {host} without --api-key: anyone who can reach this port can use it", file=sys.stderr)
+    print(f"anno-mlx API: http://{host}:{port}/v1/ner  docs: http://{host}:{port}/docs" + (f"  web app: http://{host}:{port}/" if ui else ""), flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

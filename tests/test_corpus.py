@@ -1,0 +1,166 @@
+"""`corpus`: rows equal to the pipeline's entities for every input kind, bad documents reported by
+id, a killed run resumed with nothing lost or written twice, and the Ray run equal to the local one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from anno_mlx import NER
+from anno_mlx.cli import main
+from anno_mlx.corpus import read_manifest, read_output, run_corpus, skipped_documents
+
+SENTENCES = [
+    "Marie Curie was born in Warsaw and moved to Paris.",
+    "Tim Cook said Apple will open an office in Berlin.",
+    "The United Nations met in Geneva on Monday.",
+    "Angela Merkel spoke in Brussels about the European Union.",
+    "",
+]
+
+
+def document(i: int) -> str:
+    return f"{SENTENCES[i % 5]} Report {i} was filed in Lisbon by Ana Silva." if i % 5 != 4 else ""
+
+
+@pytest.fixture(scope="module")
+def ner():
+    return NER.from_pretrained(None, backend="mlx")
+
+
+@pytest.fixture
+def corpora(tmp_path):
+    """The same 30 documents as a folder, a JSONL file and a Parquet file, plus bad ones."""
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(30):
+        (folder / ("sub" if i % 4 == 0 else "") / f"d{i:02d}.txt").write_text(document(i), encoding="utf-8")
+    (folder / "latin1.txt").write_bytes("Zürich".encode("latin-1"))
+    (folder / "notes.csv").write_text("not, a, document")
+    lines = [json.dumps({"id": f"d{i:02d}", "text": document(i)}) for i in range(30)]
+    lines[5:5] = ["{broken", json.dumps({"id": "n", "text": None}), json.dumps({"text": "Rome, without an id."}), '{"id": "s", "text": "Oslo \\udc00"}']
+    (tmp_path / "docs.jsonl").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    pq.write_table(pa.table({"id": [f"d{i:02d}" for i in range(30)], "text": [document(i) for i in range(30)]}), tmp_path / "docs.parquet")
+    return tmp_path
+
+
+def expected_rows(ner, documents: dict[str, str]) -> list[dict]:
+    rows = []
+    for doc_id, text in documents.items():
+        for e in ner(text):
+            rows.append({"doc_id": doc_id, "start": e.start, "end": e.end, "label": e.label, "text": e.text, "score": e.score})
+    return rows
+
+
+def comparable(rows: list[dict]) -> list[tuple]:
+    """Rows sorted, scores to 1e-5: a batch's padding moves float32 scores in the last bits."""
+    return sorted((r["doc_id"], r["start"], r["end"], r["label"], r["text"], round(r["score"], 5)) for r in rows)
+
+
+@pytest.mark.parametrize("kind", ["folder", "jsonl", "parquet"])
+def test_rows_equal_the_pipeline(ner, corpora, kind):
+    source = {"folder": corpora / "docs", "jsonl": corpora / "docs.jsonl", "parquet": corpora / "docs.parquet"}[kind]
+    manifest = run_corpus(source, corpora / "out", ner, model_name="default", documents_per_shard=7, progress=False)
+    names = {i: (f"sub/d{i:02d}.txt" if i % 4 == 0 else f"d{i:02d}.txt") if kind == "folder" else f"d{i:02d}" for i in range(30)}
+    want = {names[i]: document(i) for i in range(30)}
+    if kind == "jsonl":
+        want["line 8"] = "Rome, without an id."
+    rows = read_output(corpora / "out")
+    assert comparable(rows) == comparable(expected_rows(ner, want))
+    assert all(want[r["doc_id"]][r["start"] : r["end"]] == r["text"] for r in rows)
+    skipped = {e["doc_id"]: e["error"] for e in skipped_documents(manifest)}
+    assert skipped == {
+        "folder": {"latin1.txt": "not UTF-8 (byte 0xfc at offset 1)"},
+        "jsonl": {
+            "line 6": "not JSON (Expecting property name enclosed in double quotes)",
+            "n": "no text",
+            "s": "the text holds an unpaired surrogate (U+DC00) at index 5; it is not valid Unicode",
+        },
+        "parquet": {},
+    }[kind]
+    assert manifest["complete"] and sum(s["documents"] for s in manifest["shards"]) == len(want) + len(skipped)
+    assert [s["file"] for s in manifest["shards"]] == [f"part-{i:05d}.parquet" for i in range(len(manifest["shards"]))]
+
+
+def test_jsonl_output_and_filters(ner, corpora):
+    run_corpus(corpora / "docs.parquet", corpora / "out", ner, model_name="default", fmt="jsonl", labels="PERSON,GPE",
+               min_score=0.6, progress=False)
+    rows = read_output(corpora / "out")
+    assert rows and {r["label"] for r in rows} <= {"PERSON", "GPE"} and min(r["score"] for r in rows) >= 0.6
+    first = (corpora / "out" / "part-00000.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    assert list(json.loads(first)) == ["doc_id", "start", "end", "label", "text", "score"]
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(ner, tmp_path):
+    source = tmp_path / "many.jsonl"
+    with open(source, "w", encoding="utf-8") as out:
+        for i in range(400):
+            out.write(json.dumps({"id": i, "text": document(i)}) + "\n")
+    command = [sys.executable, "-m", "anno_mlx", "corpus", str(source), "-o", str(tmp_path / "out"), "--shard-size", "10", "--backend", "mlx"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    manifest = tmp_path / "out" / "_manifest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if manifest.is_file() and len(json.loads(manifest.read_text())["shards"]) >= 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted = read_manifest(tmp_path / "out")
+    assert not interrupted["complete"] and 3 <= len(interrupted["shards"]) < 40
+    (tmp_path / "out" / f"part-{len(interrupted['shards']):05d}.parquet").write_bytes(b"a shard the manifest never listed")
+
+    assert main(["corpus", str(source), "-o", str(tmp_path / "out"), "--shard-size", "10", "--backend", "mlx", "--resume"]) == 0
+    resumed = read_manifest(tmp_path / "out")
+    assert resumed["complete"] and [s["first_document"] for s in resumed["shards"]] == list(range(0, 400, 10))
+    run_corpus(source, tmp_path / "whole", ner, model_name="default", documents_per_shard=10, progress=False)
+    assert comparable(read_output(tmp_path / "out")) == comparable(read_output(tmp_path / "whole"))
+    assert len(read_output(tmp_path / "out")) == len(read_output(tmp_path / "whole"))
+
+
+def test_user_mistakes_are_one_line(corpora, capsys):
+    out = str(corpora / "out")
+    cases = [
+        (["corpus", str(corpora / "missing"), "-o", out], "does not exist"),
+        (["corpus", str(corpora / "docs" / "notes.csv"), "-o", out], "is not a folder, .jsonl or .parquet file"),
+        (["corpus", str(corpora / "docs.parquet"), "-o", out, "--text-column", "body"], "has no column 'body' (it has id, text)"),
+        (["corpus", str(corpora / "docs.jsonl"), "-o", str(corpora / "docs"), "--backend", "mlx"], "already exists and is not empty; choose a new folder"),
+        (["corpus", str(corpora / "docs.jsonl"), "-o", out, "--resume", "--backend", "mlx"], "not a corpus output"),
+        (["corpus", str(corpora / "docs.jsonl"), "-o", out, "--ray", "--resume"], "--ray writes Parquet and starts afresh"),
+        (["corpus", str(corpora / "docs.parquet"), "-o", out, "--ray", "--labels", "NOPE", "--backend", "mlx"], "NOPE is not one this model predicts"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main(["corpus", str(corpora / "docs.parquet"), "-o", out, "--backend", "mlx", "--shard-size", "100"]) == 0
+    capsys.readouterr()
+    assert main(["corpus", str(corpora / "docs.parquet"), "-o", out, "--backend", "mlx", "--resume", "--min-score", "0.5"]) == 2
+    assert "other settings than the first run (min_score)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["folder", "parquet"])
+def test_ray_run_equals_the_local_run(ner, corpora, kind):
+    """A local Ray with two CPUs: read tasks, one model actor, write_parquet."""
+    import ray
+
+    from anno_mlx.ray_corpus import run_ray
+
+    source = corpora / ("docs" if kind == "folder" else "docs.parquet")
+    local = run_corpus(source, corpora / "local", ner, model_name="default", progress=False)
+    try:
+        manifest = run_ray(source, corpora / "ray", model=None, model_name="default", backend="mlx", num_actors=1, num_cpus=2)
+    finally:
+        ray.shutdown()
+    assert manifest["runner"] == "ray" and manifest["shards"]
+    assert comparable(read_output(corpora / "ray")) == comparable(read_output(corpora / "local"))
+    assert skipped_documents(manifest) == skipped_documents(local)

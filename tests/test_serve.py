@@ -1,0 +1,219 @@
+"""`serve`: the JSON API against `ner --format json`, under concurrent clients, with its limits,
+and the web app on the same port. A real server process for the end-to-end checks; the app
+in-process (TestClient) for limits that need a controlled model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from anno_mlx.cli import main
+from anno_mlx.pool import ModelPool
+from anno_mlx.serve import build_api
+from servers import free_port, wait_until_up
+
+TEXTS = [
+    "Marie Curie was born in Warsaw and moved to Paris, where the Sorbonne hired her.",
+    "Tim Cook said Apple will open an office in Berlin next March.",
+    "The United Nations met in Geneva on Monday with delegates from Japan.",
+    "",
+    "Angela Merkel and Emmanuel Macron spoke in Brussels about the European Union budget.",
+]
+
+
+@pytest.fixture(scope="module")
+def server(converted_model):
+    """`python -m anno_mlx serve` with the built-in model and a second, named one."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anno_mlx", "serve", "--backend", "mlx", "--port", str(port), "-m", "default", "-m", str(converted_model)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/healthz", process)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def cli_json(capsys, *args: str):
+    capsys.readouterr()
+    assert main(["ner", *args, "--format", "json", "--backend", "mlx"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_entities_equal_the_cli(server, capsys, tmp_path):
+    for text in TEXTS[:3]:
+        answer = httpx.post(server + "/v1/ner", json={"text": text}, timeout=60)
+        assert answer.status_code == 200
+        assert answer.json() == cli_json(capsys, text)
+        assert answer.json(), "the built-in model finds entities in these sentences"
+    files = []
+    for i, text in enumerate(TEXTS[:2]):
+        files += ["--file", str(tmp_path / f"{i}.txt")]
+        (tmp_path / f"{i}.txt").write_text(text, encoding="utf-8")
+    both = httpx.post(server + "/v1/ner", json={"texts": TEXTS[:2], "labels": "PERSON,ORG", "min_score": 0.5}, timeout=60).json()
+    assert both == cli_json(capsys, *files, "--labels", "PERSON,ORG", "--min-score", "0.5")  # run together, as the API does
+    for entities, text in zip(both, TEXTS):
+        assert all(text[e["start"] : e["end"]] == e["word"] == e["text"] and e["entity_group"] == e["label"] for e in entities)
+
+
+def test_models_by_name_only(server, converted_model, capsys):
+    listed = httpx.get(server + "/v1/models").json()["models"]
+    assert [m["name"] for m in listed] == ["default", str(converted_model)]
+    assert listed[0]["default"] and "PERSON" in listed[0]["labels"] and listed[1]["labels"] == ["PER", "ORG", "LOC", "MISC"]
+    tiny = httpx.post(server + "/v1/ner", json={"text": TEXTS[0], "model": str(converted_model)}).json()
+    assert tiny == cli_json(capsys, TEXTS[0], "-m", str(converted_model))
+    refused = httpx.post(server + "/v1/ner", json={"text": "x", "model": str(converted_model.parent)})
+    assert refused.status_code == 400 and "not served here" in refused.json()["detail"]
+
+
+def test_concurrent_clients_lose_nothing(server):
+    texts = [f"{TEXTS[i % 5]} Report number {i} from Lisbon." for i in range(48)]
+
+    def ask(i: int) -> httpx.Response:
+        body = {"texts": [texts[i], texts[i - 1]]} if i % 2 else {"text": texts[i]}
+        return httpx.post(server + "/v1/ner", json=body, timeout=120)
+
+    one_by_one = [ask(i).json() for i in range(48)]
+    with ThreadPoolExecutor(16) as clients:
+        answers = list(clients.map(ask, range(48)))
+    assert [a.status_code for a in answers] == [200] * 48
+    assert [a.json() for a in answers] == one_by_one
+
+
+def test_stream_returns_each_document_in_order(server):
+    lines = [json.dumps({"id": f"d{i}", "text": t}) for i, t in enumerate(TEXTS)] + ["not json", json.dumps({"id": 7, "text": 3})]
+    answer = httpx.post(server + "/v1/ner:stream", content="\n".join(lines) + "\n", headers={"content-type": "application/x-ndjson"}, timeout=60)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/x-ndjson")
+    results = [json.loads(line) for line in answer.text.splitlines()]
+    assert [r["id"] for r in results] == ["d0", "d1", "d2", "d3", "d4", 5, 7]
+    single = httpx.post(server + "/v1/ner", json={"texts": TEXTS}, timeout=60).json()
+    assert [r["entities"] for r in results[:5]] == single
+    assert "not JSON" in results[5]["error"] and '"text"' in results[6]["error"]
+
+
+def test_web_app_on_the_same_port(server):
+    from gradio_client import Client
+
+    page = httpx.get(server + "/")
+    assert page.status_code == 200 and "gradio" in page.text.lower()
+    labels, status = Client(server + "/", verbose=False).predict(TEXTS[0], "default", "", "first", api_name="/analyse")
+    n = len(httpx.post(server + "/v1/ner", json={"text": TEXTS[0]}).json())
+    assert status.startswith(f"{n} entities") and "MLX on cpu" in status
+    assert "PERSON" in labels["value"]
+
+
+def test_docs_page_needs_no_network(server):
+    from playwright.sync_api import sync_playwright
+
+    schema = httpx.get(server + "/openapi.json").json()
+    assert {"/v1/ner", "/v1/ner:stream", "/v1/models", "/healthz"} <= set(schema["paths"])
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("Debian's chromium is not installed (scripts/install.sh installs it)")
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto(server + "/docs")
+        page.get_by_text("/v1/ner:stream").first.wait_for(timeout=30_000)
+        browser.close()
+    assert requests and all(urlparse(url).hostname == "127.0.0.1" for url in requests if not url.startswith("data:")), requests
+
+
+# -- limits, in-process ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return ModelPool("mlx", allowed={"default": None})
+
+
+def test_malformed_requests_name_the_field(pool):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(build_api(pool, ui=False))
+    wrong = client.post("/v1/ner", json={"texts": "one string"})
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["body", "texts"]
+    neither = client.post("/v1/ner", json={"labels": "PERSON"})
+    assert neither.status_code == 422 and "exactly one of text" in json.dumps(neither.json())
+    bad_json = client.post("/v1/ner", content=b'{"text": ', headers={"content-type": "application/json"})
+    assert bad_json.status_code == 422 and bad_json.json()["detail"][0]["type"] == "json_invalid"
+    score = client.post("/v1/ner", json={"text": "x", "min_score": 2})
+    assert score.status_code == 422 and score.json()["detail"][0]["loc"] == ["body", "min_score"]
+    surrogate = client.post("/v1/ner", content=b'{"text": "Paris \\ud800"}', headers={"content-type": "application/json"})
+    assert surrogate.status_code == 400 and "unpaired surrogate (U+D800) at index 6" in surrogate.json()["detail"]
+    label = client.post("/v1/ner", json={"text": "x", "labels": ["NOPE"]})
+    assert label.status_code == 400 and "NOPE is not one this model predicts" in label.json()["detail"]
+
+
+def test_body_limit_with_and_without_length(pool):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(build_api(pool, ui=False, max_body=1000))
+    assert client.post("/v1/ner", json={"text": "Paris " * 100}).status_code == 200
+    big = client.post("/v1/ner", json={"text": "Paris " * 400})
+    assert big.status_code == 413 and "1,000 bytes" in big.json()["detail"]
+    chunked = client.post("/v1/ner:stream", content=(b'{"text": "Paris"}\n' for _ in range(200)))
+    assert chunked.status_code == 413
+
+
+def test_full_queue_answers_503_with_retry_after(pool):
+    from fastapi.testclient import TestClient
+
+    inside, release = threading.Event(), threading.Event()
+    real_call = pool.call
+
+    def slow_call(fn, *args, **kwargs):
+        if getattr(fn, "__name__", "") == "batch":
+            inside.set()
+            release.wait(30)
+        return real_call(fn, *args, **kwargs)
+
+    pool.call = slow_call
+    try:
+        client = TestClient(build_api(pool, ui=False, queue_size=1))
+        with ThreadPoolExecutor(1) as background:
+            first = background.submit(client.post, "/v1/ner", json={"text": "Tim Cook"})
+            assert inside.wait(30)
+            busy = client.post("/v1/ner", json={"text": "Paris"})
+            release.set()
+            assert first.result().status_code == 200
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+        assert client.post("/v1/ner", json={"text": "Paris"}).status_code == 200  # the slot is free again
+    finally:
+        pool.call = real_call
+
+
+def test_api_key(pool):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(build_api(pool, api_key="s3cret"))
+    assert client.post("/v1/ner", json={"text": "Paris"}).status_code == 401
+    assert client.post("/v1/ner", json={"text": "Paris"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/v1/ner", json={"text": "Paris"}, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.get("/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert client.get("/healthz").status_code == 200
+    # The web app on the same port asks for the key as its password.
+    assert client.get("/config").status_code == 401
+    assert client.post("/login", data={"username": "me", "password": "wrong"}).status_code != 200
+    assert client.post("/login", data={"username": "me", "password": "s3cret"}).json() == {"success": True}
+    assert client.get("/config").status_code == 200
+
+
+def test_serve_errors_are_one_line(capsys, tmp_path):
+    assert main(["serve", "-m", str(tmp_path / "missing"), "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: model") and "does not exist" in err and len(err.strip().splitlines()) == 1
