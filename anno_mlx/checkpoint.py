@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from typing import Any, Optional
@@ -23,12 +24,24 @@ from .models import build_args, get_model_classes
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHTS = "pytorch_model.bin"
 TORCH_INDEX = "pytorch_model.bin.index.json"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+SAMPLE = 65536  # values per array checked for NaN/inf when loading (all of them when converting)
+
+
+def regular_file(path: Path) -> bool:
+    """A plain file (a FIFO named model.safetensors would hang the reader; a device never ends)."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def read_config(folder: Path) -> dict[str, Any]:
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise AnnoError(f"{folder} has no config.json; give a Hugging Face model folder or a converted one")
+    if not regular_file(path) or path.stat().st_size > MAX_CONFIG_BYTES:
+        raise AnnoError(f"{path} is not a plain JSON file of reasonable size; re-download or re-convert the model")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -39,23 +52,39 @@ def read_config(folder: Path) -> dict[str, Any]:
 
 
 def weight_files(folder: Path) -> list[Path]:
-    """The files that hold the weights, safetensors preferred over PyTorch pickles."""
+    """The files that hold the weights, exactly as the layout names them: the shards an index
+    lists, else `model.safetensors`, else `pytorch_model.bin`. Other `model*.safetensors` files
+    are never merged in: a stray `model_old.safetensors` would silently override weights."""
     folder = Path(folder)
     for index_name in (SAFETENSORS_INDEX, TORCH_INDEX):
         index = folder / index_name
         if index.is_file():
             try:
-                names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-            except (ValueError, KeyError, TypeError) as err:
-                raise AnnoError(f"{index} is not a valid weight index ({err})") from None
-            missing = [n for n in names if not (folder / n).is_file()]
+                weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+                names = sorted(set(weight_map.values()))
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                raise AnnoError(f"{index} is not a valid weight index ({type(err).__name__}: {err}); re-download the model") from None
+            if not names or not all(isinstance(n, str) and n == Path(n).name and not n.startswith(".") for n in names):
+                raise AnnoError(f"{index} must map weights to shard file names inside {folder}; re-download the model")
+            files = [folder / n for n in names]
+            missing = [f.name for f in files if not regular_file(f)]
             if missing:
-                raise AnnoError(f"{index} lists shards that are not in {folder}: {', '.join(missing)}")
-            return [folder / n for n in names]
-    safetensors = sorted(folder.glob("model*.safetensors"))
-    if safetensors:
-        return safetensors
-    if (folder / TORCH_WEIGHTS).is_file():
+                raise AnnoError(f"{index} lists shards that are not plain files in {folder}: {', '.join(missing)}")
+            return files
+    single = folder / "model.safetensors"
+    others = sorted(p.name for p in folder.glob("model*.safetensors") if p != single)
+    if single.exists() or others:
+        if not single.exists() or others:
+            listed = ", ".join(([single.name] if single.exists() else []) + others)
+            raise AnnoError(
+                f"{folder} holds {listed} but no {SAFETENSORS_INDEX}; keep only model.safetensors, or add the index that names the shards"
+            )
+        if not regular_file(single):
+            raise AnnoError(f"{single} is not a plain file; re-download or re-convert the model")
+        return [single]
+    if (folder / TORCH_WEIGHTS).exists():
+        if not regular_file(folder / TORCH_WEIGHTS):
+            raise AnnoError(f"{folder / TORCH_WEIGHTS} is not a plain file; re-download the model")
         return [folder / TORCH_WEIGHTS]
     raise AnnoError(
         f"no weights in {folder}: expected model.safetensors, sharded safetensors with "
@@ -66,8 +95,30 @@ def weight_files(folder: Path) -> list[Path]:
 def read_weights(folder: Path) -> dict[str, mx.array]:
     weights: dict[str, mx.array] = {}
     for path in weight_files(folder):
-        weights.update(_read_torch(path) if path.suffix == ".bin" else _read_safetensors(path))
+        part = _read_torch(path) if path.suffix == ".bin" else _read_safetensors(path)
+        repeated = sorted(part.keys() & weights.keys())
+        if repeated:
+            raise AnnoError(f"{path} repeats weights of another shard ({', '.join(repeated[:3])}); re-download the model")
+        weights.update(part)
     return weights
+
+
+def check_values(weights: dict[str, mx.array], source: Path, quantized: bool, sample: Optional[int] = SAMPLE) -> None:
+    """Weights must be floating point (quantized layers' packed integers aside) and finite:
+    a NaN anywhere makes every score NaN and the pipeline silently finds nothing. `sample`
+    checks that many evenly spread values per array (loading); None checks all (conversion)."""
+    for key, value in weights.items():
+        packed = quantized and value.dtype == mx.uint32 and f"{key.rsplit('.', 1)[0]}.scales" in weights
+        if packed:
+            continue
+        if not mx.issubdtype(value.dtype, mx.floating):
+            dtype = str(value.dtype).removeprefix("mlx.core.")
+            raise AnnoError(f"weight {key} in {source} is {dtype}, not floating point; convert from a float checkpoint")
+        flat = value.reshape(-1)
+        if sample is not None and flat.size > sample:
+            flat = flat[:: flat.size // sample]
+        if not mx.all(mx.isfinite(flat)).item():
+            raise AnnoError(f"weight {key} in {source} holds NaN or infinite values; the checkpoint is broken, re-download or retrain it")
 
 
 def _read_safetensors(path: Path) -> dict[str, mx.array]:
@@ -123,14 +174,38 @@ def check_weights(model: nn.Module, weights: dict[str, mx.array], source: Path, 
             )
 
 
+def check_quantization(quantization: Any, source: Path) -> Optional[dict]:
+    if not quantization:
+        return None
+    if (
+        not isinstance(quantization, dict)
+        or quantization.get("group_size") not in (32, 64, 128)
+        or quantization.get("bits") not in (2, 3, 4, 5, 6, 8)
+    ):
+        raise AnnoError(f"config.json in {source} has a malformed quantization entry {quantization!r}; re-convert the model")
+    return quantization
+
+
+def check_sizes(args: Any, weights: dict[str, mx.array], source: Path) -> None:
+    """The sizes config.json claims against the shapes the weights have, before the model is
+    built: a config that claims 100,000 layers is refused, not allocated."""
+    problem = args.size_mismatch({key: tuple(value.shape) for key, value in weights.items()})
+    if problem:
+        raise AnnoError(f"config.json in {source} does not match its weights: {problem}; re-download or re-convert the model")
+
+
 def build_model(
-    config: dict[str, Any], weights: dict[str, mx.array], source: Path, head: Optional[str] = None
+    config: dict[str, Any], weights: dict[str, mx.array], source: Path, head: Optional[str] = None, full_check: bool = False
 ) -> nn.Module:
-    """Instantiate the model for `config`, quantize it as recorded there, and load `weights`."""
+    """Instantiate the model for `config`, quantize it as recorded there, and load `weights`
+    (checked first: dtypes, finite values — all of them with `full_check` —, sizes)."""
     model_class, args_class = get_model_classes(config, head)
-    model = model_class(build_args(config, args_class))
+    args = build_args(config, args_class)
+    quantization = check_quantization(config.get("quantization"), source)
+    check_values(weights, source, quantized=bool(quantization), sample=None if full_check else SAMPLE)
+    check_sizes(args, weights, source)
+    model = model_class(args)
     weights = model.sanitize(weights)
-    quantization = config.get("quantization")
     if quantization:
         nn.quantize(
             model,
@@ -145,14 +220,15 @@ def build_model(
     return model
 
 
-def load_folder(folder: Path, head: Optional[str] = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_folder(folder: Path, head: Optional[str] = None, full_check: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Model and config from a local folder, either layout."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AnnoError(f"model folder {folder} does not exist")
     config = read_config(folder)
-    get_model_classes(config, head)  # fail on an unsupported model before reading gigabytes
-    return build_model(config, read_weights(folder), folder, head), config
+    model_class, args_class = get_model_classes(config, head)  # an unsupported model fails before reading gigabytes
+    build_args(config, args_class)  # so does a malformed config
+    return build_model(config, read_weights(folder), folder, head, full_check), config
 
 
 def save_folder(model: nn.Module, config: dict[str, Any], dst: Path, files: dict[str, Path]) -> None:

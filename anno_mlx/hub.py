@@ -13,8 +13,11 @@ DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "pytorch_model*.bin", "*.txt", "
 
 
 def is_hub_id(name: str) -> bool:
-    """A string that is not an existing path but could name a hub repository."""
-    return not Path(name).exists() and bool(HUB_ID.match(name)) and not name.endswith((".json", ".safetensors"))
+    """A string that is not an existing path but could name a hub repository (the hub's own
+    rules: each part starts and ends with a letter or digit, no `--` or `..`, 96 characters)."""
+    if Path(name).exists() or not HUB_ID.match(name) or name.endswith((".json", ".safetensors")) or len(name) > 96:
+        return False
+    return all(part[0].isalnum() and part[-1].isalnum() and "--" not in part and ".." not in part for part in name.split("/"))
 
 
 def models_dir() -> Path:

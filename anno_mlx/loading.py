@@ -64,4 +64,5 @@ def load(
     tokenizer = None
     if (folder / TOKENIZER_FILE).is_file():
         tokenizer = Tokenizer.from_folder(folder, config.get("pad_token_id"))
+        tokenizer.check_fits(model.args.vocab_size, folder)
     return to_backend(model, chosen, dtype), tokenizer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import stat
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -40,7 +41,22 @@ class Tokenizer:
         path = Path(folder) / TOKENIZER_FILE
         if not path.is_file():
             raise AnnoError(f"{folder} has no {TOKENIZER_FILE}; convert the model with `python -m anno_mlx convert`")
+        check_model_file(path, Path(folder))
         return cls.from_file(path, pad_token_id)
+
+    @property
+    def max_id(self) -> int:
+        """The largest id this tokenizer can produce, added tokens included."""
+        return max(self.backend.get_vocab(with_added_tokens=True).values(), default=-1)
+
+    def check_fits(self, vocab_size: int, source: str | Path) -> None:
+        """Ids beyond the model's embedding rows would read out of bounds (garbage entities on
+        MLX, a crash on large ids): the tokenizer must belong to this model."""
+        if self.max_id >= vocab_size:
+            raise AnnoError(
+                f"the tokenizer of {source} produces ids up to {self.max_id:,} but the model has {vocab_size:,} "
+                f"token embeddings; the tokenizer belongs to another model, put the model's own {TOKENIZER_FILE} there"
+            )
 
     def special_ids(self) -> dict[str, Optional[int]]:
         """Ids of the unk/cls/sep/pad/mask tokens under their BERT or SentencePiece names
@@ -231,3 +247,12 @@ def word_starts(text: str, offsets: np.ndarray, words: np.ndarray) -> tuple[np.n
         starts[here] = new_word & ~same_piece
     return content, starts
 
+
+def check_model_file(path: Path, folder: Path) -> None:
+    """A file a model folder provides must be a plain file that stays inside the folder (a
+    Hugging Face cache snapshot links into its repository's blobs/, which counts as inside)."""
+    folder = folder.resolve()
+    root = folder.parent.parent if folder.parent.name == "snapshots" else folder
+    target = path.resolve()
+    if root not in target.parents or not stat.S_ISREG(target.stat().st_mode):
+        raise AnnoError(f"{path} is not a plain file inside {folder} (a link out of the folder, or a device); replace it with the real file")

@@ -65,9 +65,26 @@ class TrainSettings:
     mask_rate: float = 0.3  # masked-LM: share of tokens hidden
 
     def resolved(self, fresh: bool) -> "TrainSettings":
-        """These settings with the unset ones filled in for a fresh model or a fine-tune."""
+        """These settings with the unset ones filled in for a fresh model or a fine-tune,
+        checked: a NaN learning rate or zero epochs would save a broken model or none at all."""
         defaults = FRESH_DEFAULTS if fresh else FINE_TUNE_DEFAULTS
-        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        settings = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        whole = {"epochs": 1, "batch_size": 1, "max_length": 8, "vocab_size": 100}
+        for name, least in whole.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise AnnoError(f"--{name.replace('_', '-')} {value!r} must be a whole number of at least {least}")
+        ranges = {"learning_rate": (0, None), "weight_decay": (0, None), "max_grad_norm": (0, None), "warmup": (0, 1)}
+        for name, (low, high) in ranges.items():
+            value = float(getattr(self, name))
+            if not math.isfinite(value) or value < low or (name in ("learning_rate", "max_grad_norm") and value == 0) or (high is not None and value >= high):
+                flag = "--lr" if name == "learning_rate" else f"--{name.replace('_', '-')}"
+                bounds = f"in [{low}, {high})" if high is not None else ("above 0" if name in ("learning_rate", "max_grad_norm") else "at least 0")
+                raise AnnoError(f"{flag} {getattr(self, name)!r} must be a finite number {bounds}")
 
 
 def batches(rows, objective, batch_size: int, seed: int, epoch: int, pad_id: int, multiple: int = 1):
@@ -335,6 +352,7 @@ def train(
         raise AnnoError(str(err)) from None
     mx.random.seed(settings.seed)  # the fresh classifier (and a fresh model) start from the seed
     net, model_config = build_model(Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, task.labels)
+    tokenizer.check_fits(net.args.vocab_size, model or config)
     max_length = min(settings.max_length, net.args.max_position_embeddings)
     rows = task.rows(train_examples, tokenizer, max_length)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
@@ -343,11 +361,7 @@ def train(
 
     first_epoch, best = 0, {"figure": float("-inf"), "epoch": None}  # figure: higher is better
     if resume:
-        state = json.loads((state_dir / "state.json").read_text())
-        if state.get("backend", "mlx") != chosen.name:
-            raise AnnoError(f"{state_dir} was written by the {state.get('backend', 'mlx')} backend; resume with --backend {state.get('backend', 'mlx')}")
-        step.load_state(state_dir)
-        first_epoch, best = state["epoch"], state["best"]
+        first_epoch, best = _resume(state_dir, step, chosen.name, settings.epochs)
         log(f"resuming after epoch {first_epoch} (best {task.figure} so far {task.named(best['figure'])[1]:.4f})")
     else:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -364,6 +378,11 @@ def train(
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, leave=False, mininterval=0.5)
         for ids, mask, labels_batch in batches(rows, task, settings.batch_size, settings.seed, epoch, tokenizer.pad_token_id, step.width_multiple):
             loss = step(ids, mask, labels_batch)
+            if not math.isfinite(loss):
+                raise AnnoError(
+                    f"the training loss became {loss} in epoch {epoch + 1}; lower --lr (now {settings.learning_rate}) "
+                    f"or --max-grad-norm; {'the best epoch so far is in ' + str(out) if best['epoch'] else 'nothing was written'}"
+                )
             seen += int(mask.sum())
             total_loss += loss
             bar.set_postfix(loss=f"{loss:.4f}", tokens_per_s=f"{seen / (time.perf_counter() - started):.0f}", refresh=False)
@@ -392,6 +411,27 @@ def train(
     shutil.rmtree(state_dir, ignore_errors=True)
     summary["best"] = {"epoch": best["epoch"], **(dict([task.named(best["figure"])]) if dev_examples is not None else {})}
     return summary
+
+
+def _resume(state_dir: Path, step, backend: str, epochs: int) -> tuple[int, dict]:
+    """The epoch to continue from and the best so far, from a state folder that may be damaged
+    (then a one-line error; the state is left as it is)."""
+    try:
+        state = json.loads((state_dir / "state.json").read_text(encoding="utf-8"))
+        first_epoch, best, written_by = state["epoch"], state["best"], state.get("backend", "mlx")
+        if not isinstance(first_epoch, int) or not isinstance(best, dict) or not {"figure", "epoch"} <= best.keys():
+            raise ValueError("unexpected fields")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise AnnoError(f"the training state in {state_dir} is damaged ({err}); start again without --resume") from None
+    if written_by != backend:
+        raise AnnoError(f"{state_dir} was written by the {written_by} backend; resume with --backend {written_by}")
+    if first_epoch >= epochs:
+        raise AnnoError(f"{state_dir} has already done {first_epoch} epochs; --epochs {epochs} leaves nothing to resume (raise --epochs)")
+    try:
+        step.load_state(state_dir)
+    except Exception as err:  # safetensors/torch.load report damage with their own exception types
+        raise AnnoError(f"the training state in {state_dir} is damaged ({type(err).__name__}); start again without --resume") from None
+    return first_epoch, best
 
 
 def _tokenizer(model, tokenizer_file, examples, settings: TrainSettings, state_dir: Optional[Path]) -> Tokenizer:

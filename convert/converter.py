@@ -23,6 +23,7 @@ from ..checkpoint import load_folder, read_config, save_folder
 from ..errors import AnnoError
 from ..hub import download, is_hub_id
 from ..models import get_model_classes
+from ..tokenizer import Tokenizer, check_model_file
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 Q_BITS = (4, 8)
@@ -109,7 +110,7 @@ def convert(
     if config.get("quantization") and (quantize or dtype):
         raise AnnoError(f"{src} is already quantized; convert from the original checkpoint instead")
 
-    model, config = load_folder(src_path)
+    model, config = load_folder(src_path, full_check=True)
     if dtype is not None:
         model.set_dtype(DTYPES[dtype])
         config["torch_dtype" if "torch_dtype" in config else "dtype"] = dtype
@@ -129,7 +130,7 @@ def convert(
     config["anno_mlx"] = {**(config.get("anno_mlx") or {}), "format": 1, "source": source_name or str(src), "dtype": dtype or "as-source"}
 
     with tempfile.TemporaryDirectory() as scratch:
-        save_folder(model, config, dst, _tokenizer_files(src_path, Path(scratch)))
+        save_folder(model, config, dst, _tokenizer_files(src_path, Path(scratch), model.args.vocab_size))
     summary: dict[str, Any] = {"output": str(dst), "size_mb": _folder_size(dst) / 2**20}
     log(f"converted {src} -> {dst} ({summary['size_mb']:.1f} MB)")
     if verify:
@@ -138,20 +139,27 @@ def convert(
     return summary
 
 
-def _tokenizer_files(src: Path, scratch: Path) -> dict[str, Path]:
-    """The source's tokenizer files; older checkpoints ship only vocabulary files, from which
-    transformers builds the fast tokenizer.json once."""
-    files = {name: src / name for name in TOKENIZER_FILES if (src / name).is_file()}
+def _tokenizer_files(src: Path, scratch: Path, vocab_size: int) -> dict[str, Path]:
+    """The source's tokenizer files, checked (plain files inside the folder; tokenizer.json
+    readable and fitting the model's vocabulary) so that the output never carries a broken or
+    foreign tokenizer. Older checkpoints ship only vocabulary files, from which transformers
+    builds the fast tokenizer.json once."""
+    files = {name: src / name for name in TOKENIZER_FILES if (src / name).exists()}
+    for path in files.values():
+        check_model_file(path, src)
     if "tokenizer.json" in files:
+        Tokenizer.from_file(files["tokenizer.json"]).check_fits(vocab_size, src)
         return files
     try:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
         tokenizer.backend_tokenizer.save(str(scratch / "tokenizer.json"))
-        files["tokenizer.json"] = scratch / "tokenizer.json"
     except Exception as err:
         print(f"warning: no tokenizer.json could be made for {src} ({err}); the model loads without a tokenizer", file=sys.stderr)
+        return files
+    Tokenizer.from_file(scratch / "tokenizer.json").check_fits(vocab_size, src)
+    files["tokenizer.json"] = scratch / "tokenizer.json"
     return files
 
 

@@ -69,12 +69,18 @@ def test_unexpected_weight_key_is_named(capsys, hf_copy, tmp_path):
     assert "does not use" in line and "model.layers.0.extra.weight" in line
 
 
-def test_wrong_shape_names_key_and_both_shapes(capsys, hf_copy, tmp_path):
+def test_config_sizes_checked_against_the_weights(capsys, hf_copy, tmp_path):
     config = json.loads((hf_copy / "config.json").read_text())
     config["intermediate_size"] = 50
     (hf_copy / "config.json").write_text(json.dumps(config))
     line = cli_error(capsys, "convert", str(hf_copy), "-o", str(tmp_path / "out"))
-    assert "model.layers.0.mlp.Wi.weight" in line and "(96, 32)" in line and "(100, 32)" in line
+    assert "does not match its weights: intermediate_size is 50 but the MLP weights imply 48" in line
+
+
+def test_wrong_shape_names_key_and_both_shapes(capsys, hf_copy, tmp_path):
+    rewrite_weights(hf_copy, lambda w: w.update({"model.layers.1.attn.Wo.weight": np.zeros((32, 30), np.float32)}))
+    line = cli_error(capsys, "convert", str(hf_copy), "-o", str(tmp_path / "out"))
+    assert "model.layers.1.attn.Wo.weight" in line and "(32, 30)" in line and "(32, 32)" in line
 
 
 def test_corrupt_safetensors(capsys, hf_copy, tmp_path):

@@ -7,6 +7,7 @@ prefix of bare-encoder checkpoints and the tied decoder weight. See shared/moder
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -14,6 +15,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 GLOBAL = "full_attention"
+LAYER_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 LOCAL = "sliding_attention"
 
 ACTIVATIONS = {
@@ -25,6 +27,23 @@ ACTIVATIONS = {
     "swish": nn.silu,
     "relu": nn.relu,
 }
+
+
+SIZES = (
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "max_position_embeddings", "local_attention", "global_attn_every_n_layers",
+)
+BOOLEANS = ("norm_bias", "attention_bias", "mlp_bias", "classifier_bias", "decoder_bias", "tie_word_embeddings")
+MAX_SIZE = 2**31 - 1
+MAX_POSITIONS = 2**20
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -68,19 +87,54 @@ class ModelArgs:
         """Read both config styles: legacy `*_rope_theta`/`global_attn_every_n_layers` and
         transformers-5 `layer_types`/`rope_parameters`."""
         known = inspect.signature(cls).parameters
-        args = cls(**{k: v for k, v in config.items() if k in known and v is not None})
+        values = {k: v for k, v in config.items() if k in known and v is not None}
         rope = config.get("rope_parameters") or {}
+        if not isinstance(rope, dict):
+            raise ValueError("rope_parameters must be an object")
         if isinstance(rope.get(GLOBAL), dict) and "rope_theta" in rope[GLOBAL]:
-            args.global_rope_theta = float(rope[GLOBAL]["rope_theta"])
+            values["global_rope_theta"] = rope[GLOBAL]["rope_theta"]
         if isinstance(rope.get(LOCAL), dict) and "rope_theta" in rope[LOCAL]:
-            args.local_rope_theta = float(rope[LOCAL]["rope_theta"])
+            values["local_rope_theta"] = rope[LOCAL]["rope_theta"]
+        id2label = values.get("id2label", {})
+        if not isinstance(id2label, dict) or not all(str(k).lstrip("-").isdigit() for k in id2label):
+            raise ValueError("id2label must be an object of label ids to names")
+        values["id2label"] = {int(k): v for k, v in id2label.items()}
+        args = cls(**values)  # validates every field
         if args.layer_types is None:
-            n = max(int(args.global_attn_every_n_layers), 1)
+            n = args.global_attn_every_n_layers
             args.layer_types = [GLOBAL if i % n == 0 else LOCAL for i in range(args.num_hidden_layers)]
-        args.id2label = {int(k): str(v) for k, v in args.id2label.items()}
         return args
 
     def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Every field by type and range, before anything is allocated: a config.json is input
+        like any other, and `num_hidden_layers: 100000` must not allocate gigabytes first."""
+        for name in SIZES:
+            value = getattr(self, name)
+            if not _is_int(value) or not 1 <= value <= MAX_SIZE:
+                raise ValueError(f"{name} {value!r} is not a whole number from 1 to {MAX_SIZE:,}")
+        if self.max_position_embeddings > MAX_POSITIONS:
+            raise ValueError(f"max_position_embeddings {self.max_position_embeddings:,} is above the {MAX_POSITIONS:,} this model supports")
+        for name in ("norm_eps", "global_rope_theta", "local_rope_theta"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 < float(value) < float("inf"):
+                raise ValueError(f"{name} {value!r} is not a positive number")
+        for name in BOOLEANS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not true or false")
+        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or not 0 <= value < self.vocab_size):
+                raise ValueError(f"{name} {value!r} is not a token id below vocab_size {self.vocab_size}")
+        if self.layer_types is not None:
+            if not isinstance(self.layer_types, list) or any(t not in (GLOBAL, LOCAL) for t in self.layer_types):
+                raise ValueError(f"layer_types must be a list of {GLOBAL!r} and {LOCAL!r}")
+            if len(self.layer_types) != self.num_hidden_layers:
+                raise ValueError(f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers")
+        if not isinstance(self.id2label, dict) or not all(isinstance(v, str) for v in self.id2label.values()):
+            raise ValueError("id2label must map label ids to label names")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not a multiple of "
@@ -95,6 +149,27 @@ class ModelArgs:
                     f"{name} {getattr(self, name)!r} is not supported "
                     f"(supported: {', '.join(sorted(ACTIVATIONS))})"
                 )
+
+    def size_mismatch(self, shapes: dict[str, tuple[int, ...]]) -> Optional[str]:
+        """What config.json claims that the checkpoint's weight shapes contradict (None: all
+        agree): layers, hidden size, vocabulary and MLP width, read before anything is built."""
+
+        def shape(suffix: str) -> Optional[tuple[int, ...]]:
+            return next((value for key, value in shapes.items() if key.endswith(suffix)), None)
+
+        layers = {int(match.group(1)) for key in shapes if (match := LAYER_KEY.search(key))}
+        if len(layers) != self.num_hidden_layers:
+            return f"num_hidden_layers is {self.num_hidden_layers:,} but the weights hold {len(layers)} layers"
+        norm, embeddings, wi = shape("embeddings.norm.weight"), shape("embeddings.tok_embeddings.weight"), shape("layers.0.mlp.Wi.weight")
+        if norm is None or embeddings is None:
+            return "the weights have no token embeddings (embeddings.tok_embeddings.weight, embeddings.norm.weight)"
+        if norm[0] != self.hidden_size:
+            return f"hidden_size is {self.hidden_size:,} but the weights' width is {norm[0]:,}"
+        if embeddings[0] != self.vocab_size:
+            return f"vocab_size is {self.vocab_size:,} but the token embeddings have {embeddings[0]:,} rows"
+        if wi is not None and wi[0] != 2 * self.intermediate_size:
+            return f"intermediate_size is {self.intermediate_size:,} but the MLP weights imply {wi[0] // 2:,}"
+        return None
 
     @property
     def num_labels(self) -> int:
