@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("-m", "--model", help="model to select at start (converted folder, Hugging Face folder or hub id; default: the built-in model)")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ui.add_argument("--max-size", type=float, default=20.0, metavar="MB", help="largest document, pasted or uploaded, in MB (default 20)")
+    ui.add_argument("--max-models", type=int, default=2, metavar="N", help="models kept loaded at once; the least recently used is dropped (default 2)")
     add_backend_options(ui)
     ui.set_defaults(run=run_ui)
 
@@ -241,8 +243,19 @@ def run_ner(args: argparse.Namespace) -> None:
 def run_ui(args: argparse.Namespace) -> None:
     from .ui.app import launch
 
+    if not args.max_size > 0 or args.max_models < 1:  # `not >` also refuses nan
+        raise AnnoError("--max-size must be a positive number of MB and --max-models at least 1")
+    max_bytes = int(min(args.max_size, 2.0**40) * 2**20)
     try:
-        launch(args.model, host=args.host, port=args.port, backend=args.backend, device=args.device)
+        launch(
+            args.model,
+            host=args.host,
+            port=args.port,
+            backend=args.backend,
+            device=args.device,
+            max_bytes=max(max_bytes, 1),
+            max_models=args.max_models,
+        )
     except OSError as err:
         raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
 

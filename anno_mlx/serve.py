@@ -217,11 +217,18 @@ def build_api(
 
         from .ui.app import CSS, FONTS, MONO, build_app
 
-        blocks = build_app(default, pool=pool)
+        blocks = build_app(default, pool=pool, max_bytes=max_body)
         blocks.queue(default_concurrency_limit=1)
         auth = None if api_key is None else (lambda _user, password: hmac.compare_digest(password.encode(), api_key.encode()))
         api = gr.mount_gradio_app(
-            api, blocks, path="/", ssr_mode=False, auth=auth, theme=gr.themes.Base(font=FONTS, font_mono=MONO), css=CSS
+            api,
+            blocks,
+            path="/",
+            ssr_mode=False,
+            auth=auth,
+            max_file_size=max_body,
+            theme=gr.themes.Base(font=FONTS, font_mono=MONO),
+            css=CSS,
         )
     api.add_middleware(BodyLimit, limit=max_body)
     return api

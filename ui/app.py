@@ -2,7 +2,9 @@
 
 Local first: it binds to 127.0.0.1 unless told otherwise, makes no share link, turns Gradio's
 analytics off and uses system fonts, so the page renders complete with no network. The model
-runs once per "Find entities"; the label and score filters re-render the kept result.
+runs once per "Find entities" (and can be cancelled); the label and score filters re-render the
+kept result. Users' documents leave no files behind: an upload is deleted once read, and a run's
+downloads live in a per-session folder removed with the session and at exit (see exports.py).
 """
 
 from __future__ import annotations
@@ -11,27 +13,39 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
+import asyncio
+import atexit
 import csv
 import html
 import json
-import tempfile
+import logging
+import threading
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ..decode import AGGREGATIONS
 from ..entities import Entity
 from ..errors import AnnoError
 from ..hub import models_dir
 from ..loading import DEFAULT_MODEL
-from ..ner import DEFAULT_NAME
-from ..pool import ModelPool
+from ..ner import DEFAULT_NAME, NER
+from ..pool import DEFAULT_MAX_MODELS, ModelPool
 from ..render import highlight, label_colours, render
+from .exports import SessionFolders
+
+log = logging.getLogger("anno_mlx.ui")
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 TABLE_ROWS = 2000  # rows shown in the page's table; the downloads hold every entity
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # largest document, pasted or uploaded (UTF-8 bytes)
+CACHE_SWEEP = (3600, 86400)  # Gradio removes its cached files (uploads, downloads) older than a day, and all at exit
+NOT_A_MODEL = "**Not a model folder.** Type the folder of a converted model (config.json, tokenizer.json and weights), or a hub id."
+CANCELLED = "**Cancelled.** Press **Find entities** to run again."
 FONTS = ["-apple-system", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 CSS = """
@@ -66,21 +80,41 @@ def local_models() -> list[str]:
     return sorted(str(p) for p in root.iterdir() if (p / "config.json").is_file() and (p / "tokenizer.json").is_file())
 
 
-def read_upload(path: Optional[str]) -> tuple[str, str]:
-    """(text, status) for an uploaded .txt/.md file; other encodings get a message, not an error."""
+def read_upload(path: Optional[str], max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, str]:
+    """(text, status) for an uploaded .txt/.md file; other files, other encodings and files over
+    `max_bytes` get a message, not an error. The uploaded copy is deleted once read."""
     if not path:
         return gr.skip(), ""
-    name = Path(path).name
-    if Path(path).suffix.lower() not in (".txt", ".md"):
-        return gr.skip(), f"**{html.escape(name)}** is not a .txt or .md file."
-    data = Path(path).read_bytes()
+    name = html.escape(Path(path).name)
     try:
-        return data.decode("utf-8"), f"Loaded **{html.escape(name)}** ({len(data):,} bytes)."
+        size = Path(path).stat().st_size
+        if Path(path).suffix.lower() not in (".txt", ".md"):
+            return gr.skip(), f"**{name}** is not a .txt or .md file."
+        if size > max_bytes:
+            return gr.skip(), too_large(size, max_bytes)
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return gr.skip(), f"**{name}** is gone from the server; upload it again."
+    finally:
+        forget_upload(path)
+    try:
+        return data.decode("utf-8"), f"Loaded **{name}** ({len(data):,} bytes)."
     except UnicodeDecodeError as err:
         return gr.skip(), (
-            f"**{html.escape(name)}** is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}). "
+            f"**{name}** is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}). "
             "Save it as UTF-8 and upload it again."
         )
+
+
+def forget_upload(path: str) -> None:
+    """Delete Gradio's copy of an upload (only ever a file inside its upload folder)."""
+    file, uploads = Path(path).resolve(), Path(get_upload_folder()).resolve()
+    if uploads in file.parents and file.is_file():
+        file.unlink(missing_ok=True)
+        try:
+            file.parent.rmdir()  # Gradio's folder for it, when nothing else is inside
+        except OSError:
+            pass
 
 
 def legend_html(colours: dict[str, str]) -> str:
@@ -103,10 +137,10 @@ def bars_html(entities: list[Entity], colours: dict[str, str]) -> str:
     return f'<div class="bars" id="counts">{rows}</div>'
 
 
-def write_exports(result: Result, entities: list[Entity]) -> tuple[str, str, str]:
-    """JSON, CSV and standalone HTML (the CLI's --format html) of what is shown."""
-    folder = Path(tempfile.mkdtemp(prefix="anno-mlx-ui-"))
+def write_exports(result: Result, folder: Path) -> tuple[str, str, str]:
+    """JSON, CSV and standalone HTML (the CLI's --format html) of every entity of the run."""
     json_path, csv_path, html_path = folder / "entities.json", folder / "entities.csv", folder / "entities.html"
+    entities = result.entities
     json_path.write_text(json.dumps([e.to_dict() for e in entities], ensure_ascii=False, indent=2), encoding="utf-8")
     with open(csv_path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
@@ -117,30 +151,76 @@ def write_exports(result: Result, entities: list[Entity]) -> tuple[str, str, str
 
 
 def show(result: Optional[Result], labels: list[str], min_score: float):
-    """Highlights, table, counts and downloads for the kept result under the current filters."""
+    """Highlights, table and counts for the kept result under the current filters (no files:
+    filters change often, and the downloads were written once, by the run)."""
     if result is None:
-        empty = gr.DownloadButton(value=None, interactive=False)
-        return "", [], "", empty, empty, empty
+        return "", [], ""
     shown = [e for e in result.entities if e.label in labels and e.score >= min_score]
     colours = label_colours(result.labels)
     document = legend_html(colours) + '<div id="document">' + "".join(highlight(result.text, shown, colours)) + "</div>"
     rows = [[e.text, e.label, round(e.score, 4), e.start, e.end] for e in shown[:TABLE_ROWS]]
-    json_path, csv_path, html_path = write_exports(result, shown)
+    return document, rows, bars_html(shown, colours)
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+def too_large(size: int, limit: int) -> str:
+    shown, most = megabytes(size), megabytes(limit)
+    if shown == most:  # just over: megabytes would read as equal
+        shown, most = f"{size:,} bytes", f"{limit:,} bytes"
     return (
-        document,
-        rows,
-        bars_html(shown, colours),
-        gr.DownloadButton(value=json_path, interactive=True),
-        gr.DownloadButton(value=csv_path, interactive=True),
-        gr.DownloadButton(value=html_path, interactive=True),
+        f"**This document is too large** ({shown}; this app takes up to {most}). "
+        "Split it into parts, or start the app with a larger `--max-size`."
     )
 
 
+def text_size(text: str, limit: int) -> int:
+    """UTF-8 size of `text`, or its length when that alone is over `limit` (no big copy made)."""
+    return len(text) if len(text) > limit else len(text.encode("utf-8", "surrogatepass"))
+
+
+class Cancelled(Exception):
+    """Raised on the model's thread, at its next batch, once the user cancelled the run."""
+
+
+def stop_on_cancel(progress: gr.Progress, cancelled: threading.Event) -> None:
+    """Make the run raise `Cancelled` at its next batch once `cancelled` is set.
+
+    The model reports each batch through tqdm, which Gradio routes to this run's `progress`
+    (track_tqdm); the model's loop has no other hook, so the check rides on that report."""
+    update = progress.update
+
+    def checked(n: float = 1):
+        if cancelled.is_set():
+            raise Cancelled()
+        return update(n)
+
+    progress.update = checked
+
+
+def analyse_unless_cancelled(ner: NER, text: str, aggregation: str, cancelled: threading.Event):
+    """The model's run, on the pool's thread; a cancelled run stops and frees the model for the next."""
+    try:
+        if cancelled.is_set():
+            raise Cancelled()
+        return ner.analyze([text], aggregation=aggregation, progress=True)
+    except Cancelled:
+        log.info("analysis cancelled; the model is free for the next run")
+        raise
+
+
 def build_app(
-    default_model: Optional[str] = None, backend: str = "auto", device: Optional[str] = None, pool: Optional[ModelPool] = None
+    default_model: Optional[str] = None,
+    backend: str = "auto",
+    device: Optional[str] = None,
+    pool: Optional[ModelPool] = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> gr.Blocks:
     """The page. With a `pool` restricted to named models (the API server's), the model list is
-    those names and the free-path box is hidden."""
+    those names and the free-path box is hidden. Documents over `max_bytes` (UTF-8) are refused.
+    The app's `exports` (SessionFolders) and `pool` are attributes of the returned Blocks."""
     pool = pool or ModelPool(backend, device)
     built_in = str(DEFAULT_MODEL)
     if pool.allowed is not None:
@@ -150,20 +230,44 @@ def build_app(
         models = [(DEFAULT_NAME, built_in)] + [(m, m) for m in local_models()]
         if default_model and default_model not in [value for _, value in models]:
             models.insert(0, (default_model, default_model))
+    known = {value for _, value in models}
+    exports = SessionFolders(Path(get_upload_folder()))
+    atexit.register(exports.close_all)
 
-    def analyse(text: str, model_choice: Optional[str], model_path: str, aggregation: str, progress=gr.Progress(track_tqdm=True)):
+    def load_error(name: str, err: Exception) -> str:
+        """A model from the list gets its own message; any other name gets one neutral answer,
+        which says nothing about what exists on this computer or what a file holds."""
+        if name in known or pool.allowed is not None:
+            detail = str(err) if isinstance(err, AnnoError) else f"{type(err).__name__}: {err}"
+            return f"**Could not load the model:** {html.escape(detail)}"
+        log.warning("model box: %r did not load: %s: %s", name, type(err).__name__, err)
+        return NOT_A_MODEL
+
+    async def analyse(text: str, model_choice: Optional[str], model_path: str, aggregation: str, progress=gr.Progress(track_tqdm=True)):
+        none = gr.CheckboxGroup(choices=[], value=[])
         name = (model_path or "").strip() or (model_choice or "")
         if not text or not text.strip():
-            return None, gr.CheckboxGroup(choices=[], value=[]), "Paste a document or upload a .txt or .md file, then press **Find entities**."
+            return None, none, "Paste a document or upload a .txt or .md file, then press **Find entities**."
+        if (size := text_size(text, max_bytes)) > max_bytes:
+            return None, none, too_large(size, max_bytes)
         if not name:
-            return None, gr.CheckboxGroup(choices=[], value=[]), "**No model chosen.** Pick a model or type a model folder or hub id."
+            return None, none, "**No model chosen.** Pick a model or type a model folder or hub id."
         try:
-            ner = pool.get(name)
-        except AnnoError as err:
-            return None, gr.CheckboxGroup(choices=[], value=[]), f"**Could not load the model:** {html.escape(str(err))}"
+            ner = await asyncio.wrap_future(pool.submit(pool.get, name))
         except Exception as err:  # a broken model folder must not take the page down
-            return None, gr.CheckboxGroup(choices=[], value=[]), f"**Could not load the model:** {type(err).__name__}: {html.escape(str(err))}"
-        (analysis,) = pool.call(ner.analyze, [text], aggregation=aggregation, progress=True)
+            return None, none, load_error(name, err)
+        cancelled = threading.Event()
+        stop_on_cancel(progress, cancelled)
+        try:
+            (analysis,) = await asyncio.wrap_future(pool.submit(analyse_unless_cancelled, ner, text, aggregation, cancelled))
+        except asyncio.CancelledError:  # the Cancel button (or a client's cancel)
+            cancelled.set()
+            raise
+        except AnnoError as err:
+            return None, none, f"**Could not analyse the document:** {html.escape(str(err))}"
+        except Exception as err:
+            log.exception("the model failed on a document")
+            return None, none, f"**The model failed on this document** ({type(err).__name__}); the server's log has the details."
         labels = ner.entity_types
         status = (
             f"{len(analysis.entities):,} entities · {analysis.n_tokens:,} tokens · {analysis.n_windows} "
@@ -173,20 +277,41 @@ def build_app(
         result = Result(source="document", text=text, entities=analysis.entities, labels=labels)
         return result, gr.CheckboxGroup(choices=labels, value=labels), status
 
-    with gr.Blocks(title="anno-mlx") as app:
+    def export(result: Optional[Result], request: gr.Request):
+        """Downloads of the run, written once into the session's folder."""
+        if result is None:
+            exports.clear(request.session_hash)
+            return (gr.DownloadButton(value=None, interactive=False),) * 3
+        paths = write_exports(result, exports.new_run(request.session_hash))
+        return tuple(gr.DownloadButton(value=path, interactive=True) for path in paths)
+
+    def read(path: Optional[str]) -> tuple[str, str]:
+        return read_upload(path, max_bytes)
+
+    def end_session(request: gr.Request) -> None:
+        exports.close(request.session_hash)
+
+    with gr.Blocks(title="anno-mlx", delete_cache=CACHE_SWEEP) as app:
         gr.Markdown("# anno-mlx\nNamed entities in long documents, found on this computer with ModernBERT on MLX.")
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
                 text = gr.Textbox(label="Document", lines=14, max_lines=30, placeholder="Paste a document here…", elem_id="input-text")
-                upload = gr.File(label="…or upload a .txt or .md file", file_types=[".txt", ".md"], type="filepath", elem_id="upload")
+                upload = gr.File(
+                    label=f"…or upload a .txt or .md file (up to {megabytes(max_bytes)})",
+                    file_types=[".txt", ".md"],
+                    type="filepath",
+                    elem_id="upload",
+                )
             with gr.Column(scale=1):
                 model = gr.Dropdown(choices=models, value=default_model or built_in, label="Model", allow_custom_value=True)
                 model_path = gr.Textbox(
                     label="…or a model folder or hub id", placeholder="~/models/my-ner-mlx", visible=pool.allowed is None
                 )
                 aggregation = gr.Dropdown(choices=list(AGGREGATIONS), value="first", label="Subword aggregation")
-                run = gr.Button("Find entities", variant="primary", elem_id="run")
+                with gr.Row():
+                    run = gr.Button("Find entities", variant="primary", elem_id="run")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
                 labels = gr.CheckboxGroup(choices=[], value=[], label="Show labels", elem_id="labels")
                 min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum score", elem_id="min-score")
         gr.Examples(examples=[[doc] for doc in example_documents()], inputs=[text], label="Examples")
@@ -197,22 +322,25 @@ def build_app(
                 headers=["text", "label", "score", "start", "end"],
                 datatype=["str", "str", "number", "number", "number"],
                 interactive=False,
-                label=f"Entities (the first {TABLE_ROWS:,} are listed; downloads hold all)",
+                label=f"Entities (the first {TABLE_ROWS:,} shown are listed; downloads hold every entity found)",
                 elem_id="entity-table",
             )
             counts = gr.HTML(label="Entities per label")
         with gr.Row():
-            json_file = gr.DownloadButton("Entities (JSON)", interactive=False)
-            csv_file = gr.DownloadButton("Entities (CSV)", interactive=False)
-            html_file = gr.DownloadButton("Highlighted document (HTML)", interactive=False)
+            json_file = gr.DownloadButton("Entities (JSON)", interactive=False, elem_id="download-json")
+            csv_file = gr.DownloadButton("Entities (CSV)", interactive=False, elem_id="download-csv")
+            html_file = gr.DownloadButton("Highlighted document (HTML)", interactive=False, elem_id="download-html")
 
-        view = [document, table, counts, json_file, csv_file, html_file]
-        upload.upload(read_upload, inputs=upload, outputs=[text, status])
-        run.click(analyse, inputs=[text, model, model_path, aggregation], outputs=[state, labels, status], api_name="analyse").then(
-            show, inputs=[state, labels, min_score], outputs=view
-        )
+        view = [document, table, counts]
+        upload.upload(read, inputs=upload, outputs=[text, status])
+        running = run.click(analyse, inputs=[text, model, model_path, aggregation], outputs=[state, labels, status], api_name="analyse")
+        viewing = running.then(show, inputs=[state, labels, min_score], outputs=view)
+        exporting = viewing.then(export, inputs=[state], outputs=[json_file, csv_file, html_file])
+        cancel.click(lambda: CANCELLED, outputs=status, cancels=[running, viewing, exporting], api_name=False, show_progress="hidden")
         labels.input(show, inputs=[state, labels, min_score], outputs=view, api_name=False)
         min_score.release(show, inputs=[state, labels, min_score], outputs=view, api_name=False)
+        app.unload(end_session)
+    app.exports, app.pool = exports, pool
     return app
 
 
@@ -223,9 +351,14 @@ def launch(
     block: bool = True,
     backend: str = "auto",
     device: Optional[str] = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_models: int = DEFAULT_MAX_MODELS,
 ):
-    """Start the app; returns the Gradio app (for tests, with block=False)."""
-    app = build_app(model, backend, device)
+    """Start the app; returns the Gradio app (for tests, with block=False). Documents (pasted or
+    uploaded) over `max_bytes` are refused; at most `max_models` models stay loaded."""
+    if max_bytes < 1:
+        raise AnnoError(f"the size limit must be at least 1 byte, not {max_bytes}")
+    app = build_app(model, backend, device, pool=ModelPool(backend, device, max_models=max_models), max_bytes=max_bytes)
     app.queue(default_concurrency_limit=1)  # one model run at a time; each session keeps its own result
     if block:
         print(f"anno-mlx UI: http://{host}:{port}  (Ctrl+C to stop)", flush=True)
@@ -237,7 +370,22 @@ def launch(
         ssr_mode=False,
         prevent_thread_lock=not block,
         quiet=True,
+        max_file_size=max_bytes,
+        app_kwargs={"lifespan": remove_on_shutdown(app.exports)},
         theme=gr.themes.Base(font=FONTS, font_mono=MONO),
         css=CSS,
     )
     return app
+
+
+def remove_on_shutdown(exports: SessionFolders):
+    """A server lifespan that removes every session's downloads when the server stops."""
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        try:
+            yield
+        finally:
+            exports.close_all()
+
+    return lifespan
