@@ -8,9 +8,9 @@ check them against the model, rebuild quantized layers, load.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
-import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,6 +20,7 @@ from mlx.utils import tree_flatten
 
 from .errors import AnnoError
 from .models import build_args, get_model_classes
+from .outputs import check_replaceable, recover, replace_folder, staging_folder, write_marker
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHTS = "pytorch_model.bin"
@@ -232,24 +233,23 @@ def load_folder(folder: Path, head: Optional[str] = None, full_check: bool = Fal
 
 
 def save_folder(model: nn.Module, config: dict[str, Any], dst: Path, files: dict[str, Path]) -> None:
-    """Write a model folder atomically: weights (mlx-lm's sharded `save_model`), config.json and
-    `files` (name -> source path, e.g. the tokenizer) go into a hidden sibling that is renamed
-    into place, so an interrupted write leaves no `dst` and a replaced `dst` is never half-new."""
+    """Write a model folder atomically: weights (mlx-lm's sharded `save_model`), config.json,
+    `files` (name -> source path, e.g. the tokenizer) and our marker go into a hidden sibling
+    that is renamed into place, so an interrupted write leaves no `dst` and a replaced `dst` is
+    never half-new. Only an empty folder or one anno-mlx wrote is ever replaced (see `outputs`)."""
     from mlx_lm.utils import save_config, save_model
 
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = dst.parent / f".{dst.name}.tmp-{uuid.uuid4().hex[:8]}"
-    old = dst.parent / f".{dst.name}.old-{uuid.uuid4().hex[:8]}"
-    try:
-        staging.mkdir()
-        save_model(staging, model)
-        save_config(dict(config), staging / "config.json")
-        for name, source in files.items():
-            shutil.copyfile(source, staging / name)
-        if dst.exists():
-            dst.rename(old)
-        staging.rename(dst)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+    recover(dst)
+    if os.path.lexists(dst):
+        check_replaceable(dst)  # callers check before any work; this guards every later write too
+    with staging_folder(dst) as staging:
+        try:
+            save_model(staging, model)
+            save_config(dict(config), staging / "config.json")
+            for name, source in files.items():
+                shutil.copyfile(source, staging / name)
+            write_marker(staging, "model", os.listdir(staging))  # last: a marked staging folder is complete
+        except OSError as err:
+            raise AnnoError(f"cannot write {dst}: {err.strerror or err}; check the free space and permissions") from None
+        replace_folder(staging, dst)

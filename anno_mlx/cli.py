@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterator, Optional
 
 from .backends import BACKENDS, DEVICES
 from .decode import AGGREGATIONS
 from .errors import AnnoError
+from .outputs import check_text_output, write_text_file
 from .render import FORMATS
 
 
@@ -220,6 +224,8 @@ def run_ner(args: argparse.Namespace) -> None:
     from .render import render_chunks
 
     documents = read_inputs(args)
+    if args.output:  # before the model loads and runs: a bad target fails in a second, not after the run
+        check_text_output(Path(args.output), [Path(name) for name in args.file], stdin=args.text == "-")
     ner = NER.from_pretrained(
         args.model,
         backend=args.backend,
@@ -235,7 +241,7 @@ def run_ner(args: argparse.Namespace) -> None:
     results = ner.batch([text for _, text in documents], progress=True)
     chunks = render_chunks([(source, text, entities) for (source, text), entities in zip(documents, results)], args.format)
     if args.output:
-        write_text(Path(args.output), chunks)
+        write_text_file(Path(args.output), chunks)
     else:
         sys.stdout.writelines(chunks)
 
@@ -424,17 +430,25 @@ def decode_bytes(data: bytes, name: str, encoding: str) -> str:
         ) from None
 
 
-def write_text(path: Path, chunks: Iterable[str]) -> None:
-    """Write next to the target, then rename, so a failure leaves no half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT raises KeyboardInterrupt, so the same `finally:` clean-ups run."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into `Terminated` while the command runs (main thread only), then restore."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.writelines(chunks)
-        tmp.replace(path)
-    except OSError as err:
-        raise AnnoError(f"cannot write {path}: {err.strerror}") from None
+        yield
     finally:
-        tmp.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -443,10 +457,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         argv = ["bench", "--", *argv[1:]]
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        with sigterm_as_interrupt():
+            args.run(args)
     except AnnoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

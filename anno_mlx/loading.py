@@ -9,6 +9,7 @@ from typing import Optional
 from .checkpoint import load_folder
 from .errors import AnnoError
 from .hub import converted_dir, download, is_hub_id
+from .outputs import recover
 from .tokenizer import TOKENIZER_FILE, Tokenizer
 
 
@@ -26,6 +27,8 @@ def resolve_model(path_or_id: Optional[str | Path]) -> Path:
             raise AnnoError(f"the embedded default model is missing from {DEFAULT_MODEL}; reinstall anno-mlx or pass a model")
         return DEFAULT_MODEL
     path = Path(path_or_id).expanduser()
+    if not path.exists():
+        recover(path)  # a folder a killed `--force` replace left moved aside comes back
     if path.exists():
         return path
     name = str(path_or_id)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -43,6 +44,7 @@ from .errors import AnnoError
 from .labelmap import ANY, LabelMap, allowed_types, coarse_examples
 from .models.modernbert import ModelArgs, ModernBertForMaskedLM, ModernBertForTokenClassification
 from .objectives import MaskedLM, TokenClassification
+from .outputs import check_output_folder, check_replaceable, write_marker
 from .tokenizer import TOKENIZER_FILE, Tokenizer, pad_rows, train_bpe
 
 # Defaults where a setting is left unset (None): fine-tuning a trained encoder wants a small
@@ -318,10 +320,7 @@ def train(
     if (model is None) == (config is None):
         raise AnnoError("give exactly one of --model (a checkpoint to fine-tune) and --config (a fresh model)")
     settings = settings.resolved(fresh=config is not None)
-    if out.exists() and not (force or resume):
-        raise AnnoError(f"{out} already exists; pass --force to replace it (or --resume to continue)")
-    if resume and not (state_dir / "state.json").is_file():
-        raise AnnoError(f"nothing to resume: {state_dir} holds no training state")
+    check_outputs(out, state_dir, force, resume)
     chosen = choose(backend, device)
     train_examples = read_examples(train_file, data_format)
     dev_examples = read_examples(dev_file, data_format) if dev_file else None
@@ -364,7 +363,7 @@ def train(
         first_epoch, best = _resume(state_dir, step, chosen.name, settings.epochs)
         log(f"resuming after epoch {first_epoch} (best {task.figure} so far {task.named(best['figure'])[1]:.4f})")
     else:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        new_state_folder(state_dir)
         tokenizer.backend.save(str(state_dir / TOKENIZER_FILE))
     log(f"training on {chosen}: {len(rows):,} rows, {steps_per_epoch:,} steps per epoch")
 
@@ -432,6 +431,30 @@ def _resume(state_dir: Path, step, backend: str, epochs: int) -> tuple[int, dict
     except Exception as err:  # safetensors/torch.load report damage with their own exception types
         raise AnnoError(f"the training state in {state_dir} is damaged ({type(err).__name__}); start again without --resume") from None
     return first_epoch, best
+
+
+def check_outputs(out: Path, state_dir: Path, force: bool, resume: bool) -> None:
+    """Before any work: an existing output (or an interrupted run's state) is replaced only with
+    --force (or continued with --resume) and only when anno-mlx wrote it."""
+    if resume and not (state_dir / "state.json").is_file():
+        raise AnnoError(f"nothing to resume: {state_dir} holds no training state")
+    check_output_folder(out, force or resume, "pass --force to replace it (or --resume to continue)")
+    if not resume and os.path.lexists(state_dir):
+        check_replaceable(state_dir)
+        if (state_dir / "state.json").is_file() and not force:  # a state before its first epoch ended holds nothing to lose
+            raise AnnoError(f"{state_dir} holds an interrupted training run; pass --resume to continue it or --force to start afresh")
+
+
+def new_state_folder(state_dir: Path) -> None:
+    """An empty training-state folder (a replaceable old one removed), marked as ours."""
+    if os.path.lexists(state_dir):
+        check_replaceable(state_dir)
+        shutil.rmtree(state_dir)
+    try:
+        state_dir.mkdir(parents=True)
+    except OSError as err:
+        raise AnnoError(f"cannot write {state_dir}: {err.strerror}") from None
+    write_marker(state_dir, "training state")
 
 
 def _tokenizer(model, tokenizer_file, examples, settings: TrainSettings, state_dir: Optional[Path]) -> Tokenizer:

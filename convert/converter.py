@@ -3,7 +3,8 @@
 The result is an ordinary model folder: MLX safetensors (sharded with an index by mlx-lm's
 `save_model`), `config.json` (with `quantization` when quantized) and the tokenizer files.
 It is built in a hidden sibling folder and renamed into place, so an interrupted conversion
-leaves no DST and `--force` never leaves a half-written one.
+leaves no DST and `--force` never leaves a half-written one; `--force` replaces only an empty
+folder or one anno-mlx wrote (`outputs.check_replaceable`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..checkpoint import load_folder, read_config, save_folder
 from ..errors import AnnoError
 from ..hub import download, is_hub_id
 from ..models import get_model_classes
+from ..outputs import check_output_folder
 from ..tokenizer import Tokenizer, check_model_file
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
@@ -56,15 +58,12 @@ def resolve_source(src: str | Path) -> Path:
 
 
 def check_destination(src: Path, dst: Path, force: bool) -> None:
-    """Refuse to overwrite without --force, and never replace the source or a non-model folder."""
+    """Before any work: refuse to overwrite without --force, never replace the source or a folder
+    anno-mlx did not write, and fail now on a place that cannot be written."""
     src_r, dst_r = src.resolve(), dst.resolve()
     if dst_r == src_r or src_r in dst_r.parents or dst_r in src_r.parents:
         raise AnnoError(f"output {dst} overlaps the source {src}; choose another output folder")
-    if dst.exists() or dst.is_symlink():
-        if not force:
-            raise AnnoError(f"{dst} already exists; pass --force to replace it")
-        if not dst.is_dir() or (any(dst.iterdir()) and not (dst / "config.json").is_file()):
-            raise AnnoError(f"{dst} exists and is not a model folder; refusing to replace it even with --force")
+    check_output_folder(dst, force)
 
 
 def check_group_size(model: nn.Module, group_size: int) -> None:
