@@ -220,9 +220,11 @@ def run_convert(args: argparse.Namespace) -> None:
 
 
 def run_ner(args: argparse.Namespace) -> None:
-    from .ner import NER
+    from .ner import NER, check_min_score, label_set
     from .render import render_chunks
 
+    label_set(args.labels)  # options and inputs are checked before the model loads
+    check_min_score(args.min_score)
     documents = read_inputs(args)
     if args.output:  # before the model loads and runs: a bad target fails in a second, not after the run
         check_text_output(Path(args.output), [Path(name) for name in args.file], stdin=args.text == "-")
@@ -401,19 +403,56 @@ def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(source name, text) for TEXT, stdin and every --file, decoded strictly."""
     documents = []
     if args.text == "-":
-        documents.append(("<stdin>", decode_bytes(sys.stdin.buffer.read(), "<stdin>", args.encoding)))
+        documents.append(("<stdin>", decode_bytes(read_stdin(), "<stdin>", args.encoding)))
     elif args.text is not None and "\n" not in args.text and len(args.text) < 4096 and Path(args.text).is_file():
         args.file.insert(0, args.text)  # `ner FILE` reads the file, as `ner --file FILE` does
     elif args.text is not None:
-        documents.append(("<text>", args.text))
+        documents.append(("<text>", argument_text(args.text)))
     for name in args.file:
         path = Path(name)
+        shown = printable(name)
         if not path.is_file():
-            raise AnnoError(f"input file {name} does not exist" if not path.exists() else f"{name} is not a file")
-        documents.append((name, decode_bytes(path.read_bytes(), name, args.encoding)))
+            raise AnnoError(f"input file {shown} does not exist" if not path.exists() else f"{shown} is not a file")
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise AnnoError(f"cannot read {shown}: {err.strerror or err}") from None
+        documents.append((shown, decode_bytes(data, shown, args.encoding)))
     if not documents:
         raise AnnoError("no input: give TEXT, --file F, or - to read standard input")
     return documents
+
+
+def read_stdin() -> bytes:
+    """All of standard input; a closed one (`<&-`: Python sets sys.stdin to None) or an
+    unreadable one (a folder) is an error, not a traceback."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise AnnoError("standard input is closed; pipe text into `ner -`, or give TEXT or --file F")
+    try:
+        return stream.read()
+    except OSError as err:
+        raise AnnoError(f"cannot read standard input: {err.strerror or err}") from None
+
+
+def argument_text(text: str) -> str:
+    """TEXT as given on the command line; bytes that were not UTF-8 reach Python as lone
+    surrogates (U+DC80-U+DCFF), which no text can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise AnnoError(
+            f"TEXT is not valid UTF-8 ({what} at character {err.start}); "
+            f"put it in a file and pass --file F with --encoding, or set the terminal to UTF-8"
+        ) from None
+    return text
+
+
+def printable(name: str) -> str:
+    """A file name as it can be printed and written: bytes that were not UTF-8 as \\udcXX."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def decode_bytes(data: bytes, name: str, encoding: str) -> str:

@@ -10,12 +10,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from .decode import tag_spans
 from .errors import AnnoError
 
 FORMATS = ("conll", "jsonl")
+COLUMNS = re.compile(r"[ \t]+")
 TAG = re.compile(r"^(O|[BIESLU][-_][^\s]+|(?![BIESLU][-_])[A-Za-z][\w.$-]*)$")
 
 
@@ -47,10 +48,20 @@ def read_examples(path: str | Path, fmt: Optional[str] = None) -> list[Example]:
     return examples
 
 
+def lines(content: str) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a file's text: a UTF-8 byte order mark at the start is dropped
+    (it would shift every offset on the first line), lines end at "\n" alone (a "\r" before it
+    is dropped). U+2028, U+2029, U+0085 and form feeds stay inside lines, where `str.splitlines`
+    would cut: they are valid inside JSON strings and CoNLL tokens."""
+    for number, line in enumerate(content.removeprefix("\ufeff").split("\n"), start=1):
+        yield number, line.removesuffix("\r")
+
+
 def read_conll(content: str, name: str) -> list[Example]:
     """One example per sentence: tokens joined by single spaces; the tag is the last column.
-    `-DOCSTART-` lines and blank lines separate sentences; any of IOB1, IOB2, BIOES. A token
-    that is empty or blank before its tab carries no text and is skipped."""
+    Columns are separated by spaces and tabs only (a token may hold other whitespace, such as
+    a no-break space). `-DOCSTART-` lines and blank lines separate sentences; any of IOB1,
+    IOB2, BIOES. A token that is empty or blank carries no text and is skipped."""
     examples: list[Example] = []
     words: list[str] = []
     tags: list[str] = []
@@ -62,12 +73,12 @@ def read_conll(content: str, name: str) -> list[Example]:
         words.clear()
         tags.clear()
 
-    for number, line in enumerate(content.splitlines(), start=1):
-        columns = line.split()
-        if not columns or columns[0] == "-DOCSTART-":
+    for number, line in lines(content):
+        columns = COLUMNS.split(line.strip(" \t"))
+        if not line.strip() or columns[0] == "-DOCSTART-":
             flush()
             continue
-        if len(columns) == 1 and "\t" in line and not line.split("\t", 1)[0].strip():
+        if len(columns) == 1 and "\t" in line and not line.split("\t", 1)[0].strip() or not columns[0].strip():
             continue  # an empty or blank token (tweet corpora have them): no text to label
         if len(columns) < 2:
             raise AnnoError(f"{name}:{number}: expected a token and a tag separated by whitespace, found {line.strip()!r}")
@@ -96,7 +107,7 @@ def read_jsonl(content: str, name: str) -> list[Example]:
     training on coarse data a label may name several types (`"GPE|LOC|FAC"`: any of them), and
     `"unannotated": [types]` lists types the text does not mark (see `labelmap`)."""
     examples = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in lines(content):
         if not line.strip():
             continue
         where = f"{name}:{number}"
@@ -109,9 +120,12 @@ def read_jsonl(content: str, name: str) -> list[Example]:
         text, spans = record["text"], []
         for i, entity in enumerate(record.get("entities", [])):
             try:
-                start, end, label = int(entity["start"]), int(entity["end"]), str(entity["label"])
-            except (KeyError, TypeError, ValueError):
+                start, end, label = entity["start"], entity["end"], str(entity["label"])
+            except (KeyError, TypeError):
                 raise AnnoError(f'{where}: entity {i} needs integer "start", "end" and a "label"') from None
+            for field, value in (("start", start), ("end", end)):
+                if type(value) is not int:  # not 0.9 read as 0, not true read as 1
+                    raise AnnoError(f'{where}: entity {i} "{field}" must be an integer character offset, not {json.dumps(value)}')
             if not 0 <= start < end <= len(text):
                 raise AnnoError(f"{where}: entity {i} [{start}, {end}) is outside the text of {len(text)} characters")
             spans.append((start, end, label))

@@ -70,7 +70,7 @@ class NER:
         self.batch_size = batch_size
         self.aggregation = check_aggregation(aggregation)
         self.labels = self._check_labels(labels)
-        self.min_score = float(min_score)
+        self.min_score = check_min_score(min_score)
 
     @classmethod
     def from_pretrained(
@@ -133,7 +133,7 @@ class NER:
         """The labels/min_score filter (defaults: this pipeline's), checked now, applied to
         `analyze` results by the returned function."""
         wanted = self._check_labels(labels) if labels is not None else self.labels
-        threshold = self.min_score if min_score is None else float(min_score)
+        threshold = self.min_score if min_score is None else check_min_score(min_score)
         return lambda entities: [e for e in entities if e.score >= threshold and (wanted is None or e.label in wanted)]
 
     def analyze(self, texts: Sequence[str], *, aggregation: Optional[str] = None, progress: bool = False) -> list["Analysis"]:
@@ -204,13 +204,42 @@ class NER:
         return [probs[i, : len(r)] for i, r in enumerate(rows)]
 
     def _check_labels(self, labels: Optional[Iterable[str]]) -> Optional[set[str]]:
-        if labels is None:
+        wanted = label_set(labels)
+        if wanted is None:
             return None
-        wanted = {label.strip() for label in (labels.split(",") if isinstance(labels, str) else labels) if label.strip()}
         unknown = sorted(wanted - set(self.entity_types))
         if unknown:
             raise AnnoError(f"label {', '.join(unknown)} is not one this model predicts; it predicts {', '.join(self.entity_types)}")
         return wanted
+
+
+def label_set(labels: Optional[Iterable[str] | str]) -> Optional[set[str]]:
+    """The entity types asked for ("PER,ORG" or a list), None for all. Naming none is an error:
+    an empty filter would silently drop every entity."""
+    if labels is None:
+        return None
+    try:
+        names = labels.split(",") if isinstance(labels, str) else list(labels)
+    except TypeError:
+        names = [labels]
+    if not all(isinstance(name, str) for name in names):
+        raise AnnoError(f"labels must be entity type names, e.g. PER,ORG, not {names!r}")
+    wanted = {name.strip() for name in names if name.strip()}
+    if not wanted:
+        raise AnnoError(f"no labels given ({labels!r} names no entity type); name some, e.g. PER,ORG, or leave labels out for all")
+    return wanted
+
+
+def check_min_score(min_score: float) -> float:
+    """`min_score` as a float in [0, 1]; NaN, infinities and other numbers would silently keep
+    every entity or none."""
+    try:
+        value = float(min_score)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise AnnoError(f"min_score must be a number from 0 to 1, not {min_score!r}")
+    return value
 
 
 def _progress(total: int, enabled: bool):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import unicodedata
 from dataclasses import dataclass
 import stat
+from itertools import chain
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -88,16 +91,21 @@ class Tokenizer:
         return probe.ids[: content[0]], probe.ids[content[-1] + 1 :]
 
     def tokenize(self, text: str) -> "Tokens":
-        """All tokens of a whole document, without special tokens, with character offsets and
-        the tokens that begin a word (for word-level aggregation).
+        """All tokens of a whole document, without special tokens, with character offsets into
+        `text` and the tokens that begin a word (for word-level aggregation).
+
+        The text is tokenized in its NFC form (see `nfc_with_offsets`), so decomposed accents
+        ("Zu\u0308rich") give the tokens and words of the composed ones, while the offsets
+        still index the text as given.
 
         Long texts are tokenized in pieces of about 50,000 characters (see `text_pieces`), so
         the tokens are the same as in one call while memory stays small: tokenizers' own
         encodings cost about 300 bytes per token.
         """
+        normal, origin = nfc_with_offsets(text)
         ids, offsets, words = [], [], []
         next_word = 0
-        for begin, piece in text_pieces(text, PIECE_CHARS):
+        for begin, piece in text_pieces(normal, PIECE_CHARS):
             encoding = self.backend.encode(piece, add_special_tokens=False)
             ids.append(np.asarray(encoding.ids, dtype=np.int32))
             offsets.append(np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) + begin)
@@ -107,7 +115,9 @@ class Tokenizer:
             words.append(word)
         all_offsets = np.concatenate(offsets) if offsets else np.zeros((0, 2), np.int64)
         all_words = np.concatenate(words) if words else np.zeros(0, np.int64)
-        content, starts = word_starts(text, all_offsets, all_words)
+        content, starts = word_starts(normal, all_offsets, all_words)
+        if origin is not None:
+            all_offsets = origin[all_offsets]
         ids_array = np.concatenate(ids) if ids else np.zeros(0, np.int32)
         return Tokens(ids_array, all_offsets, starts, content)
 
@@ -216,14 +226,125 @@ def code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
+# Text in Unicode's stream-safe form has at most 30 combining marks in a row; CPython sorts a
+# run of marks in quadratic time (100,000 take seconds), so longer runs are left as they are.
+LONGEST_NORMALISED = 32
+
+
+def nfc_with_offsets(text: str) -> tuple[str, Optional[np.ndarray]]:
+    """The NFC form of `text` and, when it differs, where each of its positions lies in `text`
+    (`len(nfc) + 1` indices, non-decreasing, the last `len(text)`); (text, None) when `text`
+    is already NFC, which costs one check.
+
+    The same words typed with composed or decomposed accents must give the same entities:
+    tokenizers see "u" and U+0308 as two words. Only the stretches NFC changes are normalised,
+    each from one composition boundary to the next (so they normalise independently); inside
+    one, characters are placed by `_align`. Stretches longer than LONGEST_NORMALISED are kept.
+    """
+    if unicodedata.is_normalized("NFC", text):
+        return text, None
+    distinct, inverse = np.unique(code_points(text), return_inverse=True)
+    flags = np.array([_nfc_flags(chr(c)) for c in distinct.tolist()], dtype=bool).reshape(-1, 2)
+    boundary, changes = flags[inverse, 0], flags[inverse, 1]
+    boundary[0] = True
+    bounds = np.append(np.flatnonzero(boundary), len(text))
+    segment = np.cumsum(boundary) - 1
+    dirty = np.zeros(len(bounds) - 1, dtype=bool)
+    dirty[segment[~boundary | changes]] = True
+    dirty &= np.diff(bounds) <= LONGEST_NORMALISED
+    starts, ends = bounds[:-1][dirty], bounds[1:][dirty]
+    normals = [unicodedata.normalize("NFC", text[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
+    clean = [text[a:b] for a, b in zip([0, *ends.tolist()], [*starts.tolist(), len(text)])]
+    pieces = [*chain.from_iterable(zip(clean, normals)), clean[-1]]
+
+    counts = np.where(dirty[segment], 0, 1)  # output characters per input position
+    counts[starts] = [len(n) for n in normals]
+    origin = np.repeat(np.arange(len(text)), counts)
+    first = np.cumsum(counts) - counts  # each input position's first output position
+    for a, b, normal in zip(starts.tolist(), ends.tolist(), normals):
+        if len(normal) > 1:
+            origin[first[a] : first[a] + len(normal)] += _align(text[a:b], normal)
+    return "".join(pieces), np.append(origin, len(text))
+
+
+def _align(original: str, normal: str) -> list[int]:
+    """Where each character of `normal`, the NFC form of `original`, begins in `original`: one
+    that starts with a base character (combining class 0) at the character of `original` that
+    holds that base; a combining mark one past the character before it, but not past the next
+    base (marks may have been reordered or composed: no position is exact for them)."""
+    owners = [i for i, c in enumerate(original) for d in unicodedata.normalize("NFD", c) if not unicodedata.combining(d)]
+    owners.append(len(original))
+    out: list[int] = []
+    seen = 0  # base characters of `normal` passed so far
+    for char in normal:
+        decomposed = unicodedata.normalize("NFD", char)
+        if not unicodedata.combining(decomposed[0]):
+            out.append(owners[seen])
+        else:
+            out.append(min(out[-1] + 1 if out else 0, owners[seen]))
+        seen += sum(not unicodedata.combining(d) for d in decomposed)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _nfc_flags(char: str) -> tuple[bool, bool]:
+    """(NFC may cut before `char`, NFC changes `char` alone)."""
+    first = unicodedata.normalize("NFD", char)[0]
+    cut = unicodedata.combining(first) == 0 and first not in _composes_backward()
+    return cut, unicodedata.normalize("NFC", char) != char
+
+
+@functools.lru_cache(maxsize=1)
+def _composes_backward() -> frozenset[str]:
+    """Characters canonical composition may join to the character before them: the second of
+    every two-character canonical decomposition, and Hangul vowel and final jamo."""
+    seconds = {chr(c) for c in chain(range(0x1161, 0x1176), range(0x11A8, 0x11C3))}
+    for c in range(0x30000):
+        parts = unicodedata.decomposition(chr(c)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            seconds.add(chr(int(parts[1], 16)))
+    return frozenset(seconds)
+
+
+LETTER, MARK, NUMBER = 1, 2, 4
+
+
+@functools.lru_cache(maxsize=1)
+def _char_classes() -> np.ndarray:
+    """LETTER, MARK or NUMBER (Unicode categories L*, M*, N*) of every code point, 0 for the rest;
+    the planes above 0x323FF hold none but plane 14's variation selectors (marks)."""
+    table = np.zeros(0x110000, dtype=np.uint8)
+    bits = {"L": LETTER, "M": MARK, "N": NUMBER}
+    for c in chain(range(0x32400), range(0xE0000, 0xE1000)):
+        table[c] = bits.get(unicodedata.category(chr(c))[0], 0)
+    return table
+
+
+def _glued(kind: np.ndarray) -> np.ndarray:
+    """Positions (of characters of `_char_classes` kinds) that continue the word before them
+    whatever the pre-tokenizer says: a combining mark, or a letter or digit right after one,
+    where the mark sits on a letter or digit.
+    Byte-level BPE splits "q\u0301r" (and Devanagari at every vowel sign) into three words."""
+    mark, wordish = (kind & MARK) > 0, kind > 0
+    if not mark.any():
+        return np.zeros(len(kind), dtype=bool)
+    positions = np.arange(len(kind))
+    base = np.maximum.accumulate(np.where(mark, -1, positions))  # the last non-mark at or before each position
+    base_wordish = wordish[np.maximum(base, 0)] & (base >= 0)
+    out = np.zeros(len(kind), dtype=bool)
+    out[1:] = wordish[1:] & (mark[1:] | mark[:-1]) & base_wordish[:-1]
+    return out
+
+
 def word_starts(text: str, offsets: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which tokens carry content and which of those begin a word.
 
     Whitespace-only tokens (a byte-level BPE's lone leading-space marker, newlines) carry no
     content: they never begin a word or vote for its label. A content token begins a word when
-    the pre-tokenizer's word (`words`, -1 for none) changes, or when it begins a character of a script written without
-    spaces (CJK, Thai, ...), where every character is a word. Pieces of one multi-byte character
-    never begin a word.
+    the pre-tokenizer's word (`words`, -1 for none) changes, unless it is `_glued` to the
+    character before it (combining marks), or when it begins a character of a script written
+    without spaces (CJK, Thai, ...), where every character but a combining mark is a word.
+    Pieces of one multi-byte character never begin a word.
     """
     n = len(offsets)
     if n == 0:
@@ -236,13 +357,18 @@ def word_starts(text: str, offsets: np.ndarray, words: np.ndarray) -> tuple[np.n
     unspaced = np.zeros(len(points) + 1, dtype=bool)
     for low, high in UNSPACED_RANGES:
         unspaced[:-1] |= (points >= low) & (points <= high)
+    kind = _char_classes()[points]
+    joined = np.append(_glued(kind), False)
+    mark = np.append((kind & MARK) > 0, False)
 
     starts = np.zeros(n, dtype=bool)
     kept = np.flatnonzero(content)
     if len(kept):
         here, before = kept[1:], kept[:-1]
         same_piece = (a[here] == a[before]) & (b[here] == b[before])
-        new_word = (words[here] != words[before]) | unspaced[a[here]] | unspaced[np.maximum(a[here] - 1, 0)] & (a[here] > 0)
+        at = a[here]
+        in_unspaced = (unspaced[at] | unspaced[np.maximum(at - 1, 0)] & (at > 0)) & ~(joined[at] & mark[at])
+        new_word = (words[here] != words[before]) & ~joined[at] | in_unspaced
         starts[kept[0]] = True
         starts[here] = new_word & ~same_piece
     return content, starts

@@ -162,6 +162,14 @@ def test_other_encodings_with_encoding_flag(capsys, converted_model, tmp_path):
         (["ner", "-f", "BINARY", "-m", "MODEL"], "looks like a binary file"),
         (["ner", "Paris", "-m", "no/such-model"], "neither a local folder nor in the Hugging Face cache"),
         (["ner", "Paris", "-m", "MODEL", "--labels", "PERSON"], "not one this model predicts"),
+        (["ner", "Paris", "-m", "MODEL", "--labels", ""], "no labels given ('' names no entity type)"),
+        (["ner", "Paris", "-m", "MODEL", "--labels", " , ,"], "no labels given"),
+        (["ner", "Paris", "-m", "MODEL", "--min-score", "nan"], "min_score must be a number from 0 to 1, not nan"),
+        (["ner", "Paris", "-m", "MODEL", "--min-score", "inf"], "min_score must be a number from 0 to 1, not inf"),
+        (["ner", "Paris", "-m", "MODEL", "--min-score", "2"], "min_score must be a number from 0 to 1, not 2.0"),
+        (["ner", "Paris", "-m", "MODEL", "--min-score", "-1"], "min_score must be a number from 0 to 1, not -1.0"),
+        (["ner", "\udcffParis", "-m", "MODEL"], "TEXT is not valid UTF-8 (byte 0xff at character 0)"),
+        (["ner", "Paris \ud800", "-m", "MODEL"], "TEXT is not valid UTF-8 (U+D800 at character 6)"),
     ],
 )
 def test_bad_input_gets_one_line(capsys, converted_model, tmp_path, monkeypatch, argv, message):
@@ -202,3 +210,25 @@ def test_ner_without_a_model_uses_the_built_in_one():
     out = subprocess.run([sys.executable, "-m", "anno_mlx", "ner", "--format", "json", text], capture_output=True, text=True, check=True).stdout
     found = {(e["word"], e["entity_group"]) for e in json.loads(out)}
     assert {("Warsaw", "GPE"), ("Paris", "GPE"), ("1891", "DATE")} <= found, found
+
+
+def test_closed_standard_input_is_one_line(converted_model, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)  # what Python gives a process started with `<&-`
+    assert main(["ner", "-", "-m", str(converted_model)]) == 2
+    assert capsys.readouterr().err.strip() == "error: standard input is closed; pipe text into `ner -`, or give TEXT or --file F"
+    shell = f"{sys.executable} -m anno_mlx ner - -m {converted_model} <&-"
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("error: standard input is closed") and result.stderr.count("\n") == 1
+
+
+def test_a_file_name_that_is_not_utf8_is_read_and_shown(capsys, converted_model, tmp_path):
+    """Bytes of a file name that are not UTF-8 reach Python as lone surrogates: the file is
+    read, and its name is written with them escaped."""
+    import os
+
+    path = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(OTHER)
+    out = tmp_path / "out.html"
+    assert main(["ner", "-f", path, "-f", path, "-m", str(converted_model), "--format", "html", "-o", str(out)]) == 0
+    assert "caf\\udce9.txt" in out.read_text(encoding="utf-8")

@@ -86,3 +86,36 @@ def test_conll_blank_tokens_are_skipped(tmp_path):
     path.write_text("Off\tO\n\tO\n \tO\nto\tO\nLeeds\tB-LOC\n")
     (example,) = read_examples(path)
     assert example.text == "Off to Leeds" and example.spans == [(7, 12, "LOC")]
+
+
+def test_lines_end_at_newline_only(tmp_path):
+    """U+2028, U+2029, U+0085 and form feeds are characters of a line, not line ends: JSON
+    strings may hold the first three raw, and a CoNLL token any of them."""
+    path = tmp_path / "data.jsonl"
+    odd = "a\u2028b\u2029c\x85d"
+    path.write_text('{"text": "%s Paris", "entities": [{"start": 8, "end": 13, "label": "LOC"}]}\r\n{"text": "x"}\n' % odd, newline="")
+    first, second = read_examples(path)
+    assert first.text == odd + " Paris" and first.spans == [(8, 13, "LOC")] and second.where.endswith(":2")
+    conll = tmp_path / "data.conll"
+    conll.write_text("Zoe\x0cy B-PER\r\nin O\r\nNew\u2028York B-LOC\n\nOslo B-LOC\n", newline="")
+    first, second = read_examples(conll)
+    assert first.text == "Zoe\x0cy in New\u2028York" and second.where.endswith(":5")
+    assert [first.text[a:b] for a, b, _ in first.spans] == ["Zoe\x0cy", "New\u2028York"]
+
+
+@pytest.mark.parametrize("name", ["data.conll", "data.jsonl"])
+def test_a_byte_order_mark_is_not_text(tmp_path, name):
+    conll, jsonl = "Paris B-LOC\nis O\n", '{"text": "Paris is", "entities": [{"start": 0, "end": 5, "label": "LOC"}]}\n'
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + (conll if name.endswith("conll") else jsonl).encode())
+    (example,) = read_examples(path)
+    assert example.text == "Paris is" and example.spans == [(0, 5, "LOC")]
+
+
+@pytest.mark.parametrize("value", ["0.9", "1.0", "true", "false", '"1"', "null"])
+def test_jsonl_offsets_are_integers(tmp_path, value):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "x"}\n{"text": "Paris", "entities": [{"start": %s, "end": 5, "label": "LOC"}]}\n' % value)
+    with pytest.raises(AnnoError) as caught:
+        read_examples(path)
+    assert str(caught.value) == f'{path}:2: entity 0 "start" must be an integer character offset, not {value}'

@@ -123,6 +123,19 @@ def test_combining_marks_stay_with_their_letter():
     assert entity.text == "Zoe\u0301"
 
 
+@pytest.mark.parametrize("text", ["Sq\u0301rt met", "\u0928\u0930\u0947\u0928 met"])  # no precomposed form; Devanagari
+def test_a_combining_mark_never_splits_a_word(text):
+    """Byte-level BPE makes the accent a word of its own and the letters after it another; under
+    word aggregation they stay one word with the letters before, so no entity starts or ends
+    between them."""
+    first_space = text.index(" ")
+    pieces = [(0, 2, 0), (2, 3, 1), (3, first_space, 2), (first_space, len(text), 3)]
+    id2label = dict(enumerate(IOB))
+    probs = probs_for(IOB, ["B-PER", "O", "B-LOC", "O"], [0.9, 0.5, 0.5, 0.9])
+    for aggregation in ("first", "average", "max"):
+        assert spans(decode(text, tokens_of(text, pieces), probs, id2label, aggregation)) == [(text[:first_space], "PER")]
+
+
 def test_cjk_characters_are_words_of_their_own():
     text = "東京と大阪"
     pieces = [(i, i + 1, 0) for i in range(5)]  # one pre-tokenizer "word": no spaces in Japanese

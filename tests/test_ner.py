@@ -4,9 +4,10 @@ batches, options."""
 from __future__ import annotations
 
 import functools
-
+import re
 import subprocess
 import sys
+import unicodedata
 
 import numpy as np
 import pytest
@@ -77,7 +78,12 @@ def test_sample_document_in_every_script(ners, style):
     check_invariants(SAMPLE * 3, entities)
 
 
-WORDS = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Zs", "Zl", "Zp", "Cc"]), min_size=1, max_size=12)
+# In NFC, which the pipeline tokenizes (compared with one tokenizers call on the same text).
+WORDS = (
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Zs", "Zl", "Zp", "Cc"]), min_size=1, max_size=12)
+    .map(lambda word: unicodedata.normalize("NFC", word))
+    .filter(lambda word: len(word) <= 12)
+)
 
 
 @pytest.mark.parametrize("style", TOKENIZER_STYLES)
@@ -102,6 +108,148 @@ def test_small_pieces_keep_offsets_exact(ners, text, size, monkeypatch):
     monkeypatch.setattr(tokenizer_module, "PIECE_CHARS", size)
     for ner in ners.values():
         check_invariants(text, ner(text))
+
+
+def unspaced(char: str) -> bool:
+    return any(low <= ord(char) <= high for low, high in tokenizer_module.UNSPACED_RANGES)
+
+
+def inside_word(text: str, i: int) -> bool:
+    """Whether position `i` cuts a word of `text`: before a combining mark that sits on a
+    letter, digit or mark, or between two letters or two digits (combining marks between them
+    belong to the first). Letter-digit changes are not checked (byte-level BPE splits there),
+    nor pairs with a character (or mark) of a script written without spaces, where every
+    character is a word."""
+    if not 0 < i < len(text):
+        return False
+    kind = unicodedata.category(text[i])[0]
+    if kind == "M":
+        return unicodedata.category(text[i - 1])[0] in "LMN"
+    base = i - 1
+    while base > 0 and unicodedata.category(text[base])[0] == "M":
+        base -= 1
+    if any(unspaced(c) for c in text[base : i + 1]):
+        return False
+    return kind in "LN" and unicodedata.category(text[base])[0] == kind
+
+
+def test_inside_word_reads_words_as_people_do():
+    text = "Zu\u0308rich, q\u0301r 2024ab 東京"
+    cuts = [i for i in range(len(text) + 1) if inside_word(text, i)]
+    assert cuts == [1, 2, 3, 4, 5, 6, 10, 11, 14, 15, 16, 18]
+
+
+WORD_CHARS = st.one_of(
+    st.characters(categories=["Lu", "Ll", "Lo", "Mn", "Mc", "Nd"], max_codepoint=0x2FFF),
+    st.characters(min_codepoint=0x300, max_codepoint=0x36F),  # combining accents
+    st.sampled_from(list("ZürichGarcíaMárquezBesançonNguyễnHàNội서울東京กรุงเทพनरेन्द्रمُحَمَّد")),
+)
+SEPARATORS = st.sampled_from([" ", ", ", ". ", "\n", " (", ") ", "-", "; "])
+WORDY_TEXT = st.lists(st.tuples(st.text(WORD_CHARS, min_size=1, max_size=10), SEPARATORS), min_size=1, max_size=30).map(
+    lambda parts: "".join(word + sep for word, sep in parts)
+)
+
+
+@pytest.mark.parametrize("style", TOKENIZER_STYLES)
+@settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=WORDY_TEXT, aggregation=st.sampled_from(["first", "average", "max"]))
+def test_entities_never_cut_a_word(ners, style, text, aggregation):
+    """Word-level aggregations give whole words, whether accents are composed or not."""
+    for form in ("NFC", "NFD"):
+        typed = unicodedata.normalize(form, text)
+        entities = ners[style](typed, aggregation=aggregation)
+        check_invariants(typed, entities)
+        cuts = [(e.text, i) for e in entities for i in (e.start, e.end) if inside_word(typed, i)]
+        assert not cuts, f"{form}: entities end inside words: {cuts}"
+
+
+NORMALISATION_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(list("aeouAq\u0301\u0308\u0323\u0302\u212b\u0958\u1100\u1161\u11a8\uac00\u0f73\u0b47\u0b3e 가")),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(text=NORMALISATION_TEXT)
+def test_nfc_positions_map_into_the_text(text):
+    normal, origin = tokenizer_module.nfc_with_offsets(text)
+    if max((len(run) for run in re.findall(r"[\u0300-\u036f\u1161-\u11c2]+", text)), default=0) < 30:
+        assert normal == unicodedata.normalize("NFC", text)
+    if origin is None:
+        assert normal == text
+        return
+    assert len(origin) == len(normal) + 1 and origin[0] == 0 and origin[-1] == len(text)
+    assert (np.diff(origin) >= 0).all()
+    # Between any two mapped positions before a base character, the text reads as its NFC form.
+    starters = [k for k in range(len(normal) + 1) if k in (0, len(normal)) or unicodedata.combining(normal[k]) == 0]
+    for k, m in zip(starters, starters[1:]):
+        assert unicodedata.normalize("NFC", text[origin[k] : origin[m]]) == normal[k:m]
+
+
+@pytest.mark.parametrize(
+    "text,normal,origin",
+    [
+        ("Zu\u0308rich", "Zürich", [0, 1, 3, 4, 5, 6, 7]),
+        ("\u1100\u1161\u11a8\u11a8", "\uac01\u11a8", [0, 3, 4]),  # Hangul jamo: one syllable and a jamo left over
+        ("a\u0301\u0323b", "\u1ea1\u0301b", [0, 1, 3, 4]),  # the dot below composes, the acute stays
+        ("\u0958x", "\u0915\u093cx", [0, 1, 1, 2]),  # excluded from composition: NFC decomposes it
+    ],
+)
+def test_nfc_positions_of_known_cases(text, normal, origin):
+    found, positions = tokenizer_module.nfc_with_offsets(text)
+    assert found == normal and positions.tolist() == origin
+
+
+def test_long_runs_of_marks_are_not_sorted():
+    """NFC sorts a run of combining marks in quadratic time: 100,000 took seconds."""
+    text = "Zu\u0308rich a" + "\u0301\u0323" * 50_000
+    normal, origin = tokenizer_module.nfc_with_offsets(text)
+    assert normal == "Zürich a" + text[9:] and origin[7] == 8
+
+
+def test_nfc_text_is_returned_as_it_is():
+    text = "Zürich q\u0301 " * 10  # an accent with no composed form is NFC too
+    assert tokenizer_module.nfc_with_offsets(text) == (text, None)
+
+
+SENTENCES = [
+    "Gabriel García Márquez visited Zürich and Bogotá.",
+    "François Hollande met Angela Merkel in Besançon.",
+    "Nguyễn Phú Trọng gặp Tập Cận Bình ở Hà Nội.",
+    "Dvořák and Janáček were born in Bohemia; Søren Kierkegaard in København.",
+    "서울에서 김정은 and 文在寅 met; São Paulo, Ελλάδα.",
+]
+
+
+def same_entities(ner: NER, text: str) -> None:
+    """The NFD form of `text` gives the entities of its NFC form: same labels and scores, and
+    spans holding the same words."""
+    composed, decomposed = unicodedata.normalize("NFC", text), unicodedata.normalize("NFD", text)
+    expected, found = ner(composed), ner(decomposed)
+    check_invariants(decomposed, found)
+    assert [(unicodedata.normalize("NFC", e.text), e.label) for e in found] == [(e.text, e.label) for e in expected]
+    np.testing.assert_allclose([e.score for e in found], [e.score for e in expected], atol=1e-6)
+    for e in found:  # whole characters: a span never starts on an accent or leaves one behind
+        assert not inside_word(decomposed, e.start) and not inside_word(decomposed, e.end)
+
+
+@pytest.mark.parametrize("style", TOKENIZER_STYLES)
+def test_decomposed_accents_give_the_entities_of_composed_ones(ners, style):
+    for text in SENTENCES:
+        same_entities(ners[style], text * 3)
+        tokens, composed = (ners[style].tokenizer.tokenize(unicodedata.normalize(f, text)) for f in ("NFD", "NFC"))
+        assert tokens.ids.tolist() == composed.ids.tolist() and tokens.word_start.tolist() == composed.word_start.tolist()
+
+
+def test_the_default_model_finds_the_same_names_in_decomposed_text():
+    ner = default_ner()
+    for text in SENTENCES:
+        same_entities(ner, text)
+    found = {e.text for e in ner(unicodedata.normalize("NFD", SENTENCES[0]))}
+    assert unicodedata.normalize("NFD", "Zürich") in found, found
 
 
 def test_empty_and_whitespace_texts_give_nothing(ners):
@@ -168,6 +316,18 @@ def test_options_filter_and_validate(ners):
     assert high == [e for e in everything if e.score >= 0.3]
     with pytest.raises(AnnoError, match="not one this model predicts; it predicts PER, ORG, LOC, MISC"):
         ner(SAMPLE, labels=["PERSON"])
+    for labels in ("", " , ", []):
+        with pytest.raises(AnnoError, match="no labels given"):
+            ner(SAMPLE, labels=labels)
+    with pytest.raises(AnnoError, match="labels must be entity type names"):
+        ner(SAMPLE, labels=[3])
+    for score in (float("nan"), float("inf"), 2, -1, "high"):
+        with pytest.raises(AnnoError, match="min_score must be a number from 0 to 1"):
+            ner(SAMPLE, min_score=score)
+        with pytest.raises(AnnoError, match="min_score must be a number from 0 to 1"):
+            NER(ner.model, ner.tokenizer, ner.id2label, min_score=score)
+    with pytest.raises(AnnoError, match="no labels given"):
+        NER(ner.model, ner.tokenizer, ner.id2label, labels=",")
     with pytest.raises(AnnoError, match="aggregation 'mean' is unknown"):
         ner(SAMPLE, aggregation="mean")
     with pytest.raises(AnnoError, match="not a string"):
