@@ -269,6 +269,10 @@ def run_ui(args: argparse.Namespace) -> None:
 
 
 def run_corpus(args: argparse.Namespace) -> None:
+    from .ner import check_min_score, label_set
+
+    label_set(args.labels)  # options are checked before Ray starts or the model loads
+    check_min_score(args.min_score)
     model_name = args.model or "default"
     if args.ray:
         from .ray_corpus import run_ray

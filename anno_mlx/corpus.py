@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 from .errors import AnnoError
-from .ner import NER
+from .ner import NER, label_set
 
 COLUMNS = ("doc_id", "start", "end", "label", "text", "score")
 TEXT_SUFFIXES = (".txt", ".md")
@@ -76,7 +76,7 @@ def jsonl_document(line: str, number: Optional[int]) -> Document:
     so there a missing id is an error."""
     where = f"line {number}" if number is not None else f"line {line[:40]!r}"
     try:
-        record = json.loads(line)
+        record = json.loads(line.removeprefix("\ufeff"))  # a byte order mark opens some files
     except json.JSONDecodeError as err:
         return Document(where, error=f"not JSON ({err.msg})")
     if not isinstance(record, dict):
@@ -272,7 +272,7 @@ def run_corpus(
         "format": fmt,
         "text_column": text_column,
         "id_column": id_column,
-        "labels": sorted(labels.split(",") if isinstance(labels, str) else labels) if labels else None,
+        "labels": sorted(wanted) if (wanted := label_set(labels)) is not None else None,
         "min_score": min_score,
         "aggregation": ner.aggregation,
     }

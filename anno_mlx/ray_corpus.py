@@ -28,7 +28,7 @@ from .corpus import (
     write_manifest,
 )
 from .errors import AnnoError
-from .ner import NER
+from .ner import NER, label_set
 
 
 class Annotator:
@@ -91,7 +91,7 @@ def run_ray(
     kind = input_kind(source)
     if num_actors is not None and num_actors < 1:
         raise AnnoError(f"--num-actors must be at least 1, not {num_actors}")
-    labels = sorted(labels.split(",") if isinstance(labels, str) else labels) if labels else None
+    labels = sorted(wanted) if (wanted := label_set(labels)) is not None else None
     settings = {"input": str(source.resolve()), "model": model_name, "format": "parquet", "text_column": text_column,
                 "id_column": id_column, "labels": labels, "min_score": min_score, "aggregation": aggregation}
     if kind == "parquet":

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .datasets import lines as text_lines
 from .decode import AGGREGATIONS
 from .errors import AnnoError
 from .pool import ModelPool
@@ -192,7 +193,7 @@ def build_api(
         `{"id", "error"}`) per line back, in order, sent as each batch of documents finishes."""
         options = NERRequest(texts=[], model=model, labels=labels, min_score=min_score)
         pool.get(options.model or default)  # an unknown model is a 400 before streaming starts
-        lines = (await request.body()).decode("utf-8", errors="replace").splitlines()
+        lines = [line for _, line in text_lines((await request.body()).decode("utf-8", errors="replace"))]
         admission.enter()
 
         def results() -> Iterator[bytes]:

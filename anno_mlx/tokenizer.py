@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
+import stat
 import unicodedata
 from dataclasses import dataclass
-import stat
 from itertools import chain
 from pathlib import Path
 from typing import Optional, Sequence

@@ -28,6 +28,8 @@ SENTENCES = [
 
 
 def document(i: int) -> str:
+    if i == 7:  # U+2028 is a character of a JSON string, never a line break
+        return "Ana Silva wrote from Oslo.\u2028Pedro Costa replied from Porto."
     return f"{SENTENCES[i % 5]} Report {i} was filed in Lisbon by Ana Silva." if i % 5 != 4 else ""
 
 
@@ -47,7 +49,7 @@ def corpora(tmp_path):
     (folder / "notes.csv").write_text("not, a, document")
     lines = [json.dumps({"id": f"d{i:02d}", "text": document(i)}) for i in range(30)]
     lines[5:5] = ["{broken", json.dumps({"id": "n", "text": None}), json.dumps({"text": "Rome, without an id."}), '{"id": "s", "text": "Oslo \\udc00"}']
-    (tmp_path / "docs.jsonl").write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    (tmp_path / "docs.jsonl").write_text("\ufeff" + "\n".join(lines) + "\n\n", encoding="utf-8")  # with a byte order mark
     pq.write_table(pa.table({"id": [f"d{i:02d}" for i in range(30)], "text": [document(i) for i in range(30)]}), tmp_path / "docs.parquet")
     return tmp_path
 
@@ -135,6 +137,8 @@ def test_user_mistakes_are_one_line(corpora, capsys):
         (["corpus", str(corpora / "docs.jsonl"), "-o", str(corpora / "docs"), "--backend", "mlx"], "already exists and is not empty; choose a new folder"),
         (["corpus", str(corpora / "docs.jsonl"), "-o", out, "--resume", "--backend", "mlx"], "not a corpus output"),
         (["corpus", str(corpora / "docs.jsonl"), "-o", out, "--ray", "--resume"], "--ray writes Parquet and starts afresh"),
+        (["corpus", str(corpora / "docs.jsonl"), "-o", out, "--ray", "--labels", ""], "no labels given"),
+        (["corpus", str(corpora / "docs.jsonl"), "-o", out, "--min-score", "nan"], "min_score must be a number from 0 to 1"),
         (["corpus", str(corpora / "docs.parquet"), "-o", out, "--ray", "--labels", "NOPE", "--backend", "mlx"], "NOPE is not one this model predicts"),
     ]
     for argv, message in cases:

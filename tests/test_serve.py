@@ -93,12 +93,13 @@ def test_concurrent_clients_lose_nothing(server):
 
 
 def test_stream_returns_each_document_in_order(server):
-    lines = [json.dumps({"id": f"d{i}", "text": t}) for i, t in enumerate(TEXTS)] + ["not json", json.dumps({"id": 7, "text": 3})]
+    texts = TEXTS[:4] + ["Ana Silva wrote from Oslo.\u2028Pedro Costa replied."]  # U+2028 raw inside a JSON string
+    lines = [json.dumps({"id": f"d{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(texts)] + ["not json", json.dumps({"id": 7, "text": 3})]
     answer = httpx.post(server + "/v1/ner:stream", content="\n".join(lines) + "\n", headers={"content-type": "application/x-ndjson"}, timeout=60)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/x-ndjson")
     results = [json.loads(line) for line in answer.text.splitlines()]
     assert [r["id"] for r in results] == ["d0", "d1", "d2", "d3", "d4", 5, 7]
-    single = httpx.post(server + "/v1/ner", json={"texts": TEXTS}, timeout=60).json()
+    single = httpx.post(server + "/v1/ner", json={"texts": texts}, timeout=60).json()
     assert [r["entities"] for r in results[:5]] == single
     assert "not JSON" in results[5]["error"] and '"text"' in results[6]["error"]
 
