@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -115,22 +114,15 @@ def test_web_app_on_the_same_port(server):
     assert "PERSON" in labels["value"]
 
 
-def test_docs_page_needs_no_network(server):
-    from playwright.sync_api import sync_playwright
-
+def test_docs_page_needs_no_network(server, browser):
     schema = httpx.get(server + "/openapi.json").json()
     assert {"/v1/ner", "/v1/ner:stream", "/v1/models", "/healthz"} <= set(schema["paths"])
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Debian's chromium is not installed (scripts/install.sh installs it)")
     requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        page.on("request", lambda request: requests.append(request.url))
-        page.goto(server + "/docs")
-        page.get_by_text("/v1/ner:stream").first.wait_for(timeout=30_000)
-        browser.close()
+    page = browser.new_page()
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(server + "/docs")
+    page.get_by_text("/v1/ner:stream").first.wait_for(timeout=30_000)
+    page.close()
     assert requests and all(urlparse(url).hostname == "127.0.0.1" for url in requests if not url.startswith("data:")), requests
 
 

@@ -3,7 +3,6 @@ with every network request recorded (none may leave 127.0.0.1)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 
@@ -16,14 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 TEXT = "Marie Curie was born in Warsaw and moved to Paris, where the Sorbonne hired her."
 OTHER = "Tokyo and Osaka signed a treaty with the United Nations in Geneva."
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +64,6 @@ def test_binds_to_loopback_only(server):
             s.settimeout(1)
             assert s.connect_ex((address[0], port)) != 0
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Debian's chromium is not installed (scripts/install.sh installs it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def marks(page) -> list[tuple[str, str]]:

@@ -20,7 +20,6 @@ from servers import free_port
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Marie Curie was born in Warsaw and moved to Paris, where the Sorbonne hired her."
 LIMIT = 2_000_000  # bytes; the long document below (1,000,000 characters) is under it
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update"]
 
 
 def wait_for(check, seconds: float = 120, what: str = "the condition"):
@@ -69,18 +68,6 @@ def short_context(tmp_path_factory) -> Path:
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ctx64"), max_position_embeddings=64, seed=4)
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium")
-    if executable is None:
-        pytest.fail("Debian's chromium is not installed (scripts/install.sh installs it)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def local_page(browser, requests: list[str]):
