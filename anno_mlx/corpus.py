@@ -16,6 +16,8 @@ import itertools
 import json
 import os
 import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
@@ -184,18 +186,29 @@ def entity_rows(ner: NER, documents: list[Document], keep) -> tuple[list[dict], 
 
 
 def write_shard(path: Path, rows: list[dict], fmt: str) -> None:
-    """Rows to `path` through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    """Rows to `path` through a new temporary file in the same folder and a rename."""
+    with _replacing(path) as tmp:
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(rows, schema=arrow_schema())
-        pq.write_table(table, tmp)
-    else:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(tmp, path)
+            pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema()), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as out:
+                out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, created exclusively (never one planted there), renamed
+    onto `path` when the block ends, removed when it fails."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(name)
+        os.replace(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def arrow_schema():
@@ -207,9 +220,8 @@ def arrow_schema():
 
 
 def write_manifest(output: Path, manifest: dict) -> None:
-    tmp = output / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, output / MANIFEST)
+    with _replacing(output / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_manifest(output: Path) -> dict:
@@ -313,7 +325,7 @@ def _start(output: Path, settings: dict, resume: bool) -> dict:
             raise AnnoError(f"--resume with other settings than the first run ({', '.join(changed)}); use the same ones or a new -o folder")
         listed = {shard["file"] for shard in manifest["shards"]}
         for path in output.iterdir():
-            if path.name.startswith("part-") and path.name not in listed or path.name.startswith(".part-"):
+            if path.name.startswith("part-") and path.name not in listed or path.name.startswith((".part-", f".{MANIFEST}.")):
                 path.unlink()
         manifest["complete"] = False
         return manifest
