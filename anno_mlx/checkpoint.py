@@ -65,7 +65,7 @@ def weight_files(folder: Path) -> list[Path]:
                 names = sorted(set(weight_map.values()))
             except (ValueError, KeyError, TypeError, AttributeError) as err:
                 raise AnnoError(f"{index} is not a valid weight index ({type(err).__name__}: {err}); re-download the model") from None
-            if not names or not all(isinstance(n, str) and n == Path(n).name and not n.startswith(".") for n in names):
+            if not names or not all(isinstance(n, str) and "\x00" not in n and n == Path(n).name and not n.startswith(".") for n in names):
                 raise AnnoError(f"{index} must map weights to shard file names inside {folder}; re-download the model")
             files = [folder / n for n in names]
             missing = [f.name for f in files if not regular_file(f)]

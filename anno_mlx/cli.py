@@ -39,8 +39,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Option mistakes as one line, like every other user mistake, with where to look."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m anno_mlx",
         description="Named-entity recognition with ModernBERT on MLX.",
     )
@@ -131,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--api-key", default=os.environ.get("ANNO_MLX_API_KEY"), help="require this key (Authorization: Bearer KEY); default $ANNO_MLX_API_KEY")
     sv.add_argument("--queue", type=int, default=32, help="requests that may wait for the model before new ones get 503 (default 32)")
     sv.add_argument("--max-body", type=int, default=20 * 1024 * 1024, help="largest request body in bytes (default 20 MiB)")
+    sv.add_argument("--max-chars", type=int, default=1_000_000, help="most characters of text per request or streamed document (default 1,000,000)")
     sv.add_argument("--no-ui", action="store_true", help="serve the API only")
     add_backend_options(sv)
     sv.set_defaults(run=run_serve)
@@ -226,6 +234,8 @@ def run_ner(args: argparse.Namespace) -> None:
     label_set(args.labels)  # options and inputs are checked before the model loads
     check_min_score(args.min_score)
     documents = read_inputs(args)
+    if args.output == "":
+        raise AnnoError("-o needs a file name (leave -o out to print to standard output)")
     if args.output:  # before the model loads and runs: a bad target fails in a second, not after the run
         check_text_output(Path(args.output), [Path(name) for name in args.file], stdin=args.text == "-")
     ner = NER.from_pretrained(
@@ -319,6 +329,7 @@ def run_serve(args: argparse.Namespace) -> None:
             api_key=args.api_key,
             queue_size=args.queue,
             max_body=args.max_body,
+            max_chars=args.max_chars,
             ui=not args.no_ui,
         )
     except OSError as err:
@@ -471,6 +482,8 @@ def decode_bytes(data: bytes, name: str, encoding: str) -> str:
             f"{name} is not valid {encoding} (byte 0x{data[err.start]:02x} at offset {err.start}); "
             f"pass --encoding (e.g. --encoding latin-1) or convert the file to UTF-8"
         ) from None
+    except UnicodeError as err:  # a codec that fails without saying where
+        raise AnnoError(f"{name} cannot be read as {encoding} ({err}); pass another --encoding") from None
 
 
 class Terminated(KeyboardInterrupt):
@@ -505,6 +518,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except AnnoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `… | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Terminated:
         print("terminated", file=sys.stderr)
         return 143

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -66,6 +67,11 @@ def folder_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES and p.is_file())
 
 
+def file_id(name: str) -> str:
+    """A file's path as an id; bytes that are not UTF-8 in the name are written as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def file_document(doc_id: str, data: bytes) -> Document:
     try:
         return checked_document(doc_id, data.decode("utf-8"))
@@ -81,18 +87,34 @@ def jsonl_document(line: str, number: Optional[int]) -> Document:
         record = json.loads(line.removeprefix("\ufeff"))  # a byte order mark opens some files
     except json.JSONDecodeError as err:
         return Document(where, error=f"not JSON ({err.msg})")
+    except RecursionError:
+        return Document(where, error="JSON nested too deeply")
     if not isinstance(record, dict):
         return Document(where, error="not a JSON object")
     doc_id = record.get("id", where if number is not None else None)
     if doc_id is None or isinstance(doc_id, (dict, list, bool)):
         return Document(where, error='no usable "id" (a string or a number)')
-    return checked_document(str(doc_id), record.get("text"))
+    return checked_document(doc_id, record.get("text"))
 
 
-def checked_document(doc_id: str, text: Any) -> Document:
+def checked_document(doc_id: Any, text: Any) -> Document:
+    """A document with a usable id (a string or a number, valid Unicode) and a string text."""
+    if doc_id is None or isinstance(doc_id, (dict, list, tuple, bool, bytes)):
+        return Document(repr(doc_id), error="no usable id (a string or a number)")
+    doc_id = str(doc_id)
+    if not doc_id.isprintable() or _surrogates(doc_id):
+        return Document(doc_id.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"), error="the id is not printable Unicode text")
     if not isinstance(text, str):
         return Document(doc_id, error="no text" if text is None else f"text is a {type(text).__name__}, not a string")
     return Document(doc_id, text)  # anything else wrong with the text, the pipeline reports (entity_rows)
+
+
+def _surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
 
 
 def read_documents(source: Path, text_column: str = "text", id_column: str = "id") -> tuple[Iterator[Document], Optional[int]]:
@@ -102,7 +124,7 @@ def read_documents(source: Path, text_column: str = "text", id_column: str = "id
         files = folder_files(source)
         if not files:
             raise AnnoError(f"{source} holds no .txt or .md files")
-        return (file_document(p.relative_to(source).as_posix(), p.read_bytes()) for p in files), len(files)
+        return (file_document(file_id(p.relative_to(source).as_posix()), p.read_bytes()) for p in files), len(files)
     if kind == "jsonl":
         return _jsonl_documents(source), None
     parquet = parquet_file(source)
@@ -231,7 +253,42 @@ def read_manifest(output: Path) -> dict:
         raise AnnoError(f"{output} has no readable {MANIFEST}: it is not a corpus output; choose a new -o folder") from None
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
         raise AnnoError(f"{output}/{MANIFEST} is not one this version writes; choose a new -o folder")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise AnnoError(f"{output}/{MANIFEST} is damaged ({problem}); its rows cannot be trusted, start again in a new -o folder")
     return manifest
+
+
+SHARD_NAME = re.compile(r"^part-\d{5}\.(parquet|jsonl)$")
+RAY_SHARD_NAME = re.compile(r"^[\w.-]+\.parquet$")
+
+
+def manifest_problem(manifest: dict) -> Optional[str]:
+    """What is wrong with a manifest read back (None: nothing): every shard a plain file name of
+    ours, local shards contiguous from document 0 with whole, non-negative counts — a hand-edited
+    count would make a resumed run skip or repeat documents."""
+    shards, settings = manifest.get("shards"), manifest.get("settings")
+    if not isinstance(shards, list) or not isinstance(settings, dict) or manifest.get("runner") not in ("local", "ray"):
+        return "shards, settings or runner missing"
+    expected_first = 0
+    for number, shard in enumerate(shards):
+        if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
+            return f"shard {number} is not an object with a file"
+        if manifest["runner"] == "ray":
+            if not RAY_SHARD_NAME.match(shard["file"]):
+                return f"shard {number} names {shard['file']!r}"
+            continue
+        counts = [shard.get(key) for key in ("first_document", "documents", "rows")]
+        if shard["file"] != f"part-{number:05d}.{settings.get('format')}" or not SHARD_NAME.match(shard["file"]):
+            return f"shard {number} names {shard['file']!r}"
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) or counts[1] == 0:
+            return f"shard {number} has counts {counts}"
+        if counts[0] != expected_first:
+            return f"shard {number} starts at document {counts[0]}, not {expected_first}"
+        if not isinstance(shard.get("errors"), list):
+            return f"shard {number} has no list of skipped documents"
+        expected_first += counts[1]
+    return None
 
 
 def read_output(output: str | Path) -> list[dict]:
@@ -324,6 +381,9 @@ def _start(output: Path, settings: dict, resume: bool) -> dict:
         if changed:
             raise AnnoError(f"--resume with other settings than the first run ({', '.join(changed)}); use the same ones or a new -o folder")
         listed = {shard["file"] for shard in manifest["shards"]}
+        missing = sorted(name for name in listed if not (output / name).is_file())
+        if missing:
+            raise AnnoError(f"{output} lacks shards its {MANIFEST} lists ({', '.join(missing[:3])}); start again in a new -o folder")
         for path in output.iterdir():
             if path.name.startswith("part-") and path.name not in listed or path.name.startswith((".part-", f".{MANIFEST}.")):
                 path.unlink()

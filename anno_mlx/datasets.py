@@ -115,14 +115,25 @@ def read_jsonl(content: str, name: str) -> list[Example]:
             record = json.loads(line)
         except json.JSONDecodeError as err:
             raise AnnoError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from None
+        except RecursionError:
+            raise AnnoError(f"{where}: JSON nested too deeply") from None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise AnnoError(f'{where}: expected an object with a "text" string')
         text, spans = record["text"], []
-        for i, entity in enumerate(record.get("entities", [])):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise AnnoError(f"{where}: the text holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}") from None
+        entities = record.get("entities", [])
+        if not isinstance(entities, list):
+            raise AnnoError(f'{where}: "entities" must be a list')
+        for i, entity in enumerate(entities):
             try:
-                start, end, label = entity["start"], entity["end"], str(entity["label"])
+                start, end, label = entity["start"], entity["end"], entity["label"]
             except (KeyError, TypeError):
                 raise AnnoError(f'{where}: entity {i} needs integer "start", "end" and a "label"') from None
+            if not isinstance(label, str) or not label.strip() or not all(part.strip() for part in label.split("|")):
+                raise AnnoError(f'{where}: entity {i} "label" must be a type name (or names joined by |), not {json.dumps(label)}')
             for field, value in (("start", start), ("end", end)):
                 if type(value) is not int:  # not 0.9 read as 0, not true read as 1
                     raise AnnoError(f'{where}: entity {i} "{field}" must be an integer character offset, not {json.dumps(value)}')

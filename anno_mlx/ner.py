@@ -200,7 +200,11 @@ class NER:
     def _forward(self, rows: list[np.ndarray]) -> list[np.ndarray]:
         """Label probabilities for each row of token ids (special tokens included)."""
         ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.model.args.vocab_size):
+            raise AnnoError(f"token id {int(ids.max())} is outside the model's {self.model.args.vocab_size:,} embeddings; the tokenizer belongs to another model")
         probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
+        if not np.isfinite(probs).all():
+            raise AnnoError(f"{self.name or 'the model'} computes NaN or infinite scores; its weights or config.json are broken")
         return [probs[i, : len(r)] for i, r in enumerate(rows)]
 
     def _check_labels(self, labels: Optional[Iterable[str]]) -> Optional[set[str]]:

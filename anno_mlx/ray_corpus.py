@@ -22,6 +22,7 @@ from .corpus import (
     arrow_schema,
     checked_document,
     file_document,
+    file_id,
     input_kind,
     jsonl_document,
     new_output,
@@ -43,7 +44,7 @@ class Annotator:
 
     def documents(self, batch: dict) -> list[Document]:
         if self.kind == "folder":
-            return [file_document(os.path.relpath(path, self.root).replace(os.sep, "/"), data) for path, data in zip(batch["path"], batch["bytes"])]
+            return [file_document(file_id(os.path.relpath(path, self.root).replace(os.sep, "/")), data) for path, data in zip(batch["path"], batch["bytes"])]
         if self.kind == "jsonl":
             return [jsonl_document(line, None) for line in batch["text"]]
         return [checked_document(str(i), t) for i, t in zip(batch[self.id_column], batch[self.text_column])]

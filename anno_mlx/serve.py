@@ -19,11 +19,11 @@ import threading
 from typing import Iterator, Literal, Optional, Union
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .datasets import lines as text_lines
 from .decode import AGGREGATIONS
 from .errors import AnnoError
 from .pool import ModelPool
@@ -31,6 +31,7 @@ from .pool import ModelPool
 BUILT_IN = "default"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
 DEFAULT_QUEUE = 32
+DEFAULT_MAX_CHARS = 1_000_000  # per request (and per streamed document): about a minute on a laptop's CPU
 STREAM_BATCH = 8  # documents run together on the streaming route
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -135,13 +136,14 @@ def build_api(
     api_key: Optional[str] = None,
     queue_size: int = DEFAULT_QUEUE,
     max_body: int = DEFAULT_MAX_BODY,
+    max_chars: int = DEFAULT_MAX_CHARS,
     ui: bool = True,
 ) -> FastAPI:
     """The HTTP app over `pool` (restricted to the models it may serve; the first is the default)."""
     if not pool.allowed:
         raise AnnoError("the server needs at least one named model")
-    if queue_size < 1 or max_body < 1:
-        raise AnnoError("--queue and --max-body must be at least 1")
+    if queue_size < 1 or max_body < 1 or max_chars < 1:
+        raise AnnoError("--queue, --max-body and --max-chars must be at least 1")
     default = next(iter(pool.allowed))
     admission = Admission(queue_size)
     api = FastAPIOffline(title="anno-mlx", summary="Named entities in text, on this computer.", version=_version())
@@ -162,6 +164,17 @@ def build_api(
     async def user_error(_: Request, err: AnnoError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=400)
 
+    @api.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
+        """422 naming each field; the offending input is echoed as text (NaN is not JSON)."""
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", ""), "input": repr(e.get("input"))[:200]} for e in err.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    def check_size(texts: list[str]) -> None:
+        size = sum(len(t) for t in texts)
+        if size > max_chars:
+            raise HTTPException(413, f"{size:,} characters in one request, over this server's {max_chars:,} (--max-chars); send smaller pieces")
+
     @api.get("/healthz", tags=["server"])
     def healthz() -> dict:
         return {"status": "ok"}
@@ -179,11 +192,12 @@ def build_api(
     def ner(request: NERRequest):
         """Entities of `text` (a list) or of each of `texts` (a list of lists), equal to
         `python -m anno_mlx ner --format json` on the same text."""
+        texts = [request.text] if request.text is not None else request.texts
+        check_size(texts)
         admission.enter()
         try:
-            if request.text is not None:
-                return run(request, [request.text])[0]
-            return run(request, request.texts)
+            found = run(request, texts)
+            return found[0] if request.text is not None else found
         finally:
             admission.leave()
 
@@ -191,14 +205,18 @@ def build_api(
     async def ner_stream(request: Request, model: Optional[str] = None, labels: Optional[str] = None, min_score: float = 0.0):
         """NDJSON in, NDJSON out: one `{"id"?, "text"}` per line; one `{"id", "entities"}` (or
         `{"id", "error"}`) per line back, in order, sent as each batch of documents finishes."""
-        options = NERRequest(texts=[], model=model, labels=labels, min_score=min_score)
-        pool.get(options.model or default)  # an unknown model is a 400 before streaming starts
-        lines = [line for _, line in text_lines((await request.body()).decode("utf-8", errors="replace"))]
+        try:
+            options = NERRequest(texts=[], model=model, labels=labels, min_score=min_score)
+        except ValidationError as err:
+            raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in err.errors()]) from None
+        ner = pool.get(options.model or default)  # an unknown model, label or score is a 400 before streaming starts
+        ner.selection(options.labels, options.min_score)
+        body = await request.body()
+        documents = [_stream_document(i, line, max_chars) for i, line in enumerate(body.removeprefix(b"\xef\xbb\xbf").split(b"\n")) if line.strip()]
         admission.enter()
 
         def results() -> Iterator[bytes]:
             try:
-                documents = [_stream_document(i, line) for i, line in enumerate(lines) if line.strip()]
                 for start in range(0, len(documents), STREAM_BATCH):
                     batch = documents[start : start + STREAM_BATCH]
                     good = [d for d in batch if "error" not in d]
@@ -206,7 +224,7 @@ def build_api(
                     for d in batch:
                         answer = {"id": d["id"], "error": d["error"]} if "error" in d else {"id": d["id"], "entities": next(found)}
                         yield (json.dumps(answer, ensure_ascii=False) + "\n").encode()
-            except AnnoError as err:
+            except AnnoError as err:  # not one document's fault: say so once, in the stream
                 yield (json.dumps({"error": str(err)}) + "\n").encode()
             finally:
                 admission.leave()
@@ -235,18 +253,30 @@ def build_api(
     return api
 
 
-def _stream_document(number: int, line: str) -> dict:
-    """One NDJSON line as {"id", "text"} or {"id", "error"}; a line's id defaults to its number."""
+def _stream_document(number: int, raw: bytes, max_chars: int) -> dict:
+    """One NDJSON line as {"id", "text"} or {"id", "error"}: what is wrong with one document is
+    that document's answer, never the stream's. A line's id defaults to its number."""
+    where = f"line {number + 1}"
     try:
-        record = json.loads(line)
+        record = json.loads(raw.decode("utf-8").removesuffix("\r"))
+    except UnicodeDecodeError as err:
+        return {"id": number, "error": f"{where} is not UTF-8 (byte 0x{raw[err.start]:02x})"}
     except json.JSONDecodeError as err:
-        return {"id": number, "error": f"line {number + 1} is not JSON ({err.msg})"}
+        return {"id": number, "error": f"{where} is not JSON ({err.msg})"}
+    except RecursionError:
+        return {"id": number, "error": f"{where}: JSON nested too deeply"}
     if not isinstance(record, dict):
-        return {"id": number, "error": f"line {number + 1} is not a JSON object"}
-    doc_id = record.get("id", number)
-    if not isinstance(record.get("text"), str):
-        return {"id": doc_id, "error": f'line {number + 1} has no "text" string'}
-    return {"id": doc_id, "text": record["text"]}
+        return {"id": number, "error": f"{where} is not a JSON object"}
+    doc_id, text = record.get("id", number), record.get("text")
+    if not isinstance(text, str):
+        return {"id": doc_id, "error": f'{where} has no "text" string'}
+    if len(text) > max_chars:
+        return {"id": doc_id, "error": f"{where} has {len(text):,} characters, over this server's {max_chars:,} (--max-chars)"}
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return {"id": doc_id, "error": f"{where}: the text holds an unpaired surrogate at index {err.start}"}
+    return {"id": doc_id, "text": text}
 
 
 def serve(
@@ -259,6 +289,7 @@ def serve(
     api_key: Optional[str] = None,
     queue_size: int = DEFAULT_QUEUE,
     max_body: int = DEFAULT_MAX_BODY,
+    max_chars: int = DEFAULT_MAX_CHARS,
     ui: bool = True,
 ) -> None:
     """Load every model named ("default": the built-in one, also served when none is named), then
@@ -271,11 +302,12 @@ def serve(
     pool = ModelPool(backend, device, allowed=allowed)
     for name in allowed:
         pool.get(name)  # a bad model fails here, with its one-line error, not on the first request
-    app = build_api(pool, api_key=api_key, queue_size=queue_size, max_body=max_body, ui=ui)
+    app = build_api(pool, api_key=api_key, queue_size=queue_size, max_body=max_body, max_chars=max_chars, ui=ui)
     if host not in LOOPBACK and api_key is None:
         print(f"warning: serving on {host} without --api-key: anyone who can reach this port can use it", file=sys.stderr)
     print(f"anno-mlx API: http://{host}:{port}/v1/ner  docs: http://{host}:{port}/docs" + (f"  web app: http://{host}:{port}/" if ui else ""), flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # A stop waits at most a few seconds for a running request (a long document would hold it for minutes).
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
 def _version() -> str:

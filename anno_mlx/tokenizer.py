@@ -49,8 +49,10 @@ class Tokenizer:
 
     @property
     def max_id(self) -> int:
-        """The largest id this tokenizer can produce, added tokens included."""
-        return max(self.backend.get_vocab(with_added_tokens=True).values(), default=-1)
+        """The largest id this tokenizer can produce: its vocabulary, added tokens and the ids its
+        template inserts (a template may name ids that are in no vocabulary)."""
+        prefix, suffix = self.special_tokens()
+        return max([*self.backend.get_vocab(with_added_tokens=True).values(), *prefix, *suffix], default=-1)
 
     def check_fits(self, vocab_size: int, source: str | Path) -> None:
         """Ids beyond the model's embedding rows would read out of bounds (garbage entities on
@@ -74,6 +76,12 @@ class Tokenizer:
         """Token ids and `offsets` (Python string indices into `text`) of one text."""
         return self.backend.encode(text, add_special_tokens=add_special_tokens)
 
+    def _encode(self, text: str, add_special_tokens: bool) -> tokenizers.Encoding:
+        try:
+            return self.backend.encode(text, add_special_tokens=add_special_tokens)
+        except Exception as err:  # tokenizers raises a bare Exception for a broken vocabulary
+            raise AnnoError(f"the model's tokenizer cannot encode this text ({err}); its tokenizer.json is broken") from None
+
     def encode_batch(self, texts: list[str], add_special_tokens: bool = True) -> list[tokenizers.Encoding]:
         return self.backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)
 
@@ -84,7 +92,7 @@ class Tokenizer:
     def special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer's template puts before and after a single text
         (`[CLS]` / `[SEP]` for ModernBERT and BERT, `<s>` / `</s>` for others)."""
-        probe = self.backend.encode("a", add_special_tokens=True)
+        probe = self._encode("a", add_special_tokens=True)
         content = [i for i, special in enumerate(probe.special_tokens_mask) if not special]
         if not content:
             return [], []
@@ -106,7 +114,7 @@ class Tokenizer:
         ids, offsets, words = [], [], []
         next_word = 0
         for begin, piece in text_pieces(normal, PIECE_CHARS):
-            encoding = self.backend.encode(piece, add_special_tokens=False)
+            encoding = self._encode(piece, add_special_tokens=False)
             ids.append(np.asarray(encoding.ids, dtype=np.int32))
             offsets.append(np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2) + begin)
             word = np.array([-1 if w is None else w for w in encoding.word_ids], dtype=np.int64)

@@ -168,3 +168,57 @@ def test_ray_run_equals_the_local_run(ner, corpora, kind):
     assert manifest["runner"] == "ray" and manifest["shards"]
     assert comparable(read_output(corpora / "ray")) == comparable(read_output(corpora / "local"))
     assert skipped_documents(manifest) == skipped_documents(local)
+
+
+MANIFEST_EDITS = {
+    "negative count": (lambda m: m["shards"][0].update(documents=-5), "has counts"),
+    "a shard dropped": (lambda m: m["shards"].pop(1), "shard 1 names 'part-00002.jsonl'"),
+    "a huge count": (lambda m: m["shards"][0].update(documents=1_000_000), "shard 1 starts at document 2, not 1000000"),
+    "another file": (lambda m: m["shards"][0].update(file="part-09999.jsonl"), "shard 0 names 'part-09999.jsonl'"),
+    "a file outside": (lambda m: m["shards"][0].update(file="../../victim.txt"), "shard 0 names '../../victim.txt'"),
+    "no shards": (lambda m: m.pop("shards"), "shards, settings or runner missing"),
+    "settings a list": (lambda m: m.update(settings=[]), "shards, settings or runner missing"),
+    "count a string": (lambda m: m["shards"][0].update(documents="2"), "has counts"),
+    "a shard a string": (lambda m: m["shards"].__setitem__(0, "part-00000.jsonl"), "is not an object with a file"),
+}
+
+
+@pytest.mark.parametrize("case", list(MANIFEST_EDITS))
+def test_a_damaged_manifest_is_refused_and_nothing_deleted(case, ner, tmp_path, capsys):
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": document(i)}) + "\n" for i in range(7)), encoding="utf-8")
+    run_corpus(source, tmp_path / "out", ner, model_name="default", fmt="jsonl", documents_per_shard=2, progress=False)
+    manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
+    edit, message = MANIFEST_EDITS[case]
+    edit(manifest)
+    (tmp_path / "out" / "_manifest.json").write_text(json.dumps(manifest))
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    capsys.readouterr()
+    assert main(["corpus", str(source), "-o", str(tmp_path / "out"), "--format", "jsonl", "--shard-size", "2", "--resume", "--backend", "mlx"]) == 2
+    err = capsys.readouterr().err
+    assert "is damaged" in err and message in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == files
+
+
+def test_unusable_ids_are_reported_not_written(ner, tmp_path):
+    source = tmp_path / "ids.jsonl"
+    lines = ['{"id": "\\ud800", "text": "Ana lives in Paris."}', '{"id": null, "text": "Paris"}', '{"id": [1], "text": "Paris"}',
+             '{"id": "ok", "text": "Ana Silva lives in Paris."}', "[" * 50_000 + "]" * 50_000]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    manifest = run_corpus(source, tmp_path / "out", ner, model_name="default", progress=False)
+    errors = {e["doc_id"]: e["error"] for e in skipped_documents(manifest)}
+    assert errors == {
+        "\\ud800": "the id is not printable Unicode text",
+        "line 2": 'no usable "id" (a string or a number)',
+        "line 3": 'no usable "id" (a string or a number)',
+        "line 5": "JSON nested too deeply",
+    }
+    assert {r["doc_id"] for r in read_output(tmp_path / "out")} == {"ok"}
+
+
+def test_a_file_name_that_is_not_utf8(ner, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "caf\udce9.txt").write_text("Ana Silva lives in Paris.", encoding="utf-8")
+    run_corpus(folder, tmp_path / "out", ner, model_name="default", progress=False)
+    assert {r["doc_id"] for r in read_output(tmp_path / "out")} == {"caf\\xe9.txt"}

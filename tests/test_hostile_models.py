@@ -111,7 +111,31 @@ def tokenizer_empty(folder: Path) -> None:
     (folder / "tokenizer.json").write_text("")
 
 
+def template_ids(folder: Path, value: int) -> None:
+    """The tokenizer's template inserts an id that is in no vocabulary."""
+    tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    tokenizer["post_processor"]["special_tokens"]["[CLS]"]["ids"] = [value]
+    (folder / "tokenizer.json").write_text(json.dumps(tokenizer))
+
+
+def scalar_norm(folder: Path) -> None:
+    edit_weights(folder, lambda w: w.update({next(k for k in w if k.endswith("embeddings.norm.weight")): np.array(1.0, dtype=np.float32)}))
+
+
+def index_nul(folder: Path) -> None:
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "model.safetensors\u0000x"}}))
+
+
 BROKEN_MODELS = {
+    "template id 10**9 (segfaulted)": (lambda f: template_ids(f, 10**9), "produces ids up to 1,000,000,000"),
+    "template id just beyond": (lambda f: template_ids(f, 5000), "produces ids up to 5,000"),
+    "model_type a list": (lambda f: edit_config(f, model_type=[1]), "needs model_type as a string"),
+    "architectures a number": (lambda f: edit_config(f, architectures=1), "architectures as a list of class names"),
+    "id2label ids with a gap": (lambda f: edit_config(f, id2label={**{str(i): f"L{i}" for i in range(8)}, "100": "X"}), "id2label's ids must be 0 to 8"),
+    "id2label empty name": (lambda f: edit_config(f, id2label={str(i): ("" if i == 0 else f"L{i}") for i in range(9)}), "id2label must map label ids to label names"),
+    "rope base 1e308": (lambda f: edit_config(f, global_rope_theta=1e308), "global_rope_theta 1e+308 is not a positive number from 1 to 1e+12"),
+    "0-d norm weight": (scalar_norm, "the weights have no token embeddings"),
+    "NUL in a shard name": (index_nul, "must map weights to shard file names inside"),
     "tokenizer ids beyond the embeddings": (lambda f: bigger_tokenizer(f, 600), "produces ids up to"),
     "tokenizer far beyond the embeddings": (lambda f: bigger_tokenizer(f, 5000), "the tokenizer belongs to another model"),
     "100,000 layers": (lambda f: edit_config(f, num_hidden_layers=100_000), "num_hidden_layers is 100,000 but the weights hold 3 layers"),
@@ -237,3 +261,50 @@ def test_damaged_or_finished_resume_state(converted_model, train_data, tmp_path,
         line = cli_error(capsys, *args, "--resume")
         assert message in line, (content, line)
         assert (state / "state.json").read_text() == content  # the state is left for the user
+
+
+# -- command line and data -------------------------------------------------------------------
+
+
+def test_option_mistakes_are_one_line(capsys):
+    for argv in (["ner", "x", "--backend", "foo"], ["corpus", "x"], ["serve", "--port", "abc"], ["ner", "x", "--min-score", "-inf"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: ") and "--help" in err, err
+
+
+def test_odd_codecs_and_empty_output(capsys, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("Marie Curie lives in Paris.")
+    assert "cannot be read as punycode" in cli_error(capsys, "ner", "-f", str(text), "--encoding", "punycode")
+    assert "-o needs a file name" in cli_error(capsys, "ner", "Paris", "-o", "")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("Marie Curie moved from Warsaw to Paris. " * 200)
+    done = subprocess.run(
+        f"{sys.executable} -m anno_mlx ner -f {text} --format json --backend mlx | head -c 11",
+        shell=True, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.stdout == "[\n  {\"text\"" and "Traceback" not in done.stderr, done.stderr
+
+
+BAD_DATA = {
+    "nested 100,000 deep": ("[" * 100_000 + "]" * 100_000, "JSON nested too deeply"),
+    "entities a number": ('{"text": "Paris", "entities": 5}', '"entities" must be a list'),
+    "unpaired surrogate": ('{"text": "Paris \\ud800", "entities": []}', "the text holds an unpaired surrogate (U+D800) at index 6"),
+    "label null": ('{"text": "Paris", "entities": [{"start": 0, "end": 5, "label": null}]}', '"label" must be a type name'),
+    "label |": ('{"text": "Paris", "entities": [{"start": 0, "end": 5, "label": "|"}]}', '"label" must be a type name'),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_jsonl_data_for_eval_and_train(case, converted_model, tmp_path, capsys):
+    line, message = BAD_DATA[case]
+    data = tmp_path / "data.jsonl"
+    data.write_text(line + "\n", encoding="utf-8")
+    assert message in cli_error(capsys, "eval", "--data", str(data), "-m", str(converted_model), "--backend", "mlx")
+    assert message in cli_error(capsys, "train", "--train", str(data), "-m", str(converted_model), "-o", str(tmp_path / "out"), "--backend", "mlx")
+    assert f"{data}:1" in cli_error(capsys, "eval", "--data", str(data), "-m", str(converted_model), "--backend", "mlx")

@@ -210,3 +210,36 @@ def test_serve_errors_are_one_line(capsys, tmp_path):
     assert main(["serve", "-m", str(tmp_path / "missing"), "--port", str(free_port())]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: model") and "does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_one_bad_document_never_spoils_the_stream(pool):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(build_api(pool, ui=False, max_chars=100))
+    body = b"\n".join([
+        b'{"id": 1, "text": "Ana Silva lives in Paris."}',
+        b'{"id": 2, "text": "x \\ud800"}',
+        b'{"id": 3, "text": "Alice \xff Paris"}',
+        b'{"id": 4, "text": "' + b"Paris " * 30 + b'"}',
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"id": 6, "text": "Tim Cook runs Apple."}',
+    ])
+    answer = client.post("/v1/ner:stream", content=body)
+    results = [json.loads(line) for line in answer.text.splitlines()]
+    assert [r["id"] for r in results] == [1, 2, 2, 4, 4, 6]  # unreadable lines answer under their line index
+    assert "entities" in results[0] and "entities" in results[5]
+    assert "unpaired surrogate" in results[1]["error"] and "not UTF-8 (byte 0xff)" in results[2]["error"]
+    assert "over this server's 100 (--max-chars)" in results[3]["error"] and "nested too deeply" in results[4]["error"]
+
+
+def test_stream_options_and_sizes_are_checked_first(pool):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(build_api(pool, ui=False, max_chars=100))
+    assert client.post("/v1/ner:stream?min_score=2", content=b'{"text": "Paris"}').status_code == 422
+    bad_label = client.post("/v1/ner:stream?labels=FOO", content=b'{"text": "Paris"}')
+    assert bad_label.status_code == 400 and "FOO is not one this model predicts" in bad_label.json()["detail"]
+    nan = client.post("/v1/ner", content=b'{"text": "Paris", "min_score": NaN}', headers={"content-type": "application/json"})
+    assert nan.status_code == 422 and nan.json()["detail"][0]["loc"] == ["body", "min_score"]
+    big = client.post("/v1/ner", json={"texts": ["Paris " * 10, "Rome " * 10]})
+    assert big.status_code == 413 and "110 characters in one request, over this server's 100" in big.json()["detail"]

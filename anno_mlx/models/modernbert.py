@@ -117,10 +117,10 @@ class ModelArgs:
                 raise ValueError(f"{name} {value!r} is not a whole number from 1 to {MAX_SIZE:,}")
         if self.max_position_embeddings > MAX_POSITIONS:
             raise ValueError(f"max_position_embeddings {self.max_position_embeddings:,} is above the {MAX_POSITIONS:,} this model supports")
-        for name in ("norm_eps", "global_rope_theta", "local_rope_theta"):
+        for name, (low, high) in {"norm_eps": (1e-12, 1.0), "global_rope_theta": (1.0, 1e12), "local_rope_theta": (1.0, 1e12)}.items():
             value = getattr(self, name)
-            if not _is_number(value) or not 0 < float(value) < float("inf"):
-                raise ValueError(f"{name} {value!r} is not a positive number")
+            if not _is_number(value) or not low <= float(value) <= high:
+                raise ValueError(f"{name} {value!r} is not a positive number from {low:g} to {high:g}")
         for name in BOOLEANS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} {getattr(self, name)!r} is not true or false")
@@ -133,8 +133,10 @@ class ModelArgs:
                 raise ValueError(f"layer_types must be a list of {GLOBAL!r} and {LOCAL!r}")
             if len(self.layer_types) != self.num_hidden_layers:
                 raise ValueError(f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers")
-        if not isinstance(self.id2label, dict) or not all(isinstance(v, str) for v in self.id2label.values()):
+        if not isinstance(self.id2label, dict) or not all(isinstance(v, str) and v.strip() for v in self.id2label.values()):
             raise ValueError("id2label must map label ids to label names")
+        if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
+            raise ValueError(f"id2label's ids must be 0 to {len(self.id2label) - 1}, one each")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not a multiple of "
@@ -161,7 +163,7 @@ class ModelArgs:
         if len(layers) != self.num_hidden_layers:
             return f"num_hidden_layers is {self.num_hidden_layers:,} but the weights hold {len(layers)} layers"
         norm, embeddings, wi = shape("embeddings.norm.weight"), shape("embeddings.tok_embeddings.weight"), shape("layers.0.mlp.Wi.weight")
-        if norm is None or embeddings is None:
+        if not norm or not embeddings or wi == ():
             return "the weights have no token embeddings (embeddings.tok_embeddings.weight, embeddings.norm.weight)"
         if norm[0] != self.hidden_size:
             return f"hidden_size is {self.hidden_size:,} but the weights' width is {norm[0]:,}"
