@@ -99,7 +99,7 @@ def jsonl_document(line: str, number: Optional[int]) -> Document:
 
 def checked_document(doc_id: Any, text: Any) -> Document:
     """A document with a usable id (a string or a number, valid Unicode) and a string text."""
-    if doc_id is None or isinstance(doc_id, (dict, list, tuple, bool, bytes)):
+    if doc_id is None or isinstance(doc_id, (dict, list, tuple, bool, bytes)) or getattr(doc_id, "ndim", 0) or doc_id != doc_id:
         return Document(repr(doc_id), error="no usable id (a string or a number)")
     doc_id = str(doc_id)
     if not doc_id.isprintable() or _surrogates(doc_id):
@@ -163,7 +163,7 @@ def _parquet_documents(parquet, text_column: str, id_column: Optional[str]) -> I
         texts = batch.column(text_column).to_pylist()
         ids = batch.column(id_column).to_pylist() if id_column else range(row, row + len(texts))
         for doc_id, text in zip(ids, texts):
-            yield checked_document(str(doc_id), text)
+            yield checked_document(doc_id, text)
         row += len(texts)
 
 
@@ -260,6 +260,8 @@ def read_manifest(output: Path) -> dict:
 
 
 SHARD_NAME = re.compile(r"^part-\d{5}\.(parquet|jsonl)$")
+TEMP_NAME = re.compile(r"^\.(part-\d{5}\.(parquet|jsonl)|_manifest\.json)\..+\.tmp$")
+MAX_COUNT = 10**15
 RAY_SHARD_NAME = re.compile(r"^[\w.-]+\.parquet$")
 
 
@@ -281,7 +283,7 @@ def manifest_problem(manifest: dict) -> Optional[str]:
         counts = [shard.get(key) for key in ("first_document", "documents", "rows")]
         if shard["file"] != f"part-{number:05d}.{settings.get('format')}" or not SHARD_NAME.match(shard["file"]):
             return f"shard {number} names {shard['file']!r}"
-        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) or counts[1] == 0:
+        if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < MAX_COUNT for c in counts) or counts[1] == 0:
             return f"shard {number} has counts {counts}"
         if counts[0] != expected_first:
             return f"shard {number} starts at document {counts[0]}, not {expected_first}"
@@ -347,9 +349,13 @@ def run_corpus(
     }
     manifest = _start(output, settings, resume)
     done = sum(shard["documents"] for shard in manifest["shards"])
+    documents = iter(documents)
+    present = sum(1 for _ in itertools.islice(documents, done))  # the documents finished shards cover
+    if present < done:
+        raise AnnoError(f"{output}/{MANIFEST} is damaged (it counts {done:,} documents but {source} holds {present:,}); start again in a new -o folder")
     bar = _progress(total, progress, done)
     tokens = 0
-    for shard in _chunks(itertools.islice(documents, done, None), documents_per_shard):
+    for shard in _chunks(documents, documents_per_shard):
         rows: list[dict] = []
         errors: list[dict] = []
         for batch in _chunks(shard, DOCUMENTS_PER_BATCH):
@@ -384,8 +390,9 @@ def _start(output: Path, settings: dict, resume: bool) -> dict:
         missing = sorted(name for name in listed if not (output / name).is_file())
         if missing:
             raise AnnoError(f"{output} lacks shards its {MANIFEST} lists ({', '.join(missing[:3])}); start again in a new -o folder")
-        for path in output.iterdir():
-            if path.name.startswith("part-") and path.name not in listed or path.name.startswith((".part-", f".{MANIFEST}.")):
+        for path in output.iterdir():  # only names this runner writes, and only plain files
+            ours = SHARD_NAME.match(path.name) and path.name not in listed or TEMP_NAME.match(path.name)
+            if ours and path.is_file() and not path.is_symlink():
                 path.unlink()
         manifest["complete"] = False
         return manifest

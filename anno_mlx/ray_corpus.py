@@ -47,7 +47,7 @@ class Annotator:
             return [file_document(file_id(os.path.relpath(path, self.root).replace(os.sep, "/")), data) for path, data in zip(batch["path"], batch["bytes"])]
         if self.kind == "jsonl":
             return [jsonl_document(line, None) for line in batch["text"]]
-        return [checked_document(str(i), t) for i, t in zip(batch[self.id_column], batch[self.text_column])]
+        return [checked_document(i.item() if hasattr(i, "item") and getattr(i, "ndim", 1) == 0 else i, t) for i, t in zip(batch[self.id_column], batch[self.text_column])]
 
     def __call__(self, batch: dict):
         import pyarrow as pa
@@ -103,6 +103,10 @@ def run_ray(
             raise AnnoError(f"{source} has no id column {id_column!r}; --ray needs one (pass --id-column), or run without --ray")
     ner_options = {"aggregation": aggregation, "max_length": max_length, "batch_size": batch_size}
     NER.from_pretrained(model, backend=backend, device=device, **ner_options).selection(labels, min_score)  # errors here, not in an actor
+    if kind == "folder":
+        undecodable = [p for p in source.rglob("*") if p.name != os.fsencode(p.name).decode("utf-8", "replace")]
+        if undecodable:
+            raise AnnoError(f"{file_id(str(undecodable[0]))} has a name that is not UTF-8, which Ray's reader cannot list; rename it or run without --ray")
     new_output(output)
 
     if address is None:  # a local Ray: one CPU per actor plus one for the read tasks, or they wait forever

@@ -34,6 +34,7 @@ DEFAULT_QUEUE = 32
 DEFAULT_MAX_CHARS = 1_000_000  # per request (and per streamed document): about a minute on a laptop's CPU
 STREAM_BATCH = 8  # documents run together on the streaming route
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+UPLOADS = "/gradio_api/upload"
 
 
 class NERRequest(BaseModel):
@@ -86,38 +87,42 @@ class Admission:
 
 
 class BodyLimit:
-    """ASGI middleware: a body over `limit` bytes on /v1 gets 413 before the route reads it."""
+    """ASGI middleware: a body over `limit` bytes gets 413 before a route reads it (the API's and
+    the mounted web app's alike; Gradio limits its uploads itself)."""
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        if scope["type"] != "http" or scope["path"].startswith(UPLOADS):  # uploads: Gradio's max_file_size
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
             return await self._too_large(send)
-        seen = 0
+        seen, over, answered = 0, False, False
 
         async def counting_receive():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                over = True
                 raise _TooLarge
             return message
 
-        started = False
-
-        async def tracking_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replacing_send(message):
+            # Whatever the app answers to a body cut short (FastAPI makes it a 400), the client gets the 413.
+            nonlocal answered
+            if not over:
+                await send(message)
+            elif not answered:
+                answered = True
+                await self._too_large(send)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, replacing_send)
         except _TooLarge:
-            if not started:
+            if not answered:
                 await self._too_large(send)
 
     async def _too_large(self, send):

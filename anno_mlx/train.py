@@ -351,7 +351,7 @@ def train(
         raise AnnoError(str(err)) from None
     mx.random.seed(settings.seed)  # the fresh classifier (and a fresh model) start from the seed
     net, model_config = build_model(Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, task.labels)
-    tokenizer.check_fits(net.args.vocab_size, model or config)
+    tokenizer.check_fits(net.args.vocab_size, tokenizer_file or model or config)
     max_length = min(settings.max_length, net.args.max_position_embeddings)
     rows = task.rows(train_examples, tokenizer, max_length)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)

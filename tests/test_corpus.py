@@ -180,6 +180,8 @@ MANIFEST_EDITS = {
     "settings a list": (lambda m: m.update(settings=[]), "shards, settings or runner missing"),
     "count a string": (lambda m: m["shards"][0].update(documents="2"), "has counts"),
     "a shard a string": (lambda m: m["shards"].__setitem__(0, "part-00000.jsonl"), "is not an object with a file"),
+    "a count past any input": (lambda m: m["shards"][3].update(documents=10**30), "has counts"),
+    "more documents than the input": (lambda m: m["shards"][3].update(documents=50), "counts 56 documents but"),
 }
 
 
@@ -222,3 +224,37 @@ def test_a_file_name_that_is_not_utf8(ner, tmp_path):
     (folder / "caf\udce9.txt").write_text("Ana Silva lives in Paris.", encoding="utf-8")
     run_corpus(folder, tmp_path / "out", ner, model_name="default", progress=False)
     assert {r["doc_id"] for r in read_output(tmp_path / "out")} == {"caf\\xe9.txt"}
+
+
+def test_resume_deletes_only_its_own_leftovers(ner, tmp_path):
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": document(i)}) + "\n" for i in range(4)), encoding="utf-8")
+    out = tmp_path / "out"
+    run_corpus(source, out, ner, model_name="default", fmt="jsonl", documents_per_shard=2, progress=False)
+    (out / "part-notes.txt").write_text("mine")
+    (out / "part-dir").mkdir()
+    (out / "part-00007.jsonl").write_text("a shard of ours the manifest never listed")
+    run_corpus(source, out, ner, model_name="default", fmt="jsonl", documents_per_shard=2, progress=False, resume=True)
+    assert (out / "part-notes.txt").read_text() == "mine" and (out / "part-dir").is_dir()
+    assert not (out / "part-00007.jsonl").exists()
+
+
+def test_parquet_ids_that_are_not_ids(ner, tmp_path):
+    pq.write_table(pa.table({"id": [None, "ok", None], "text": ["Ana in Paris.", "Ana Silva lives in Paris.", "Rome"]}), tmp_path / "null.parquet")
+    pq.write_table(pa.table({"id": [[1, 2], [3]], "text": ["Ana in Paris.", "Rome"]}), tmp_path / "list.parquet")
+    null = run_corpus(tmp_path / "null.parquet", tmp_path / "a", ner, model_name="default", progress=False)
+    assert [e["error"] for e in skipped_documents(null)] == ["no usable id (a string or a number)"] * 2
+    assert {r["doc_id"] for r in read_output(tmp_path / "a")} == {"ok"}
+    listed = run_corpus(tmp_path / "list.parquet", tmp_path / "b", ner, model_name="default", progress=False)
+    assert len(skipped_documents(listed)) == 2 and read_output(tmp_path / "b") == []
+
+
+def test_ray_refuses_file_names_its_reader_cannot_list(tmp_path, capsys):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "caf\udce9.txt").write_text("Paris")
+    capsys.readouterr()
+    assert main(["corpus", str(folder), "-o", str(tmp_path / "out"), "--ray", "--backend", "mlx"]) == 2
+    err = capsys.readouterr().err
+    assert "caf\\xe9.txt has a name that is not UTF-8" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -161,6 +161,8 @@ def test_body_limit_with_and_without_length(pool):
     assert big.status_code == 413 and "1,000 bytes" in big.json()["detail"]
     chunked = client.post("/v1/ner:stream", content=(b'{"text": "Paris"}\n' for _ in range(200)))
     assert chunked.status_code == 413
+    chunked = client.post("/v1/ner", content=(b'{"text": "' if i == 0 else b"Paris " for i in range(400)), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413 and "1,000 bytes" in chunked.json()["detail"]
 
 
 def test_full_queue_answers_503_with_retry_after(pool):
