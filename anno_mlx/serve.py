@@ -90,8 +90,8 @@ class BodyLimit:
     """ASGI middleware: a body over `limit` bytes gets 413 before a route reads it (the API's and
     the mounted web app's alike; Gradio limits its uploads itself)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, hint: str = "send smaller batches or raise --max-body"):
+        self.app, self.limit, self.hint = app, limit, hint
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"].startswith(UPLOADS):  # uploads: Gradio's max_file_size
@@ -126,7 +126,7 @@ class BodyLimit:
                 await self._too_large(send)
 
     async def _too_large(self, send):
-        body = json.dumps({"detail": f"request body over {self.limit:,} bytes; send smaller batches or raise --max-body"})
+        body = json.dumps({"detail": f"request body over {self.limit:,} bytes; {self.hint}"})
         await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body.encode()})
 

@@ -331,3 +331,22 @@ def test_cli_size_and_model_limits():
     assert main(["ui", "--max-size", "nan"]) == 2
     assert main(["ui", "--max-models", "0"]) == 2
     assert os.environ.get("GRADIO_ANALYTICS_ENABLED") == "False"
+
+
+def test_oversized_request_bodies_are_refused_unread():
+    """Texts far over the limit sent to Gradio's API are refused before they are read, so no
+    client can grow the server's memory with them."""
+    import httpx
+
+    from anno_mlx.ui.app import launch
+    from servers import free_port
+
+    port = free_port()
+    app = launch(None, port=port, block=False, backend="mlx", max_bytes=1000)
+    try:
+        url = f"http://127.0.0.1:{port}/gradio_api/call/analyse"
+        big = httpx.post(url, json={"data": ["Paris " * 400_000, None, "", "first"]})
+        assert big.status_code == 413 and "documents may be up to --max-size" in big.json()["detail"]
+        assert httpx.post(url, json={"data": ["Paris", None, "", "first"]}).status_code == 200
+    finally:
+        app.close()

@@ -358,6 +358,10 @@ def launch(
     uploaded) over `max_bytes` are refused; at most `max_models` models stay loaded."""
     if max_bytes < 1:
         raise AnnoError(f"the size limit must be at least 1 byte, not {max_bytes}")
+    from starlette.middleware import Middleware
+
+    from ..serve import BodyLimit
+
     app = build_app(model, backend, device, pool=ModelPool(backend, device, max_models=max_models), max_bytes=max_bytes)
     app.queue(default_concurrency_limit=1)  # one model run at a time; each session keeps its own result
     if block:
@@ -371,7 +375,9 @@ def launch(
         prevent_thread_lock=not block,
         quiet=True,
         max_file_size=max_bytes,
-        app_kwargs={"lifespan": remove_on_shutdown(app.exports)},
+        # Request bodies beyond twice the document limit (JSON may escape characters) are refused
+        # before they are read, so no client can grow the server's memory with oversized texts.
+        app_kwargs={"lifespan": remove_on_shutdown(app.exports), "middleware": [Middleware(BodyLimit, limit=2 * max_bytes + 2**20, hint="documents may be up to --max-size")]},
         theme=gr.themes.Base(font=FONTS, font_mono=MONO),
         css=CSS,
     )
