@@ -19,7 +19,9 @@ from .errors import AnnoError
 
 BACKENDS = ("auto", "mlx", "torch")
 DEVICES = ("cpu", "cuda", "mps")
-TORCH_HINT = "PyTorch is not installed; install it with `pip install 'anno-mlx[torch]'` (or use --backend mlx)"
+TORCH_HINT = (
+    "PyTorch is not installed; install it with `pip install 'anno-mlx[torch]'` (or use --backend mlx)"
+)
 
 
 def apple_silicon() -> bool:
@@ -58,7 +60,9 @@ def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
         import mlx.core as mx
 
         if device in ("cuda", "mps"):
-            raise AnnoError(f"the MLX backend runs on the CPU or Apple's GPU, not {device}; use --backend torch")
+            raise AnnoError(
+                f"the MLX backend runs on the CPU or Apple's GPU, not {device}; use --backend torch"
+            )
         if device == "cpu":
             mx.set_default_device(mx.cpu)
         return Backend("mlx", mx.default_device().type.name)
@@ -67,7 +71,9 @@ def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
     import torch
 
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+        device = (
+            "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+        )
     if device == "cuda" and not torch.cuda.is_available():
         raise AnnoError("--device cuda was asked for, but PyTorch sees no CUDA device")
     if device == "mps" and not torch.backends.mps.is_available():

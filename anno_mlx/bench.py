@@ -28,7 +28,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
-BASE = dict(hidden_size=768, intermediate_size=1152, num_hidden_layers=22, num_attention_heads=12, local_attention=128, vocab_size=50368)
+BASE = dict(
+    hidden_size=768,
+    intermediate_size=1152,
+    num_hidden_layers=22,
+    num_attention_heads=12,
+    local_attention=128,
+    vocab_size=50368,
+)
 
 
 @dataclass
@@ -47,7 +54,9 @@ def rss_mb() -> float:
     except OSError:  # not Linux: the process-wide peak is the best we have
         import resource
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if os.uname().sysname == "Darwin" else 2**10)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (
+            2**20 if os.uname().sysname == "Darwin" else 2**10
+        )
 
 
 def peak_during(fn: Callable[[], None], cuda: bool = False) -> tuple[float, float]:
@@ -85,8 +94,13 @@ def flops_per_token(args, length: int) -> float:
     (embeddings excluded, classifier included) plus attention scores and values over the keys
     each layer sees (all `length` on global layers, at most local_attention + 1 on local ones)."""
     H, inter = args.hidden_size, args.intermediate_size
-    linear = args.num_hidden_layers * (3 * H * H + H * H + 2 * H * inter + inter * H) + H * H + H * args.num_labels
-    keys = [length if kind == "full_attention" else min(length, args.local_attention + 1) for kind in args.layer_types]
+    linear = (
+        args.num_hidden_layers * (3 * H * H + H * H + 2 * H * inter + inter * H) + H * H + H * args.num_labels
+    )
+    keys = [
+        length if kind == "full_attention" else min(length, args.local_attention + 1)
+        for kind in args.layer_types
+    ]
     return 2 * linear + sum(4 * H * k for k in keys)
 
 
@@ -102,13 +116,24 @@ MLX, TORCH, HF = "anno-mlx (MLX)", "anno-mlx (PyTorch)", "transformers (sdpa)"
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m anno_mlx bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 layers, small vocabulary and inputs, one round: about a minute")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps"], help="device for the PyTorch runs")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per workload (default 3, quick 1)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="4 layers, small vocabulary and inputs, one round: about a minute",
+    )
+    parser.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda", "mps"], help="device for the PyTorch runs"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds per workload (default 3, quick 1)"
+    )
     parser.add_argument("--only", nargs="+", choices=["a", "b", "c", "d"], help="run only these workloads")
     parser.add_argument("--no-mlx", action="store_true", help="skip the MLX path (e.g. on a CUDA machine)")
-    parser.add_argument("--memory", action="store_true",
-                        help="instead of timing: each implementation's peak memory per workload, each in a process of its own (Linux)")
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead of timing: each implementation's peak memory per workload, each in a process of its own (Linux)",
+    )
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # the worker behind --memory
     parser.add_argument("--folder", help=argparse.SUPPRESS)  # a model folder already built
     args = parser.parse_args(argv)
@@ -120,7 +145,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     dtype = "bfloat16" if args.device == "cuda" else "float32"
-    folder = Path(args.folder) if args.folder else build(Path(tempfile.mkdtemp(prefix="anno-bench-")), args.quick)
+    folder = (
+        Path(args.folder) if args.folder else build(Path(tempfile.mkdtemp(prefix="anno-bench-")), args.quick)
+    )
     names = [n for n in (MLX, TORCH, HF) if not (args.no_mlx and n == MLX)]
     if args.memory:
         return memory_table(args, folder, names)
@@ -129,16 +156,33 @@ def main(argv: Optional[list[str]] = None) -> None:
     model_args, workloads = prepare(args, folder, dtype, names)
 
     if args.memory_of:  # one implementation in this process: its peak per workload, as JSON
-        print(json.dumps({w.name: own_peak_mb(w.runs[args.memory_of], args.device == "cuda" and args.memory_of != MLX) for w in workloads}))
+        print(
+            json.dumps(
+                {
+                    w.name: own_peak_mb(
+                        w.runs[args.memory_of], args.device == "cuda" and args.memory_of != MLX
+                    )
+                    for w in workloads
+                }
+            )
+        )
         return
-    print(f"model: ModernBERT-base shape{' (4 layers: --quick)' if args.quick else ''}, random weights, {dtype}; "
-          f"PyTorch on {args.device}, {torch.get_num_threads()} threads; rounds: {rounds}, interleaved; median reported")
+    print(
+        f"model: ModernBERT-base shape{' (4 layers: --quick)' if args.quick else ''}, random weights, {dtype}; "
+        f"PyTorch on {args.device}, {torch.get_num_threads()} threads; rounds: {rounds}, interleaved; median reported"
+    )
     if args.device == "cuda":
-        print(f"GPU: {torch.cuda.get_device_name()}; peak MB = PyTorch's peak GPU allocation above the model's weights")
+        print(
+            f"GPU: {torch.cuda.get_device_name()}; peak MB = PyTorch's peak GPU allocation above the model's weights"
+        )
     else:
-        print("peak MB = resident memory added during a run, all implementations in this one process "
-              "(--memory measures each in its own)")
-    print(f"{'workload':<52} {'implementation':<20} {'tokens/s':>10} {'vs transformers':>16} {'peak MB':>9} {'GFLOP/s':>9}")
+        print(
+            "peak MB = resident memory added during a run, all implementations in this one process "
+            "(--memory measures each in its own)"
+        )
+    print(
+        f"{'workload':<52} {'implementation':<20} {'tokens/s':>10} {'vs transformers':>16} {'peak MB':>9} {'GFLOP/s':>9}"
+    )
     for workload in workloads:
         for fn in workload.runs.values() if workload.warm_up else ():  # warm-up, outside the measurement
             fn()
@@ -146,7 +190,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         peaks: dict[str, float] = {k: 0.0 for k in workload.runs}
         order = list(workload.runs)
         for r in range(rounds):
-            for name in order[r % len(order):] + order[: r % len(order)]:  # rotate the order each round
+            for name in order[r % len(order) :] + order[: r % len(order)]:  # rotate the order each round
                 seconds, peak = peak_during(workload.runs[name], cuda=args.device == "cuda" and name != MLX)
                 times[name].append(seconds)
                 peaks[name] = max(peaks[name], peak)
@@ -155,7 +199,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         for name in order:
             t = statistics.median(times[name])
             rate = workload.tokens / t
-            print(f"{workload.name:<52} {name:<20} {rate:>10.0f} {base / t:>15.2f}x {peaks[name]:>9.0f} {rate * flops / 1e9:>9.1f}")
+            print(
+                f"{workload.name:<52} {name:<20} {rate:>10.0f} {base / t:>15.2f}x {peaks[name]:>9.0f} {rate * flops / 1e9:>9.1f}"
+            )
         print(f"{'':<52} model FLOPs per token: {flops / 1e9:.2f} GFLOP")
 
 
@@ -179,17 +225,25 @@ def prepare(args, folder: Path, dtype: str, names: list[str]):
         impls[MLX] = load(folder, backend="mlx")[0]
     if TORCH in names:
         impls[TORCH] = load(folder, backend="torch", device=args.device, dtype=dtype)[0]
-    forwards = {name: (lambda ids, mask, m=model: run(m, ids, mask, softmax=True)) for name, model in impls.items()}
+    forwards = {
+        name: (lambda ids, mask, m=model: run(m, ids, mask, softmax=True)) for name, model in impls.items()
+    }
     if HF in names:
-        reference = transformers.ModernBertForTokenClassification.from_pretrained(
-            str(folder), attn_implementation="sdpa", dtype=getattr(torch, dtype)
-        ).to(args.device).eval()
+        reference = (
+            transformers.ModernBertForTokenClassification.from_pretrained(
+                str(folder), attn_implementation="sdpa", dtype=getattr(torch, dtype)
+            )
+            .to(args.device)
+            .eval()
+        )
 
         def hf_run(ids: np.ndarray, mask: Optional[np.ndarray]):
             with torch.inference_mode():
                 out = reference(
                     input_ids=torch.from_numpy(ids.astype(np.int64)).to(args.device),
-                    attention_mask=None if mask is None else torch.from_numpy(mask.astype(np.int64)).to(args.device),
+                    attention_mask=None
+                    if mask is None
+                    else torch.from_numpy(mask.astype(np.int64)).to(args.device),
                 ).logits
                 return torch.softmax(out.float(), -1).cpu().numpy()
 
@@ -214,12 +268,24 @@ def prepare(args, folder: Path, dtype: str, names: list[str]):
     n_docs, low, high = (16, 32, 256) if args.quick else (64, 32, 512)
     doc_lengths = rng.integers(low, high + 1, n_docs).tolist()
     mixed = sorted_batches(doc_lengths)
-    workloads.append(Workload(f"a: {n_docs} docs of {low}-{high} tokens", sum(doc_lengths),
-                              {k: (lambda f=f: [f(i, m) for i, m in mixed]) for k, f in forwards.items()}, doc_lengths))
+    workloads.append(
+        Workload(
+            f"a: {n_docs} docs of {low}-{high} tokens",
+            sum(doc_lengths),
+            {k: (lambda f=f: [f(i, m) for i, m in mixed]) for k, f in forwards.items()},
+            doc_lengths,
+        )
+    )
     for key, length in (("b", 512 if args.quick else 2048), ("c", 1024 if args.quick else 8192)):
         ids = rng.integers(5, vocab, (1, length))
-        workloads.append(Workload(f"{key}: one {length:,}-token document", length,
-                                  {k: (lambda f=f, ids=ids: f(ids, None)) for k, f in forwards.items()}, [length]))
+        workloads.append(
+            Workload(
+                f"{key}: one {length:,}-token document",
+                length,
+                {k: (lambda f=f, ids=ids: f(ids, None)) for k, f in forwards.items()},
+                [length],
+            )
+        )
     # (d): the whole pipeline on text; transformers runs the same windows through its model.
     target, window = (4_000, 1024) if args.quick else (50_000, model_args.max_position_embeddings)
     sample = (resources.files("anno_mlx.ui") / "examples" / "04-long-dossier.txt").read_text(encoding="utf-8")
@@ -232,11 +298,21 @@ def prepare(args, folder: Path, dtype: str, names: list[str]):
     capacity = window - len(prefix) - len(suffix)
     windows = plan_windows(len(tokens), capacity, default_stride(capacity))  # as the pipeline plans them
     rows = [np.concatenate([prefix, tokens.ids[a:b], suffix])[None] for a, b in windows]
-    d_runs = {name: (lambda n=NER(model, tokenizer, model_args.id2label, max_length=window): n(text)) for name, model in impls.items()}
+    d_runs = {
+        name: (lambda n=NER(model, tokenizer, model_args.id2label, max_length=window): n(text))
+        for name, model in impls.items()
+    }
     if HF in forwards:
         d_runs[HF] = lambda: [forwards[HF](r, None) for r in rows]
-    workloads.append(Workload(f"d: {len(tokens):,}-token document, NER pipeline ({len(windows)} windows)", len(tokens), d_runs,
-                              [b - a for a, b in windows], warm_up=args.quick))
+    workloads.append(
+        Workload(
+            f"d: {len(tokens):,}-token document, NER pipeline ({len(windows)} windows)",
+            len(tokens),
+            d_runs,
+            [b - a for a, b in windows],
+            warm_up=args.quick,
+        )
+    )
     if args.only:
         workloads = [w for w in workloads if w.name[0] in args.only]
     return model_args, workloads
@@ -268,13 +344,32 @@ def memory_table(args, folder: Path, names: list[str]) -> None:
     for key in args.only or ["a", "b", "c", "d"]:
         for name in names:
             out = subprocess.run(
-                [sys.executable, "-m", "anno_mlx.bench", *passed, "--only", key, "--folder", str(folder), "--memory-of", name],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "anno_mlx.bench",
+                    *passed,
+                    "--only",
+                    key,
+                    "--folder",
+                    str(folder),
+                    "--memory-of",
+                    name,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             for workload, mb in json.loads(out.strip().splitlines()[-1]).items():
                 peaks.setdefault(workload, {})[name] = mb
-    unit = "PyTorch's peak GPU allocation (MLX: resident memory)" if args.device == "cuda" else "peak resident memory"
-    print(f"peak MB added by one run, each implementation and workload in a fresh process ({unit} above the loaded model)")
+    unit = (
+        "PyTorch's peak GPU allocation (MLX: resident memory)"
+        if args.device == "cuda"
+        else "peak resident memory"
+    )
+    print(
+        f"peak MB added by one run, each implementation and workload in a fresh process ({unit} above the loaded model)"
+    )
     print(f"{'workload':<52} " + " ".join(f"{n:>20}" for n in names))
     for workload, row in peaks.items():
         print(f"{workload:<52} " + " ".join(f"{row[n]:>20.0f}" for n in names))

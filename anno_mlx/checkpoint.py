@@ -42,7 +42,9 @@ def read_config(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise AnnoError(f"{folder} has no config.json; give a Hugging Face model folder or a converted one")
     if not regular_file(path) or path.stat().st_size > MAX_CONFIG_BYTES:
-        raise AnnoError(f"{path} is not a plain JSON file of reasonable size; re-download or re-convert the model")
+        raise AnnoError(
+            f"{path} is not a plain JSON file of reasonable size; re-download or re-convert the model"
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -64,13 +66,22 @@ def weight_files(folder: Path) -> list[Path]:
                 weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
                 names = sorted(set(weight_map.values()))
             except (ValueError, KeyError, TypeError, AttributeError) as err:
-                raise AnnoError(f"{index} is not a valid weight index ({type(err).__name__}: {err}); re-download the model") from None
-            if not names or not all(isinstance(n, str) and "\x00" not in n and n == Path(n).name and not n.startswith(".") for n in names):
-                raise AnnoError(f"{index} must map weights to shard file names inside {folder}; re-download the model")
+                raise AnnoError(
+                    f"{index} is not a valid weight index ({type(err).__name__}: {err}); re-download the model"
+                ) from None
+            if not names or not all(
+                isinstance(n, str) and "\x00" not in n and n == Path(n).name and not n.startswith(".")
+                for n in names
+            ):
+                raise AnnoError(
+                    f"{index} must map weights to shard file names inside {folder}; re-download the model"
+                )
             files = [folder / n for n in names]
             missing = [f.name for f in files if not regular_file(f)]
             if missing:
-                raise AnnoError(f"{index} lists shards that are not plain files in {folder}: {', '.join(missing)}")
+                raise AnnoError(
+                    f"{index} lists shards that are not plain files in {folder}: {', '.join(missing)}"
+                )
             return files
     single = folder / "model.safetensors"
     others = sorted(p.name for p in folder.glob("model*.safetensors") if p != single)
@@ -99,12 +110,16 @@ def read_weights(folder: Path) -> dict[str, mx.array]:
         part = _read_torch(path) if path.suffix == ".bin" else _read_safetensors(path)
         repeated = sorted(part.keys() & weights.keys())
         if repeated:
-            raise AnnoError(f"{path} repeats weights of another shard ({', '.join(repeated[:3])}); re-download the model")
+            raise AnnoError(
+                f"{path} repeats weights of another shard ({', '.join(repeated[:3])}); re-download the model"
+            )
         weights.update(part)
     return weights
 
 
-def check_values(weights: dict[str, mx.array], source: Path, quantized: bool, sample: Optional[int] = SAMPLE) -> None:
+def check_values(
+    weights: dict[str, mx.array], source: Path, quantized: bool, sample: Optional[int] = SAMPLE
+) -> None:
     """Weights must be floating point (quantized layers' packed integers aside) and finite:
     a NaN anywhere makes every score NaN and the pipeline silently finds nothing. `sample`
     checks that many evenly spread values per array (loading); None checks all (conversion)."""
@@ -114,19 +129,25 @@ def check_values(weights: dict[str, mx.array], source: Path, quantized: bool, sa
             continue
         if not mx.issubdtype(value.dtype, mx.floating):
             dtype = str(value.dtype).removeprefix("mlx.core.")
-            raise AnnoError(f"weight {key} in {source} is {dtype}, not floating point; convert from a float checkpoint")
+            raise AnnoError(
+                f"weight {key} in {source} is {dtype}, not floating point; convert from a float checkpoint"
+            )
         flat = value.reshape(-1)
         if sample is not None and flat.size > sample:
             flat = flat[:: flat.size // sample]
         if not mx.all(mx.isfinite(flat)).item():
-            raise AnnoError(f"weight {key} in {source} holds NaN or infinite values; the checkpoint is broken, re-download or retrain it")
+            raise AnnoError(
+                f"weight {key} in {source} holds NaN or infinite values; the checkpoint is broken, re-download or retrain it"
+            )
 
 
 def _read_safetensors(path: Path) -> dict[str, mx.array]:
     try:
         return mx.load(str(path))
     except Exception as err:  # MLX raises RuntimeError/ValueError with varying texts
-        raise AnnoError(f"{path} is not a readable safetensors file ({err}); re-download or re-convert it") from None
+        raise AnnoError(
+            f"{path} is not a readable safetensors file ({err}); re-download or re-convert it"
+        ) from None
 
 
 def _read_torch(path: Path) -> dict[str, mx.array]:
@@ -153,7 +174,9 @@ def _read_torch(path: Path) -> dict[str, mx.array]:
     return out
 
 
-def check_weights(model: nn.Module, weights: dict[str, mx.array], source: Path, may_lack: tuple[str, ...] = ()) -> None:
+def check_weights(
+    model: nn.Module, weights: dict[str, mx.array], source: Path, may_lack: tuple[str, ...] = ()
+) -> None:
     """Name the missing, unexpected and mis-shaped keys in one line each; keys starting with
     `may_lack` may be missing (a new classifier the caller initialises)."""
     expected = dict(tree_flatten(model.parameters()))
@@ -166,7 +189,9 @@ def check_weights(model: nn.Module, weights: dict[str, mx.array], source: Path, 
     if missing:
         raise AnnoError(f"weights in {source} lack {len(missing)} keys the model needs: {names(missing)}")
     if unexpected:
-        raise AnnoError(f"weights in {source} have {len(unexpected)} keys the model does not use: {names(unexpected)}")
+        raise AnnoError(
+            f"weights in {source} have {len(unexpected)} keys the model does not use: {names(unexpected)}"
+        )
     for key, value in expected.items():
         if key in weights and weights[key].shape != value.shape:
             raise AnnoError(
@@ -183,7 +208,9 @@ def check_quantization(quantization: Any, source: Path) -> Optional[dict]:
         or quantization.get("group_size") not in (32, 64, 128)
         or quantization.get("bits") not in (2, 3, 4, 5, 6, 8)
     ):
-        raise AnnoError(f"config.json in {source} has a malformed quantization entry {quantization!r}; re-convert the model")
+        raise AnnoError(
+            f"config.json in {source} has a malformed quantization entry {quantization!r}; re-convert the model"
+        )
     return quantization
 
 
@@ -192,11 +219,17 @@ def check_sizes(args: Any, weights: dict[str, mx.array], source: Path) -> None:
     built: a config that claims 100,000 layers is refused, not allocated."""
     problem = args.size_mismatch({key: tuple(value.shape) for key, value in weights.items()})
     if problem:
-        raise AnnoError(f"config.json in {source} does not match its weights: {problem}; re-download or re-convert the model")
+        raise AnnoError(
+            f"config.json in {source} does not match its weights: {problem}; re-download or re-convert the model"
+        )
 
 
 def build_model(
-    config: dict[str, Any], weights: dict[str, mx.array], source: Path, head: Optional[str] = None, full_check: bool = False
+    config: dict[str, Any],
+    weights: dict[str, mx.array],
+    source: Path,
+    head: Optional[str] = None,
+    full_check: bool = False,
 ) -> nn.Module:
     """Instantiate the model for `config`, quantize it as recorded there, and load `weights`
     (checked first: dtypes, finite values — all of them with `full_check` —, sizes)."""
@@ -221,13 +254,17 @@ def build_model(
     return model
 
 
-def load_folder(folder: Path, head: Optional[str] = None, full_check: bool = False) -> tuple[nn.Module, dict[str, Any]]:
+def load_folder(
+    folder: Path, head: Optional[str] = None, full_check: bool = False
+) -> tuple[nn.Module, dict[str, Any]]:
     """Model and config from a local folder, either layout."""
     folder = Path(folder)
     if not folder.is_dir():
         raise AnnoError(f"model folder {folder} does not exist")
     config = read_config(folder)
-    model_class, args_class = get_model_classes(config, head)  # an unsupported model fails before reading gigabytes
+    model_class, args_class = get_model_classes(
+        config, head
+    )  # an unsupported model fails before reading gigabytes
     build_args(config, args_class)  # so does a malformed config
     return build_model(config, read_weights(folder), folder, head, full_check), config
 
@@ -251,5 +288,7 @@ def save_folder(model: nn.Module, config: dict[str, Any], dst: Path, files: dict
                 shutil.copyfile(source, staging / name)
             write_marker(staging, "model", os.listdir(staging))  # last: a marked staging folder is complete
         except OSError as err:
-            raise AnnoError(f"cannot write {dst}: {err.strerror or err}; check the free space and permissions") from None
+            raise AnnoError(
+                f"cannot write {dst}: {err.strerror or err}; check the free space and permissions"
+            ) from None
         replace_folder(staging, dst)

@@ -34,7 +34,12 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--aggregation", default="first", choices=AGGREGATIONS, help="how subword labels combine (default: first)")
+    parser.add_argument(
+        "--aggregation",
+        default="first",
+        choices=AGGREGATIONS,
+        help="how subword labels combine (default: first)",
+    )
     parser.add_argument("--max-length", type=int, help="tokens per pass (default: the model's context)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
 
@@ -60,11 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert a Hugging Face ModernBERT checkpoint (local folder or hub id) into an MLX model folder.",
     )
     convert.add_argument("src", help="Hugging Face model folder or hub id (e.g. answerdotai/ModernBERT-base)")
-    convert.add_argument("-o", "--output", required=True, help="folder to write (must not exist unless --force)")
-    convert.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="cast weights (default: as stored)")
-    convert.add_argument("-q", "--quantize", action="store_true", help="quantize linear and embedding weights")
-    convert.add_argument("--q-bits", type=int, default=4, choices=[4, 8], help="bits per quantized weight (default 4)")
-    convert.add_argument("--q-group-size", type=int, default=64, help="weights per quantization group (default 64)")
+    convert.add_argument(
+        "-o", "--output", required=True, help="folder to write (must not exist unless --force)"
+    )
+    convert.add_argument(
+        "--dtype", choices=["float32", "float16", "bfloat16"], help="cast weights (default: as stored)"
+    )
+    convert.add_argument(
+        "-q", "--quantize", action="store_true", help="quantize linear and embedding weights"
+    )
+    convert.add_argument(
+        "--q-bits", type=int, default=4, choices=[4, 8], help="bits per quantized weight (default 4)"
+    )
+    convert.add_argument(
+        "--q-group-size", type=int, default=64, help="weights per quantization group (default 64)"
+    )
     convert.add_argument("--force", action="store_true", help="replace an existing output folder")
     convert.add_argument(
         "--verify",
@@ -79,8 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find named entities. Give TEXT, one or more --file, or - for standard input.",
     )
     ner.add_argument("text", nargs="?", help="text to analyse, a file to read, or - to read standard input")
-    ner.add_argument("-f", "--file", action="append", default=[], metavar="F", help="a UTF-8 text file (repeatable)")
-    ner.add_argument("-m", "--model", help="converted model folder, Hugging Face folder or hub id (default: the built-in model)")
+    ner.add_argument(
+        "-f", "--file", action="append", default=[], metavar="F", help="a UTF-8 text file (repeatable)"
+    )
+    ner.add_argument(
+        "-m",
+        "--model",
+        help="converted model folder, Hugging Face folder or hub id (default: the built-in model)",
+    )
     ner.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
     ner.add_argument("-o", "--output", help="write here instead of standard output")
     add_filter_options(ner)
@@ -95,11 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the local web app",
         description="Start the web app on this computer (no share link; nothing leaves the machine).",
     )
-    ui.add_argument("-m", "--model", help="model to select at start (converted folder, Hugging Face folder or hub id; default: the built-in model)")
-    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
+    ui.add_argument(
+        "-m",
+        "--model",
+        help="model to select at start (converted folder, Hugging Face folder or hub id; default: the built-in model)",
+    )
+    ui.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)"
+    )
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    ui.add_argument("--max-size", type=float, default=20.0, metavar="MB", help="largest document, pasted or uploaded, in MB (default 20)")
-    ui.add_argument("--max-models", type=int, default=2, metavar="N", help="models kept loaded at once; the least recently used is dropped (default 2)")
+    ui.add_argument(
+        "--max-size",
+        type=float,
+        default=20.0,
+        metavar="MB",
+        help="largest document, pasted or uploaded, in MB (default 20)",
+    )
+    ui.add_argument(
+        "--max-models",
+        type=int,
+        default=2,
+        metavar="N",
+        help="models kept loaded at once; the least recently used is dropped (default 2)",
+    )
     add_backend_options(ui)
     ui.set_defaults(run=run_ui)
 
@@ -108,19 +147,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="entities of a whole corpus (folder, JSONL or Parquet) into Parquet/JSONL shards, resumable, optionally on Ray",
         description="One row per entity (doc_id, start, end, label, text, score) in shards with a manifest; see docs/corpus.md.",
     )
-    co.add_argument("input", help="a folder of .txt/.md files, a .jsonl file of {\"id\", \"text\"} lines, or a .parquet file")
-    co.add_argument("-o", "--output", required=True, help="output folder (new or empty; with --resume, an interrupted run's)")
+    co.add_argument(
+        "input", help='a folder of .txt/.md files, a .jsonl file of {"id", "text"} lines, or a .parquet file'
+    )
+    co.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output folder (new or empty; with --resume, an interrupted run's)",
+    )
     co.add_argument("-m", "--model", help="model folder or hub id (default: the built-in model)")
-    co.add_argument("--format", default="parquet", choices=["parquet", "jsonl"], help="shard format (default parquet)")
-    co.add_argument("--text-column", default="text", help="Parquet: the column holding the text (default text)")
-    co.add_argument("--id-column", default="id", help="Parquet: the column holding document ids (default id; else the row number)")
+    co.add_argument(
+        "--format", default="parquet", choices=["parquet", "jsonl"], help="shard format (default parquet)"
+    )
+    co.add_argument(
+        "--text-column", default="text", help="Parquet: the column holding the text (default text)"
+    )
+    co.add_argument(
+        "--id-column",
+        default="id",
+        help="Parquet: the column holding document ids (default id; else the row number)",
+    )
     add_filter_options(co)
     add_run_options(co)
     co.add_argument("--shard-size", type=int, default=1000, help="documents per shard (default 1000)")
     co.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTPUT")
-    co.add_argument("--ray", action="store_true", help="run on Ray Data (a local Ray unless --address); needs anno-mlx[ray]")
+    co.add_argument(
+        "--ray",
+        action="store_true",
+        help="run on Ray Data (a local Ray unless --address); needs anno-mlx[ray]",
+    )
     co.add_argument("--address", help="Ray cluster address (e.g. ray://head:10001 or auto)")
-    co.add_argument("--num-actors", type=int, help="Ray: model copies running at once (default: the cluster's CPUs minus one)")
+    co.add_argument(
+        "--num-actors",
+        type=int,
+        help="Ray: model copies running at once (default: the cluster's CPUs minus one)",
+    )
     add_backend_options(co)
     co.set_defaults(run=run_corpus)
 
@@ -130,15 +192,40 @@ def build_parser() -> argparse.ArgumentParser:
         description="A local JSON API (POST /v1/ner, POST /v1/ner:stream, GET /v1/models, docs at /docs) and the web app at /.",
     )
     sv.add_argument(
-        "-m", "--model", action="append", default=[], metavar="MODEL",
+        "-m",
+        "--model",
+        action="append",
+        default=[],
+        metavar="MODEL",
         help="a model to serve: folder, hub id, or default for the built-in one (repeatable; the first is the default; default: the built-in model)",
     )
-    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
+    sv.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)"
+    )
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    sv.add_argument("--api-key", default=os.environ.get("ANNO_MLX_API_KEY"), help="require this key (Authorization: Bearer KEY); default $ANNO_MLX_API_KEY")
-    sv.add_argument("--queue", type=int, default=32, help="requests that may wait for the model before new ones get 503 (default 32)")
-    sv.add_argument("--max-body", type=int, default=20 * 1024 * 1024, help="largest request body in bytes (default 20 MiB)")
-    sv.add_argument("--max-chars", type=int, default=1_000_000, help="most characters of text per request or streamed document (default 1,000,000)")
+    sv.add_argument(
+        "--api-key",
+        default=os.environ.get("ANNO_MLX_API_KEY"),
+        help="require this key (Authorization: Bearer KEY); default $ANNO_MLX_API_KEY",
+    )
+    sv.add_argument(
+        "--queue",
+        type=int,
+        default=32,
+        help="requests that may wait for the model before new ones get 503 (default 32)",
+    )
+    sv.add_argument(
+        "--max-body",
+        type=int,
+        default=20 * 1024 * 1024,
+        help="largest request body in bytes (default 20 MiB)",
+    )
+    sv.add_argument(
+        "--max-chars",
+        type=int,
+        default=1_000_000,
+        help="most characters of text per request or streamed document (default 1,000,000)",
+    )
     sv.add_argument("--no-ui", action="store_true", help="serve the API only")
     add_backend_options(sv)
     sv.set_defaults(run=run_serve)
@@ -149,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Entity-level precision, recall and F1 (strict, exact, partial, type) of a model on CoNLL or JSONL data.",
     )
     ev.add_argument("-m", "--model", help="model folder or hub id (default: the built-in model)")
-    ev.add_argument("--data", required=True, help="labelled data (CoNLL columns, or JSONL with character offsets)")
+    ev.add_argument(
+        "--data", required=True, help="labelled data (CoNLL columns, or JSONL with character offsets)"
+    )
     ev.add_argument("--format", choices=["conll", "jsonl"], help="data format (default: from the extension)")
     ev.add_argument("--json", action="store_true", help="print the figures as JSON")
     ev.add_argument(
@@ -168,12 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     start = tr.add_mutually_exclusive_group(required=True)
     start.add_argument("-m", "--model", help="converted or Hugging Face ModernBERT folder (masked-LM or NER)")
-    start.add_argument("--config", help="JSON of model settings (hidden_size, num_hidden_layers, ...) for a fresh model")
+    start.add_argument(
+        "--config", help="JSON of model settings (hidden_size, num_hidden_layers, ...) for a fresh model"
+    )
     tr.add_argument("--train", required=True, help="training data")
     tr.add_argument("--dev", help="development data, evaluated after each epoch; the best epoch is kept")
     tr.add_argument("--format", choices=["conll", "jsonl"], help="data format (default: from the extension)")
     tr.add_argument("-o", "--output", required=True, help="output model folder")
-    tr.add_argument("--tokenizer", help="tokenizer.json (default: the model's; for --config, one trained on the data)")
+    tr.add_argument(
+        "--tokenizer", help="tokenizer.json (default: the model's; for --config, one trained on the data)"
+    )
     tr.add_argument("--labels", help="entity types, comma-separated (default: those in the training data)")
     tr.add_argument(
         "--map",
@@ -184,18 +277,37 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import TrainSettings
 
     defaults = TrainSettings()
-    tr.add_argument("--epochs", type=int, help="passes over the data (default: 3 to fine-tune, 10 for a fresh --config model)")
+    tr.add_argument(
+        "--epochs",
+        type=int,
+        help="passes over the data (default: 3 to fine-tune, 10 for a fresh --config model)",
+    )
     tr.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    tr.add_argument("--lr", type=float, help="peak learning rate (default: 5e-5 to fine-tune, 1e-3 for a fresh --config model)")
+    tr.add_argument(
+        "--lr",
+        type=float,
+        help="peak learning rate (default: 5e-5 to fine-tune, 1e-3 for a fresh --config model)",
+    )
     tr.add_argument("--warmup", type=float, default=defaults.warmup, help="share of steps spent warming up")
     tr.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     tr.add_argument("--max-grad-norm", type=float, default=defaults.max_grad_norm)
     tr.add_argument("--max-length", type=int, default=defaults.max_length, help="tokens per training row")
-    tr.add_argument("--vocab-size", type=int, default=defaults.vocab_size, help="for a tokenizer trained on the data")
+    tr.add_argument(
+        "--vocab-size", type=int, default=defaults.vocab_size, help="for a tokenizer trained on the data"
+    )
     tr.add_argument("--seed", type=int, default=defaults.seed)
-    tr.add_argument("--objective", default="ner", choices=["ner", "mlm"],
-                    help="ner: entity labels (default); mlm: masked tokens, to adapt an encoder to your text before NER training")
-    tr.add_argument("--mask-rate", type=float, default=defaults.mask_rate, help="mlm: share of tokens hidden (default 0.3)")
+    tr.add_argument(
+        "--objective",
+        default="ner",
+        choices=["ner", "mlm"],
+        help="ner: entity labels (default); mlm: masked tokens, to adapt an encoder to your text before NER training",
+    )
+    tr.add_argument(
+        "--mask-rate",
+        type=float,
+        default=defaults.mask_rate,
+        help="mlm: share of tokens hidden (default 0.3)",
+    )
     tr.add_argument("--resume", action="store_true", help="continue an interrupted run from OUTPUT.state/")
     tr.add_argument("--force", action="store_true", help="replace an existing output folder")
     add_backend_options(tr)
@@ -251,7 +363,9 @@ def run_ner(args: argparse.Namespace) -> None:
     )
     # The bar shows itself when there is more than one window or file to run.
     results = ner.batch([text for _, text in documents], progress=True)
-    chunks = render_chunks([(source, text, entities) for (source, text), entities in zip(documents, results)], args.format)
+    chunks = render_chunks(
+        [(source, text, entities) for (source, text), entities in zip(documents, results)], args.format
+    )
     if args.output:
         write_text_file(Path(args.output), chunks)
     else:
@@ -275,7 +389,9 @@ def run_ui(args: argparse.Namespace) -> None:
             max_models=args.max_models,
         )
     except OSError as err:
-        raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
+        raise AnnoError(
+            f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host"
+        ) from None
 
 
 def run_corpus(args: argparse.Namespace) -> None:
@@ -288,11 +404,24 @@ def run_corpus(args: argparse.Namespace) -> None:
         from .ray_corpus import run_ray
 
         if args.resume or args.format != "parquet":
-            raise AnnoError("--ray writes Parquet and starts afresh; drop --resume/--format jsonl, or run without --ray")
+            raise AnnoError(
+                "--ray writes Parquet and starts afresh; drop --resume/--format jsonl, or run without --ray"
+            )
         manifest = run_ray(
-            args.input, args.output, model=args.model, model_name=model_name, backend=args.backend, device=args.device,
-            text_column=args.text_column, id_column=args.id_column, labels=args.labels, min_score=args.min_score,
-            aggregation=args.aggregation, max_length=args.max_length, batch_size=args.batch_size, address=args.address,
+            args.input,
+            args.output,
+            model=args.model,
+            model_name=model_name,
+            backend=args.backend,
+            device=args.device,
+            text_column=args.text_column,
+            id_column=args.id_column,
+            labels=args.labels,
+            min_score=args.min_score,
+            aggregation=args.aggregation,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            address=args.address,
             num_actors=args.num_actors,
         )
     else:
@@ -300,19 +429,35 @@ def run_corpus(args: argparse.Namespace) -> None:
         from .ner import NER
 
         ner = NER.from_pretrained(
-            args.model, backend=args.backend, device=args.device, max_length=args.max_length,
-            batch_size=args.batch_size, aggregation=args.aggregation,
+            args.model,
+            backend=args.backend,
+            device=args.device,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            aggregation=args.aggregation,
         )
         manifest = run(
-            args.input, args.output, ner, model_name=model_name, fmt=args.format, text_column=args.text_column,
-            id_column=args.id_column, labels=args.labels, min_score=args.min_score, resume=args.resume,
+            args.input,
+            args.output,
+            ner,
+            model_name=model_name,
+            fmt=args.format,
+            text_column=args.text_column,
+            id_column=args.id_column,
+            labels=args.labels,
+            min_score=args.min_score,
+            resume=args.resume,
             documents_per_shard=args.shard_size,
         )
     from .corpus import skipped_documents
 
     rows = sum(shard.get("rows", 0) for shard in manifest["shards"])
     skipped = len(skipped_documents(manifest))
-    counted = f"{rows:,} entities in {len(manifest['shards'])} shards" if manifest["runner"] == "local" else f"{len(manifest['shards'])} Parquet files"
+    counted = (
+        f"{rows:,} entities in {len(manifest['shards'])} shards"
+        if manifest["runner"] == "local"
+        else f"{len(manifest['shards'])} Parquet files"
+    )
     print(f"wrote {args.output}: {counted}; {skipped} documents skipped (listed in _manifest.json)")
 
 
@@ -333,7 +478,9 @@ def run_serve(args: argparse.Namespace) -> None:
             ui=not args.no_ui,
         )
     except OSError as err:
-        raise AnnoError(f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host") from None
+        raise AnnoError(
+            f"cannot serve on {args.host}:{args.port} ({err}); pass another --port or --host"
+        ) from None
 
 
 def run_bench(args: argparse.Namespace) -> None:
@@ -370,7 +517,9 @@ def run_eval(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        sys.stdout.write(f"{len(examples)} examples from {args.data}, model {args.model}\n\n" + format_report(report))
+        sys.stdout.write(
+            f"{len(examples)} examples from {args.data}, model {args.model}\n\n" + format_report(report)
+        )
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -410,7 +559,13 @@ def run_train(args: argparse.Namespace) -> None:
         device=args.device,
     )
     best = summary["best"]
-    figure = f", dev F1 {best['f1']:.4f}" if "f1" in best else f", dev MLM loss {best['mlm_loss']:.4f}" if "mlm_loss" in best else ""
+    figure = (
+        f", dev F1 {best['f1']:.4f}"
+        if "f1" in best
+        else f", dev MLM loss {best['mlm_loss']:.4f}"
+        if "mlm_loss" in best
+        else ""
+    )
     print(f"wrote {args.output} (epoch {best['epoch']}{figure})")
 
 
@@ -419,7 +574,12 @@ def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
     documents = []
     if args.text == "-":
         documents.append(("<stdin>", decode_bytes(read_stdin(), "<stdin>", args.encoding)))
-    elif args.text is not None and "\n" not in args.text and len(args.text) < 4096 and Path(args.text).is_file():
+    elif (
+        args.text is not None
+        and "\n" not in args.text
+        and len(args.text) < 4096
+        and Path(args.text).is_file()
+    ):
         args.file.insert(0, args.text)  # `ner FILE` reads the file, as `ner --file FILE` does
     elif args.text is not None:
         documents.append(("<text>", argument_text(args.text)))
@@ -427,7 +587,9 @@ def read_inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
         path = Path(name)
         shown = printable(name)
         if not path.is_file():
-            raise AnnoError(f"input file {shown} does not exist" if not path.exists() else f"{shown} is not a file")
+            raise AnnoError(
+                f"input file {shown} does not exist" if not path.exists() else f"{shown} is not a file"
+            )
         try:
             data = path.read_bytes()
         except OSError as err:

@@ -49,11 +49,13 @@ class Document:
 
 
 def input_kind(source: Path) -> str:
-    """"folder", "jsonl" or "parquet", from what `source` is."""
+    """ "folder", "jsonl" or "parquet", from what `source` is."""
     if source.is_dir():
         return "folder"
     if not source.is_file():
-        raise AnnoError(f"corpus input {source} does not exist; give a folder of .txt files, a .jsonl or a .parquet file")
+        raise AnnoError(
+            f"corpus input {source} does not exist; give a folder of .txt files, a .jsonl or a .parquet file"
+        )
     suffix = source.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
@@ -99,13 +101,23 @@ def jsonl_document(line: str, number: Optional[int]) -> Document:
 
 def checked_document(doc_id: Any, text: Any) -> Document:
     """A document with a usable id (a string or a number, valid Unicode) and a string text."""
-    if doc_id is None or isinstance(doc_id, (dict, list, tuple, bool, bytes)) or getattr(doc_id, "ndim", 0) or doc_id != doc_id:
+    if (
+        doc_id is None
+        or isinstance(doc_id, (dict, list, tuple, bool, bytes))
+        or getattr(doc_id, "ndim", 0)
+        or doc_id != doc_id
+    ):
         return Document(repr(doc_id), error="no usable id (a string or a number)")
     doc_id = str(doc_id)
     if not doc_id.isprintable() or _surrogates(doc_id):
-        return Document(doc_id.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"), error="the id is not printable Unicode text")
+        return Document(
+            doc_id.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"),
+            error="the id is not printable Unicode text",
+        )
     if not isinstance(text, str):
-        return Document(doc_id, error="no text" if text is None else f"text is a {type(text).__name__}, not a string")
+        return Document(
+            doc_id, error="no text" if text is None else f"text is a {type(text).__name__}, not a string"
+        )
     return Document(doc_id, text)  # anything else wrong with the text, the pipeline reports (entity_rows)
 
 
@@ -117,20 +129,26 @@ def _surrogates(text: str) -> bool:
         return True
 
 
-def read_documents(source: Path, text_column: str = "text", id_column: str = "id") -> tuple[Iterator[Document], Optional[int]]:
+def read_documents(
+    source: Path, text_column: str = "text", id_column: str = "id"
+) -> tuple[Iterator[Document], Optional[int]]:
     """The corpus's documents in a fixed order, and how many there are when cheap to know."""
     kind = input_kind(source)
     if kind == "folder":
         files = folder_files(source)
         if not files:
             raise AnnoError(f"{source} holds no .txt or .md files")
-        return (file_document(file_id(p.relative_to(source).as_posix()), p.read_bytes()) for p in files), len(files)
+        return (file_document(file_id(p.relative_to(source).as_posix()), p.read_bytes()) for p in files), len(
+            files
+        )
     if kind == "jsonl":
         return _jsonl_documents(source), None
     parquet = parquet_file(source)
     names = parquet.schema_arrow.names
     if text_column not in names:
-        raise AnnoError(f"{source} has no column {text_column!r} (it has {', '.join(names)}); pass --text-column")
+        raise AnnoError(
+            f"{source} has no column {text_column!r} (it has {', '.join(names)}); pass --text-column"
+        )
     ids = id_column if id_column in names else None
     return _parquet_documents(parquet, text_column, ids), parquet.metadata.num_rows
 
@@ -195,9 +213,21 @@ def entity_rows(ner: NER, documents: list[Document], keep) -> tuple[list[dict], 
                 analyses.extend(ner.analyze([d.text]))
             except DOCUMENT_ERRORS as err:
                 good.remove(d)
-                errors.append({"doc_id": d.doc_id, "error": str(err) if isinstance(err, AnnoError) else f"{type(err).__name__}: {err}"})
+                errors.append(
+                    {
+                        "doc_id": d.doc_id,
+                        "error": str(err) if isinstance(err, AnnoError) else f"{type(err).__name__}: {err}",
+                    }
+                )
     rows = [
-        {"doc_id": d.doc_id, "start": e.start, "end": e.end, "label": e.label, "text": e.text, "score": e.score}
+        {
+            "doc_id": d.doc_id,
+            "start": e.start,
+            "end": e.end,
+            "label": e.label,
+            "text": e.text,
+            "score": e.score,
+        }
         for d, analysis in zip(good, analyses)
         for e in keep(analysis.entities)
     ]
@@ -237,7 +267,14 @@ def arrow_schema():
     import pyarrow as pa
 
     return pa.schema(
-        [("doc_id", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("label", pa.string()), ("text", pa.string()), ("score", pa.float64())]
+        [
+            ("doc_id", pa.string()),
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("label", pa.string()),
+            ("text", pa.string()),
+            ("score", pa.float64()),
+        ]
     )
 
 
@@ -250,12 +287,16 @@ def read_manifest(output: Path) -> dict:
     try:
         manifest = json.loads((output / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        raise AnnoError(f"{output} has no readable {MANIFEST}: it is not a corpus output; choose a new -o folder") from None
+        raise AnnoError(
+            f"{output} has no readable {MANIFEST}: it is not a corpus output; choose a new -o folder"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
         raise AnnoError(f"{output}/{MANIFEST} is not one this version writes; choose a new -o folder")
     problem = manifest_problem(manifest)
     if problem:
-        raise AnnoError(f"{output}/{MANIFEST} is damaged ({problem}); its rows cannot be trusted, start again in a new -o folder")
+        raise AnnoError(
+            f"{output}/{MANIFEST} is damaged ({problem}); its rows cannot be trusted, start again in a new -o folder"
+        )
     return manifest
 
 
@@ -270,7 +311,11 @@ def manifest_problem(manifest: dict) -> Optional[str]:
     ours, local shards contiguous from document 0 with whole, non-negative counts — a hand-edited
     count would make a resumed run skip or repeat documents."""
     shards, settings = manifest.get("shards"), manifest.get("settings")
-    if not isinstance(shards, list) or not isinstance(settings, dict) or manifest.get("runner") not in ("local", "ray"):
+    if (
+        not isinstance(shards, list)
+        or not isinstance(settings, dict)
+        or manifest.get("runner") not in ("local", "ray")
+    ):
         return "shards, settings or runner missing"
     expected_first = 0
     for number, shard in enumerate(shards):
@@ -281,9 +326,14 @@ def manifest_problem(manifest: dict) -> Optional[str]:
                 return f"shard {number} names {shard['file']!r}"
             continue
         counts = [shard.get(key) for key in ("first_document", "documents", "rows")]
-        if shard["file"] != f"part-{number:05d}.{settings.get('format')}" or not SHARD_NAME.match(shard["file"]):
+        if shard["file"] != f"part-{number:05d}.{settings.get('format')}" or not SHARD_NAME.match(
+            shard["file"]
+        ):
             return f"shard {number} names {shard['file']!r}"
-        if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < MAX_COUNT for c in counts) or counts[1] == 0:
+        if (
+            not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < MAX_COUNT for c in counts)
+            or counts[1] == 0
+        ):
             return f"shard {number} has counts {counts}"
         if counts[0] != expected_first:
             return f"shard {number} starts at document {counts[0]}, not {expected_first}"
@@ -352,7 +402,9 @@ def run_corpus(
     documents = iter(documents)
     present = sum(1 for _ in itertools.islice(documents, done))  # the documents finished shards cover
     if present < done:
-        raise AnnoError(f"{output}/{MANIFEST} is damaged (it counts {done:,} documents but {source} holds {present:,}); start again in a new -o folder")
+        raise AnnoError(
+            f"{output}/{MANIFEST} is damaged (it counts {done:,} documents but {source} holds {present:,}); start again in a new -o folder"
+        )
     bar = _progress(total, progress, done)
     tokens = 0
     for shard in _chunks(documents, documents_per_shard):
@@ -367,7 +419,15 @@ def run_corpus(
             bar.set_postfix(tokens=f"{tokens:,}", refresh=False)
         name = f"part-{len(manifest['shards']):05d}.{fmt}"
         write_shard(output / name, rows, fmt)
-        manifest["shards"].append({"file": name, "first_document": done, "documents": len(shard), "rows": len(rows), "errors": errors})
+        manifest["shards"].append(
+            {
+                "file": name,
+                "first_document": done,
+                "documents": len(shard),
+                "rows": len(rows),
+                "errors": errors,
+            }
+        )
         write_manifest(output, manifest)
         done += len(shard)
         for error in errors:
@@ -385,11 +445,15 @@ def _start(output: Path, settings: dict, resume: bool) -> dict:
         manifest = read_manifest(output)
         changed = [key for key, value in settings.items() if manifest["settings"].get(key) != value]
         if changed:
-            raise AnnoError(f"--resume with other settings than the first run ({', '.join(changed)}); use the same ones or a new -o folder")
+            raise AnnoError(
+                f"--resume with other settings than the first run ({', '.join(changed)}); use the same ones or a new -o folder"
+            )
         listed = {shard["file"] for shard in manifest["shards"]}
         missing = sorted(name for name in listed if not (output / name).is_file())
         if missing:
-            raise AnnoError(f"{output} lacks shards its {MANIFEST} lists ({', '.join(missing[:3])}); start again in a new -o folder")
+            raise AnnoError(
+                f"{output} lacks shards its {MANIFEST} lists ({', '.join(missing[:3])}); start again in a new -o folder"
+            )
         for path in output.iterdir():  # only names this runner writes, and only plain files
             ours = SHARD_NAME.match(path.name) and path.name not in listed or TEMP_NAME.match(path.name)
             if ours and path.is_file() and not path.is_symlink():
@@ -397,7 +461,13 @@ def _start(output: Path, settings: dict, resume: bool) -> dict:
         manifest["complete"] = False
         return manifest
     new_output(output)
-    manifest = {"version": MANIFEST_VERSION, "runner": "local", "settings": settings, "shards": [], "complete": False}
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "runner": "local",
+        "settings": settings,
+        "shards": [],
+        "complete": False,
+    }
     write_manifest(output, manifest)
     return manifest
 
@@ -416,7 +486,9 @@ def new_output(output: Path) -> None:
 
 def skipped_documents(manifest: dict) -> list[dict]:
     """The documents a run reported as bad, `{"doc_id", "error"}` each."""
-    return manifest.get("errors", []) + [error for shard in manifest["shards"] for error in shard.get("errors", [])]
+    return manifest.get("errors", []) + [
+        error for shard in manifest["shards"] for error in shard.get("errors", [])
+    ]
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -428,4 +500,6 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 def _progress(total: Optional[int], enabled: bool, done: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=done, disable=not enabled, file=sys.stderr, unit="doc", dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=done, disable=not enabled, file=sys.stderr, unit="doc", dynamic_ncols=True
+    )

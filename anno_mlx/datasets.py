@@ -41,7 +41,9 @@ def read_examples(path: str | Path, fmt: Optional[str] = None) -> list[Example]:
     try:
         content = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise AnnoError(f"{path}: not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})") from None
+        raise AnnoError(
+            f"{path}: not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start})"
+        ) from None
     examples = read_conll(content, str(path)) if fmt == "conll" else read_jsonl(content, str(path))
     if not examples:
         raise AnnoError(f"{path} holds no examples")
@@ -78,13 +80,22 @@ def read_conll(content: str, name: str) -> list[Example]:
         if not line.strip() or columns[0] == "-DOCSTART-":
             flush()
             continue
-        if len(columns) == 1 and "\t" in line and not line.split("\t", 1)[0].strip() or not columns[0].strip():
+        if (
+            len(columns) == 1
+            and "\t" in line
+            and not line.split("\t", 1)[0].strip()
+            or not columns[0].strip()
+        ):
             continue  # an empty or blank token (tweet corpora have them): no text to label
         if len(columns) < 2:
-            raise AnnoError(f"{name}:{number}: expected a token and a tag separated by whitespace, found {line.strip()!r}")
+            raise AnnoError(
+                f"{name}:{number}: expected a token and a tag separated by whitespace, found {line.strip()!r}"
+            )
         tag = columns[-1]
         if not TAG.match(tag):
-            raise AnnoError(f"{name}:{number}: tag {tag!r} is not O, a prefixed tag like B-PER, or a plain type")
+            raise AnnoError(
+                f"{name}:{number}: tag {tag!r} is not O, a prefixed tag like B-PER, or a plain type"
+            )
         if not words:
             first_line = number
         words.append(columns[0])
@@ -123,7 +134,9 @@ def read_jsonl(content: str, name: str) -> list[Example]:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as err:
-            raise AnnoError(f"{where}: the text holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}") from None
+            raise AnnoError(
+                f"{where}: the text holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}"
+            ) from None
         entities = record.get("entities", [])
         if not isinstance(entities, list):
             raise AnnoError(f'{where}: "entities" must be a list')
@@ -132,13 +145,23 @@ def read_jsonl(content: str, name: str) -> list[Example]:
                 start, end, label = entity["start"], entity["end"], entity["label"]
             except (KeyError, TypeError):
                 raise AnnoError(f'{where}: entity {i} needs integer "start", "end" and a "label"') from None
-            if not isinstance(label, str) or not label.strip() or not all(part.strip() for part in label.split("|")):
-                raise AnnoError(f'{where}: entity {i} "label" must be a type name (or names joined by |), not {json.dumps(label)}')
+            if (
+                not isinstance(label, str)
+                or not label.strip()
+                or not all(part.strip() for part in label.split("|"))
+            ):
+                raise AnnoError(
+                    f'{where}: entity {i} "label" must be a type name (or names joined by |), not {json.dumps(label)}'
+                )
             for field, value in (("start", start), ("end", end)):
                 if type(value) is not int:  # not 0.9 read as 0, not true read as 1
-                    raise AnnoError(f'{where}: entity {i} "{field}" must be an integer character offset, not {json.dumps(value)}')
+                    raise AnnoError(
+                        f'{where}: entity {i} "{field}" must be an integer character offset, not {json.dumps(value)}'
+                    )
             if not 0 <= start < end <= len(text):
-                raise AnnoError(f"{where}: entity {i} [{start}, {end}) is outside the text of {len(text)} characters")
+                raise AnnoError(
+                    f"{where}: entity {i} [{start}, {end}) is outside the text of {len(text)} characters"
+                )
             spans.append((start, end, label))
         free = record.get("unannotated", [])
         if not isinstance(free, list) or not all(isinstance(t, str) for t in free):
@@ -146,7 +169,9 @@ def read_jsonl(content: str, name: str) -> list[Example]:
         spans.sort()
         for (a, b, _), (c, d, _) in zip(spans, spans[1:]):
             if c < b:
-                raise AnnoError(f"{where}: entities [{a}, {b}) and [{c}, {d}) overlap; nested entities are not supported")
+                raise AnnoError(
+                    f"{where}: entities [{a}, {b}) and [{c}, {d}) overlap; nested entities are not supported"
+                )
         examples.append(Example(text, spans, where, tuple(free)))
     return examples
 

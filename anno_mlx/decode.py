@@ -89,7 +89,9 @@ def decode(
     return _group(text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed)
 
 
-def _label_units(probs: np.ndarray, starts: np.ndarray, aggregation: str, parsed) -> tuple[np.ndarray, np.ndarray]:
+def _label_units(
+    probs: np.ndarray, starts: np.ndarray, aggregation: str, parsed
+) -> tuple[np.ndarray, np.ndarray]:
     """(label index, its probability) for each unit; unit u holds tokens starts[u]:starts[u+1]."""
     if aggregation in ("simple", "first"):
         rows = probs[starts]
@@ -172,11 +174,15 @@ def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
     return list(chunks([parse_label(tag) for tag in tags]))
 
 
-def _group(text: str, labels: list[int], scores: list[float], begins: list[int], ends: list[int], parsed) -> list[Entity]:
+def _group(
+    text: str, labels: list[int], scores: list[float], begins: list[int], ends: list[int], parsed
+) -> list[Entity]:
     entities: list[Entity] = []
     total = np.concatenate([[0.0], np.cumsum(scores)])
     for a, b, kind in chunks([parsed[k] for k in labels]):
-        entity = _make_entity(text, kind, float((total[b] - total[a]) / (b - a)), begins[a], max(ends[a:b]), entities)
+        entity = _make_entity(
+            text, kind, float((total[b] - total[a]) / (b - a)), begins[a], max(ends[a:b]), entities
+        )
         if entity is not None:
             entities.append(entity)
     return entities
@@ -185,7 +191,9 @@ def _group(text: str, labels: list[int], scores: list[float], begins: list[int],
 TRAILING_SEPARATORS = ",;:\u060c\u3001\uff0c\uff1b\uff1a"  # ASCII, Arabic comma, CJK/fullwidth
 
 
-def _make_entity(text: str, kind: str, score: float, start: int, end: int, before: list[Entity]) -> Optional[Entity]:
+def _make_entity(
+    text: str, kind: str, score: float, start: int, end: int, before: list[Entity]
+) -> Optional[Entity]:
     """Trim whitespace and trailing separators (`,`, `;`, `:`, which a subword token can carry
     past an entity's last word, as in "40.1%,"), keep combining marks with their base
     character, never overlap the previous entity; None when nothing is left."""

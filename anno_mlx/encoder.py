@@ -83,7 +83,9 @@ class EncoderConfig:
                 family, (None,) * 5
             )
             large = "large" in lowered.split("/")[-1]
-            default = MODERNBERT_SIZES["answerdotai/modernbert-large" if large else "answerdotai/modernbert-base"]
+            default = MODERNBERT_SIZES[
+                "answerdotai/modernbert-large" if large else "answerdotai/modernbert-base"
+            ]
             hidden, inter, layers, heads, vocab = MODERNBERT_SIZES.get(lowered, default)
             args = ModelArgs.from_dict(
                 dict(
@@ -105,7 +107,9 @@ class EncoderConfig:
             )
         if "bert" in lowered:
             return cls._bert(lowered)
-        raise AnnoError(f"cannot tell the architecture of {name!r} from its name; use EncoderConfig.from_pretrained")
+        raise AnnoError(
+            f"cannot tell the architecture of {name!r} from its name; use EncoderConfig.from_pretrained"
+        )
 
     @classmethod
     def _bert(cls, lowered: str) -> "EncoderConfig":
@@ -230,7 +234,9 @@ class Encoder:
         results: list[Optional[tuple[np.ndarray, int]]] = [None] * len(encodings)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            ids, mask = pad_rows([np.asarray(encodings[i].ids, dtype=np.int32) for i in chunk], self.tokenizer.pad_token_id)
+            ids, mask = pad_rows(
+                [np.asarray(encodings[i].ids, dtype=np.int32) for i in chunk], self.tokenizer.pad_token_id
+            )
             hidden = run(self.model, ids, None if mask.all() else mask)
             for row, i in enumerate(chunk):
                 n = len(encodings[i].ids)

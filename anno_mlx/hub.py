@@ -15,9 +15,17 @@ DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "pytorch_model*.bin", "*.txt", "
 def is_hub_id(name: str) -> bool:
     """A string that is not an existing path but could name a hub repository (the hub's own
     rules: each part starts and ends with a letter or digit, no `--` or `..`, 96 characters)."""
-    if Path(name).exists() or not HUB_ID.match(name) or name.endswith((".json", ".safetensors")) or len(name) > 96:
+    if (
+        Path(name).exists()
+        or not HUB_ID.match(name)
+        or name.endswith((".json", ".safetensors"))
+        or len(name) > 96
+    ):
         return False
-    return all(part[0].isalnum() and part[-1].isalnum() and "--" not in part and ".." not in part for part in name.split("/"))
+    return all(
+        part[0].isalnum() and part[-1].isalnum() and "--" not in part and ".." not in part
+        for part in name.split("/")
+    )
 
 
 def models_dir() -> Path:
@@ -52,4 +60,6 @@ def download(repo_id: str) -> Path:
     except errors.HFValidationError:
         raise AnnoError(f"{repo_id!r} is neither an existing folder nor a valid hub id") from None
     except (OSError, errors.HfHubHTTPError) as err:
-        raise AnnoError(f"downloading {repo_id} failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+        raise AnnoError(
+            f"downloading {repo_id} failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        ) from None

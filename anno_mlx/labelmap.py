@@ -48,7 +48,9 @@ class LabelMap:
                 )
             pairs.append((model_type, data_type))
         if not pairs:
-            raise AnnoError(f"--map {spec!r} names no pair; write e.g. PERSON=PER,GPE=LOC or a preset ({', '.join(PRESETS)})")
+            raise AnnoError(
+                f"--map {spec!r} names no pair; write e.g. PERSON=PER,GPE=LOC or a preset ({', '.join(PRESETS)})"
+            )
         return cls(tuple(dict.fromkeys(pairs)))
 
     def to_data(self) -> dict[str, str]:
@@ -56,7 +58,9 @@ class LabelMap:
         out: dict[str, str] = {}
         for model_type, data_type in self.pairs:
             if out.setdefault(model_type, data_type) != data_type:
-                raise AnnoError(f"--map pairs {model_type} with both {out[model_type]} and {data_type}; scoring needs one data type per model type")
+                raise AnnoError(
+                    f"--map pairs {model_type} with both {out[model_type]} and {data_type}; scoring needs one data type per model type"
+                )
         return out
 
     def to_model(self, data_type: str) -> tuple[str, ...]:
@@ -93,11 +97,14 @@ def coarse_examples(examples: list, mapping: LabelMap, model_types: Sequence[str
         targets = mapping.to_model(data_type)
         unknown = [t for t in targets if t not in model_types]
         if unknown:
-            raise AnnoError(f"data type {data_type} maps to {', '.join(unknown)}, which the model does not have; fix --map")
+            raise AnnoError(
+                f"data type {data_type} maps to {', '.join(unknown)}, which the model does not have; fix --map"
+            )
         covered.update(targets)
     free = tuple(t for t in model_types if t not in covered)
     return [
-        replace(e, spans=[(a, b, ANY.join(mapping.to_model(k))) for a, b, k in e.spans], unannotated=free) for e in examples
+        replace(e, spans=[(a, b, ANY.join(mapping.to_model(k))) for a, b, k in e.spans], unannotated=free)
+        for e in examples
     ]
 
 

@@ -24,7 +24,9 @@ def resolve_model(path_or_id: Optional[str | Path]) -> Path:
     """
     if path_or_id is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
-            raise AnnoError(f"the embedded default model is missing from {DEFAULT_MODEL}; reinstall anno-mlx or pass a model")
+            raise AnnoError(
+                f"the embedded default model is missing from {DEFAULT_MODEL}; reinstall anno-mlx or pass a model"
+            )
         return DEFAULT_MODEL
     path = Path(path_or_id).expanduser()
     if not path.exists():
@@ -33,14 +35,18 @@ def resolve_model(path_or_id: Optional[str | Path]) -> Path:
         return path
     name = str(path_or_id)
     if not is_hub_id(name):
-        raise AnnoError(f"model {name} does not exist; give a model folder or a hub id like answerdotai/ModernBERT-base")
+        raise AnnoError(
+            f"model {name} does not exist; give a model folder or a hub id like answerdotai/ModernBERT-base"
+        )
     target = converted_dir(name)
     if not (target / "config.json").is_file():
         from .convert import convert
 
         snapshot = download(name)
         print(f"first use of {name}: converting it into {target}", file=sys.stderr)
-        convert(snapshot, target, force=target.exists(), source_name=name, log=lambda m: print(m, file=sys.stderr))
+        convert(
+            snapshot, target, force=target.exists(), source_name=name, log=lambda m: print(m, file=sys.stderr)
+        )
     return target
 
 

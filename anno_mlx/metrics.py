@@ -26,14 +26,26 @@ def _matches(mode: str, pred: Span, gold: Span) -> bool:
     same_span = pred[0] == gold[0] and pred[1] == gold[1]
     overlap = pred[0] < gold[1] and gold[0] < pred[1]
     same_type = pred[2] == gold[2]
-    return {"strict": same_span and same_type, "exact": same_span, "partial": overlap, "type": overlap and same_type}[mode]
+    return {
+        "strict": same_span and same_type,
+        "exact": same_span,
+        "partial": overlap,
+        "type": overlap and same_type,
+    }[mode]
 
 
 def _prf(correct_pred: int, n_pred: int, correct_gold: int, n_gold: int) -> dict[str, float]:
     precision = correct_pred / n_pred if n_pred else 0.0
     recall = correct_gold / n_gold if n_gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "predicted": n_pred, "gold": n_gold, "correct": correct_gold}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "predicted": n_pred,
+        "gold": n_gold,
+        "correct": correct_gold,
+    }
 
 
 def evaluate(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]) -> dict:
@@ -57,7 +69,9 @@ def evaluate(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]
                 gold_all[g[2]] += 1
         types = sorted(set(pred_all) | set(gold_all))
         per_type = {t: _prf(pred_ok[t], pred_all[t], gold_ok[t], gold_all[t]) for t in types}
-        micro = _prf(sum(pred_ok.values()), sum(pred_all.values()), sum(gold_ok.values()), sum(gold_all.values()))
+        micro = _prf(
+            sum(pred_ok.values()), sum(pred_all.values()), sum(gold_ok.values()), sum(gold_all.values())
+        )
         macro = {
             key: (sum(per_type[t][key] for t in types) / len(types) if types else 0.0)
             for key in ("precision", "recall", "f1")
@@ -67,7 +81,9 @@ def evaluate(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]
     return report
 
 
-def score(ner, examples: Sequence, label_map: Optional[LabelMap | str] = None, progress: bool = False) -> dict:
+def score(
+    ner, examples: Sequence, label_map: Optional[LabelMap | str] = None, progress: bool = False
+) -> dict:
     """Figures of an NER pipeline on labelled examples (`datasets.Example`), through the
     pipeline itself. With `label_map` (a `LabelMap`, or its text: "conll", "PERSON=PER,...")
     the predictions are renamed into the data's types first, and those the data cannot judge
@@ -79,7 +95,9 @@ def score(ner, examples: Sequence, label_map: Optional[LabelMap | str] = None, p
     predicted = [[(p.start, p.end, p.label) for p in doc] for doc in documents]
     if label_map is None:
         return evaluate(gold, predicted)
-    predicted, dropped = rename_predictions(predicted, label_map, {kind for doc in gold for _, _, kind in doc})
+    predicted, dropped = rename_predictions(
+        predicted, label_map, {kind for doc in gold for _, _, kind in doc}
+    )
     return {**evaluate(gold, predicted), "not_scored": dropped}
 
 
@@ -105,18 +123,28 @@ def format_report(report: dict) -> str:
     strict = report["strict"]
     lines = [f"{'type':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'gold':>8}{'predicted':>11}"]
     for kind, row in strict["per_type"].items():
-        lines.append(f"{kind:<12}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['gold']:>8}{row['predicted']:>11}")
+        lines.append(
+            f"{kind:<12}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}{row['gold']:>8}{row['predicted']:>11}"
+        )
     lines.append("")
     lines.append(f"{'mode':<10}{'micro P':>9}{'micro R':>9}{'micro F1':>10}{'macro F1':>10}")
     for mode in MODES:
         micro, macro = report[mode]["micro"], report[mode]["macro"]
-        lines.append(f"{mode:<10}{micro['precision']:>9.4f}{micro['recall']:>9.4f}{micro['f1']:>10.4f}{macro['f1']:>10.4f}")
+        lines.append(
+            f"{mode:<10}{micro['precision']:>9.4f}{micro['recall']:>9.4f}{micro['f1']:>10.4f}{macro['f1']:>10.4f}"
+        )
     if report.get("not_scored"):
         lines.append("")
-        lines.append("not scored (types the data does not annotate): " + ", ".join(f"{k} {v}" for k, v in sorted(report["not_scored"].items())))
+        lines.append(
+            "not scored (types the data does not annotate): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report["not_scored"].items()))
+        )
     c = report["confusion"]
     lines.append("")
-    lines.append("wrong type (gold -> predicted): " + (", ".join(f"{k} {v}" for k, v in sorted(c["wrong_type"].items())) or "none"))
+    lines.append(
+        "wrong type (gold -> predicted): "
+        + (", ".join(f"{k} {v}" for k, v in sorted(c["wrong_type"].items())) or "none")
+    )
     lines.append("missed: " + (", ".join(f"{k} {v}" for k, v in sorted(c["missed"].items())) or "none"))
     lines.append("spurious: " + (", ".join(f"{k} {v}" for k, v in sorted(c["spurious"].items())) or "none"))
     return "\n".join(lines) + "\n"

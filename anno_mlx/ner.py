@@ -95,7 +95,9 @@ class NER:
                 f"give an NER checkpoint, or fine-tune this one first"
             )
         if tokenizer is None:
-            raise AnnoError(f"{path_or_id} has no tokenizer.json; convert it with `python -m anno_mlx convert`")
+            raise AnnoError(
+                f"{path_or_id} has no tokenizer.json; convert it with `python -m anno_mlx convert`"
+            )
         return cls(model, tokenizer, model.args.id2label, name=str(path_or_id), **options)
 
     @property
@@ -127,16 +129,25 @@ class NER:
         """Entities of many texts. Windows of all texts are grouped by length, so short texts do
         not pay for long ones' padding; each result equals a one-at-a-time call."""
         keep = self.selection(labels, min_score)
-        return [keep(result.entities) for result in self.analyze(texts, aggregation=aggregation, progress=progress)]
+        return [
+            keep(result.entities)
+            for result in self.analyze(texts, aggregation=aggregation, progress=progress)
+        ]
 
-    def selection(self, labels: Optional[Iterable[str]] = None, min_score: Optional[float] = None) -> Callable[[list[Entity]], list[Entity]]:
+    def selection(
+        self, labels: Optional[Iterable[str]] = None, min_score: Optional[float] = None
+    ) -> Callable[[list[Entity]], list[Entity]]:
         """The labels/min_score filter (defaults: this pipeline's), checked now, applied to
         `analyze` results by the returned function."""
         wanted = self._check_labels(labels) if labels is not None else self.labels
         threshold = self.min_score if min_score is None else check_min_score(min_score)
-        return lambda entities: [e for e in entities if e.score >= threshold and (wanted is None or e.label in wanted)]
+        return lambda entities: [
+            e for e in entities if e.score >= threshold and (wanted is None or e.label in wanted)
+        ]
 
-    def analyze(self, texts: Sequence[str], *, aggregation: Optional[str] = None, progress: bool = False) -> list["Analysis"]:
+    def analyze(
+        self, texts: Sequence[str], *, aggregation: Optional[str] = None, progress: bool = False
+    ) -> list["Analysis"]:
         """Every entity of each text, before the labels/min_score filters, with the token and
         window counts and the time taken (for status lines and benchmarks)."""
         started = time.perf_counter()
@@ -148,11 +159,16 @@ class NER:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError as err:
-                raise AnnoError(f"{which} holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}; it is not valid Unicode") from None
+                raise AnnoError(
+                    f"{which} holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}; it is not valid Unicode"
+                ) from None
         aggregation = check_aggregation(aggregation or self.aggregation)
         tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
         probs, plans = self._probabilities(tokens, progress)
-        found = [[] if t is None else decode(text, t, p, self.id2label, aggregation) for text, t, p in zip(texts, tokens, probs)]
+        found = [
+            [] if t is None else decode(text, t, p, self.id2label, aggregation)
+            for text, t, p in zip(texts, tokens, probs)
+        ]
         seconds = time.perf_counter() - started
         return [
             Analysis(entities, 0 if t is None else len(t), 0 if plan is None else len(plan), seconds)
@@ -165,7 +181,9 @@ class NER:
         plans = [None if d is None else plan_windows(len(d), self.capacity, self.stride) for d in documents]
         items = [(doc, w) for doc, plan in enumerate(plans) if plan for w in range(len(plan))]
         items.sort(key=lambda item: -(plans[item[0]][item[1]][1] - plans[item[0]][item[1]][0]))
-        keep = [None if plan is None else best_window(len(documents[i]), plan) for i, plan in enumerate(plans)]
+        keep = [
+            None if plan is None else best_window(len(documents[i]), plan) for i, plan in enumerate(plans)
+        ]
         out = [None if d is None else np.zeros((len(d), len(self.id2label)), np.float32) for d in documents]
 
         bar = _progress(len(items), progress)
@@ -201,10 +219,14 @@ class NER:
         """Label probabilities for each row of token ids (special tokens included)."""
         ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
         if ids.size and (ids.min() < 0 or ids.max() >= self.model.args.vocab_size):
-            raise AnnoError(f"token id {int(ids.max())} is outside the model's {self.model.args.vocab_size:,} embeddings; the tokenizer belongs to another model")
+            raise AnnoError(
+                f"token id {int(ids.max())} is outside the model's {self.model.args.vocab_size:,} embeddings; the tokenizer belongs to another model"
+            )
         probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
         if not np.isfinite(probs).all():
-            raise AnnoError(f"{self.name or 'the model'} computes NaN or infinite scores; its weights or config.json are broken")
+            raise AnnoError(
+                f"{self.name or 'the model'} computes NaN or infinite scores; its weights or config.json are broken"
+            )
         return [probs[i, : len(r)] for i, r in enumerate(rows)]
 
     def _check_labels(self, labels: Optional[Iterable[str]]) -> Optional[set[str]]:
@@ -213,7 +235,9 @@ class NER:
             return None
         unknown = sorted(wanted - set(self.entity_types))
         if unknown:
-            raise AnnoError(f"label {', '.join(unknown)} is not one this model predicts; it predicts {', '.join(self.entity_types)}")
+            raise AnnoError(
+                f"label {', '.join(unknown)} is not one this model predicts; it predicts {', '.join(self.entity_types)}"
+            )
         return wanted
 
 
@@ -230,7 +254,9 @@ def label_set(labels: Optional[Iterable[str] | str]) -> Optional[set[str]]:
         raise AnnoError(f"labels must be entity type names, e.g. PER,ORG, not {names!r}")
     wanted = {name.strip() for name in names if name.strip()}
     if not wanted:
-        raise AnnoError(f"no labels given ({labels!r} names no entity type); name some, e.g. PER,ORG, or leave labels out for all")
+        raise AnnoError(
+            f"no labels given ({labels!r} names no entity type); name some, e.g. PER,ORG, or leave labels out for all"
+        )
     return wanted
 
 

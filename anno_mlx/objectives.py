@@ -27,7 +27,11 @@ def iob2_labels(types: list[str]) -> list[str]:
 
 
 def token_labels(
-    text: str, tokens, spans: list[tuple[int, int, str]], label2id: dict[str, int], unannotated: Sequence[str] = ()
+    text: str,
+    tokens,
+    spans: list[tuple[int, int, str]],
+    label2id: dict[str, int],
+    unannotated: Sequence[str] = (),
 ) -> np.ndarray:
     """Allowed labels per token, a (tokens, labels) boolean mask: on the first token of each
     word the IOB2 labels the word may take, nothing elsewhere (ignored by the loss). A word
@@ -67,7 +71,18 @@ def token_rows(examples: list[Example], tokenizer: Tokenizer, max_length: int, p
                 rows.append((ids, None))
                 continue
             none = np.zeros((1, values.shape[1]), dtype=bool)
-            rows.append((ids, np.concatenate([none.repeat(len(prefix), 0), values[start : start + capacity], none.repeat(len(suffix), 0)])))
+            rows.append(
+                (
+                    ids,
+                    np.concatenate(
+                        [
+                            none.repeat(len(prefix), 0),
+                            values[start : start + capacity],
+                            none.repeat(len(suffix), 0),
+                        ]
+                    ),
+                )
+            )
     return rows
 
 
@@ -89,7 +104,9 @@ class TokenClassification:
 
         return token_rows(examples, tokenizer, max_length, allowed)
 
-    def targets(self, chosen: list[tuple], ids: np.ndarray, mask: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    def targets(
+        self, chosen: list[tuple], ids: np.ndarray, mask: np.ndarray, rng
+    ) -> tuple[np.ndarray, np.ndarray]:
         allowed = np.zeros((*ids.shape, len(self.labels)), dtype=bool)
         for r, (_, row_allowed) in enumerate(chosen):
             allowed[r, : len(row_allowed)] = row_allowed
@@ -115,7 +132,9 @@ class TokenClassification:
         losses = torch.logsumexp(logits, -1) - torch.logsumexp(logits.masked_fill(~allowed, -1e9), -1)
         return (losses * valid).sum() / valid.sum().clamp(min=1)
 
-    def evaluate(self, model, tokenizer: Tokenizer, examples: list[Example], max_length: int) -> tuple[float, dict]:
+    def evaluate(
+        self, model, tokenizer: Tokenizer, examples: list[Example], max_length: int
+    ) -> tuple[float, dict]:
         from .ner import NER
 
         ner = NER(model, tokenizer, dict(enumerate(self.labels)), max_length=max_length)
@@ -138,7 +157,9 @@ class MaskedLM:
 
     def __init__(self, tokenizer: Tokenizer, mask_rate: float):
         if not 0 < mask_rate < 1:
-            raise ValueError(f"--mask-rate {mask_rate} is not a share of tokens; give a number between 0 and 1 (e.g. 0.3)")
+            raise ValueError(
+                f"--mask-rate {mask_rate} is not a share of tokens; give a number between 0 and 1 (e.g. 0.3)"
+            )
         mask_id = tokenizer.special_ids().get("mask")
         if mask_id is None:
             raise ValueError("the tokenizer has no mask token; masked-LM training needs one")
@@ -149,30 +170,41 @@ class MaskedLM:
     def rows(self, examples: list[Example], tokenizer: Tokenizer, max_length: int) -> list[tuple]:
         return token_rows(examples, tokenizer, max_length)
 
-    def targets(self, chosen: list[tuple], ids: np.ndarray, mask: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    def targets(
+        self, chosen: list[tuple], ids: np.ndarray, mask: np.ndarray, rng
+    ) -> tuple[np.ndarray, np.ndarray]:
         maskable = mask.astype(bool) & ~np.isin(ids, list(self.special))
         hidden = maskable & (rng.random(ids.shape) < self.mask_rate)
         targets = np.where(hidden, ids, IGNORE).astype(np.int32)
         draw = rng.random(ids.shape)
         inputs = np.where(hidden & (draw < 0.8), self.mask_id, ids)
-        inputs = np.where(hidden & (draw >= 0.8) & (draw < 0.9), rng.integers(0, self.vocab_size, ids.shape), inputs)
+        inputs = np.where(
+            hidden & (draw >= 0.8) & (draw < 0.9), rng.integers(0, self.vocab_size, ids.shape), inputs
+        )
         return inputs.astype(np.int32), targets
 
     @staticmethod
     def loss(logits: mx.array, targets: mx.array) -> mx.array:
         logits = logits.astype(mx.float32)
         valid = targets != IGNORE
-        losses = mx.logsumexp(logits, axis=-1) - mx.take_along_axis(logits, mx.where(valid, targets, 0)[..., None], axis=-1)[..., 0]
+        losses = (
+            mx.logsumexp(logits, axis=-1)
+            - mx.take_along_axis(logits, mx.where(valid, targets, 0)[..., None], axis=-1)[..., 0]
+        )
         return (losses * valid).sum() / mx.maximum(valid.sum(), 1)
 
     @staticmethod
     def torch_loss(logits, targets):
         import torch
 
-        losses = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.long().flatten(), ignore_index=IGNORE, reduction="sum")
+        losses = torch.nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), targets.long().flatten(), ignore_index=IGNORE, reduction="sum"
+        )
         return losses / (targets != IGNORE).sum().clamp(min=1)  # 0, not NaN, when a batch hides nothing
 
-    def evaluate(self, model, tokenizer: Tokenizer, examples: list[Example], max_length: int) -> tuple[float, dict]:
+    def evaluate(
+        self, model, tokenizer: Tokenizer, examples: list[Example], max_length: int
+    ) -> tuple[float, dict]:
         from .backends import run
 
         rows = self.rows(examples, tokenizer, max_length)

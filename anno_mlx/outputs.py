@@ -34,8 +34,15 @@ MARKER = ".anno-mlx"
 WRITER = "anno-mlx"
 # Files of a model folder written before the marker existed (config.json carries our provenance).
 LEGACY_MODEL_FILES = (
-    "config.json", "model*.safetensors", "*.safetensors.index.json", "tokenizer*", "special_tokens_map.json",
-    "added_tokens.json", "vocab.*", "merges.txt", "*.model",
+    "config.json",
+    "model*.safetensors",
+    "*.safetensors.index.json",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.*",
+    "merges.txt",
+    "*.model",
 )
 
 
@@ -81,8 +88,10 @@ def foreign_entries(folder: Path) -> list[str]:
         files = marker.get("files")
         return sorted(names - set(files)) if isinstance(files, list) else []
     return sorted(
-        name for name in names
-        if not (folder / name).is_file() or (folder / name).is_symlink()
+        name
+        for name in names
+        if not (folder / name).is_file()
+        or (folder / name).is_symlink()
         or not any(fnmatch.fnmatchcase(name, pattern) for pattern in LEGACY_MODEL_FILES)
     )
 
@@ -91,9 +100,13 @@ def check_replaceable(dst: Path) -> None:
     """Refuse to replace anything but an empty folder or one anno-mlx wrote (and holds nothing else)."""
     dst = Path(dst)
     if dst.is_symlink():
-        raise AnnoError(f"{dst} is a symbolic link; refusing to replace it; give the folder itself or choose another output folder")
+        raise AnnoError(
+            f"{dst} is a symbolic link; refusing to replace it; give the folder itself or choose another output folder"
+        )
     if not dst.is_dir():
-        raise AnnoError(f"{dst} exists and is a file, not a model folder; refusing to replace it; choose another output folder")
+        raise AnnoError(
+            f"{dst} exists and is a file, not a model folder; refusing to replace it; choose another output folder"
+        )
     try:
         if not any(dst.iterdir()):
             return
@@ -107,7 +120,9 @@ def check_replaceable(dst: Path) -> None:
         raise AnnoError(f"cannot read {dst}: {err.strerror}") from None
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise AnnoError(f"{dst} holds files anno-mlx did not write ({shown}); move them out or choose another output folder")
+        raise AnnoError(
+            f"{dst} holds files anno-mlx did not write ({shown}); move them out or choose another output folder"
+        )
 
 
 def check_output_folder(dst: Path, force: bool, exists_hint: str = "pass --force to replace it") -> None:
@@ -136,11 +151,15 @@ def check_writable_place(dst: Path) -> None:
 
 def _probe(folder: Path, dst: Path) -> None:
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{_absolute(dst).name}.tmp-{os.getpid()}-", suffix="", dir=folder)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{_absolute(dst).name}.tmp-{os.getpid()}-", suffix="", dir=folder
+        )
         os.close(fd)
         os.unlink(name)
     except OSError as err:
-        raise AnnoError(f"cannot write {dst}: {folder} does not take new files ({err.strerror}); choose another output") from None
+        raise AnnoError(
+            f"cannot write {dst}: {folder} does not take new files ({err.strerror}); choose another output"
+        ) from None
 
 
 def _absolute(path: Path) -> Path:
@@ -307,7 +326,9 @@ def check_text_output(path: Path, inputs: Iterable[Path] = (), stdin: bool = Fal
             raise AnnoError(f"output {path} is read-only; make it writable or choose another file")
     folder = Path(os.path.realpath(path)).parent
     if not folder.is_dir():
-        raise AnnoError(f"cannot write {path}: folder {folder} does not exist; create it or choose another output")
+        raise AnnoError(
+            f"cannot write {path}: folder {folder} does not exist; create it or choose another output"
+        )
     _probe(folder, Path(os.path.realpath(path)))
 
 

@@ -44,7 +44,9 @@ class ModelPool:
         self.max_models = max(max_models, len(self.allowed or ()))
         self._models: OrderedDict[Path, NER] = OrderedDict()
         self._worker_thread: Optional[threading.Thread] = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anno-mlx-model", initializer=self._mark_worker)
+        self._worker = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="anno-mlx-model", initializer=self._mark_worker
+        )
 
     def get(self, name: str) -> NER:
         """The model called `name`, loaded on first use (on the worker thread)."""
@@ -85,5 +87,7 @@ class ModelPool:
         while len(self._models) >= self.max_models:
             self._models.popitem(last=False)
             gc.collect()  # free the dropped weights before the next model's are read
-        self._models[folder] = NER.from_pretrained(source, backend=self.backend, device=self.device)  # errors name it as given
+        self._models[folder] = NER.from_pretrained(
+            source, backend=self.backend, device=self.device
+        )  # errors name it as given
         return self._models[folder]

@@ -36,18 +36,35 @@ class Annotator:
     """One per Ray actor: loads the model once, turns a batch of input records into entity rows
     and error rows (an `error` column set, the other columns empty)."""
 
-    def __init__(self, kind: str, root: str, model: Optional[str], backend: str, device: Optional[str], text_column: str,
-                 id_column: str, labels: Optional[list[str]], min_score: float, ner_options: dict):
+    def __init__(
+        self,
+        kind: str,
+        root: str,
+        model: Optional[str],
+        backend: str,
+        device: Optional[str],
+        text_column: str,
+        id_column: str,
+        labels: Optional[list[str]],
+        min_score: float,
+        ner_options: dict,
+    ):
         self.kind, self.root, self.text_column, self.id_column = kind, root, text_column, id_column
         self.ner = NER.from_pretrained(model, backend=backend, device=device, **ner_options)
         self.keep = self.ner.selection(labels, min_score)
 
     def documents(self, batch: dict) -> list[Document]:
         if self.kind == "folder":
-            return [file_document(file_id(os.path.relpath(path, self.root).replace(os.sep, "/")), data) for path, data in zip(batch["path"], batch["bytes"])]
+            return [
+                file_document(file_id(os.path.relpath(path, self.root).replace(os.sep, "/")), data)
+                for path, data in zip(batch["path"], batch["bytes"])
+            ]
         if self.kind == "jsonl":
             return [jsonl_document(line, None) for line in batch["text"]]
-        return [checked_document(i.item() if hasattr(i, "item") and getattr(i, "ndim", 1) == 0 else i, t) for i, t in zip(batch[self.id_column], batch[self.text_column])]
+        return [
+            checked_document(i.item() if hasattr(i, "item") and getattr(i, "ndim", 1) == 0 else i, t)
+            for i, t in zip(batch[self.id_column], batch[self.text_column])
+        ]
 
     def __call__(self, batch: dict):
         import pyarrow as pa
@@ -58,7 +75,8 @@ class Annotator:
         table = pa.Table.from_pylist(rows, schema=arrow_schema())
         table = table.append_column("error", pa.nulls(len(rows), pa.string()))
         failed = pa.Table.from_pylist(
-            [{"doc_id": e["doc_id"], "error": e["error"]} for e in errors], schema=arrow_schema().append(pa.field("error", pa.string()))
+            [{"doc_id": e["doc_id"], "error": e["error"]} for e in errors],
+            schema=arrow_schema().append(pa.field("error", pa.string())),
         )
         return pa.concat_tables([table, failed])
 
@@ -93,30 +111,56 @@ def run_ray(
     if num_actors is not None and num_actors < 1:
         raise AnnoError(f"--num-actors must be at least 1, not {num_actors}")
     labels = sorted(wanted) if (wanted := label_set(labels)) is not None else None
-    settings = {"input": str(source.resolve()), "model": model_name, "format": "parquet", "text_column": text_column,
-                "id_column": id_column, "labels": labels, "min_score": min_score, "aggregation": aggregation}
+    settings = {
+        "input": str(source.resolve()),
+        "model": model_name,
+        "format": "parquet",
+        "text_column": text_column,
+        "id_column": id_column,
+        "labels": labels,
+        "min_score": min_score,
+        "aggregation": aggregation,
+    }
     if kind == "parquet":
         names = parquet_file(source).schema_arrow.names
         if text_column not in names:
-            raise AnnoError(f"{source} has no column {text_column!r} (it has {', '.join(names)}); pass --text-column")
+            raise AnnoError(
+                f"{source} has no column {text_column!r} (it has {', '.join(names)}); pass --text-column"
+            )
         if id_column not in names:
-            raise AnnoError(f"{source} has no id column {id_column!r}; --ray needs one (pass --id-column), or run without --ray")
+            raise AnnoError(
+                f"{source} has no id column {id_column!r}; --ray needs one (pass --id-column), or run without --ray"
+            )
     ner_options = {"aggregation": aggregation, "max_length": max_length, "batch_size": batch_size}
-    NER.from_pretrained(model, backend=backend, device=device, **ner_options).selection(labels, min_score)  # errors here, not in an actor
+    NER.from_pretrained(model, backend=backend, device=device, **ner_options).selection(
+        labels, min_score
+    )  # errors here, not in an actor
     if kind == "folder":
-        undecodable = [p for p in source.rglob("*") if p.name != os.fsencode(p.name).decode("utf-8", "replace")]
+        undecodable = [
+            p for p in source.rglob("*") if p.name != os.fsencode(p.name).decode("utf-8", "replace")
+        ]
         if undecodable:
-            raise AnnoError(f"{file_id(str(undecodable[0]))} has a name that is not UTF-8, which Ray's reader cannot list; rename it or run without --ray")
+            raise AnnoError(
+                f"{file_id(str(undecodable[0]))} has a name that is not UTF-8, which Ray's reader cannot list; rename it or run without --ray"
+            )
     new_output(output)
 
     if address is None:  # a local Ray: one CPU per actor plus one for the read tasks, or they wait forever
         num_cpus = max(num_cpus or os.cpu_count() or 1, (num_actors or 1) + 1)
-    ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-             ignore_reinit_error=True, log_to_driver=False, logging_level="ERROR")
+    ray.init(
+        address=address,
+        num_cpus=num_cpus if address is None else None,
+        include_dashboard=False,
+        ignore_reinit_error=True,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
     num_actors = num_actors or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
     ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
     if kind == "folder":
-        ds = ray.data.read_binary_files(str(source.resolve()), include_paths=True, file_extensions=["txt", "md", "TXT", "MD"])
+        ds = ray.data.read_binary_files(
+            str(source.resolve()), include_paths=True, file_extensions=["txt", "md", "TXT", "MD"]
+        )
     elif kind == "jsonl":
         ds = ray.data.read_text(str(source.resolve()))
     else:
@@ -124,20 +168,40 @@ def run_ray(
 
     annotated = ds.map_batches(
         Annotator,
-        fn_constructor_kwargs={"kind": kind, "root": str(source.resolve()), "model": model, "backend": backend, "device": device,
-                               "text_column": text_column, "id_column": id_column, "labels": labels, "min_score": min_score,
-                               "ner_options": ner_options},
+        fn_constructor_kwargs={
+            "kind": kind,
+            "root": str(source.resolve()),
+            "model": model,
+            "backend": backend,
+            "device": device,
+            "text_column": text_column,
+            "id_column": id_column,
+            "labels": labels,
+            "min_score": min_score,
+            "ner_options": ner_options,
+        },
         batch_size=DOCUMENTS_PER_BATCH,
         concurrency=num_actors,
         num_cpus=1,
     ).materialize()
-    errors = annotated.map_batches(lambda t: t.filter(pc.is_valid(t["error"])).select(["doc_id", "error"]), batch_format="pyarrow")
+    errors = annotated.map_batches(
+        lambda t: t.filter(pc.is_valid(t["error"])).select(["doc_id", "error"]), batch_format="pyarrow"
+    )
     errors = errors.take_all()
-    entities = annotated.map_batches(lambda t: t.filter(pc.is_null(t["error"])).drop_columns(["error"]), batch_format="pyarrow")
+    entities = annotated.map_batches(
+        lambda t: t.filter(pc.is_null(t["error"])).drop_columns(["error"]), batch_format="pyarrow"
+    )
     entities.write_parquet(str(output))
     for error in errors:
         print(f"skipped document {error['doc_id']}: {error['error']}", file=sys.stderr)
     shards = [{"file": p.name} for p in sorted(output.glob("*.parquet"))]
-    manifest = {"version": MANIFEST_VERSION, "runner": "ray", "settings": settings, "shards": shards, "errors": errors, "complete": True}
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "runner": "ray",
+        "settings": settings,
+        "shards": shards,
+        "errors": errors,
+        "complete": True,
+    }
     write_manifest(output, manifest)
     return manifest

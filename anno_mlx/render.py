@@ -16,7 +16,10 @@ from .entities import Entity
 
 FORMATS = ("table", "json", "jsonl", "conll", "html")
 # Words for CoNLL output: runs of letters/digits, single CJK/kana characters, single other symbols.
-CONLL_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\w\s]", re.UNICODE)
+CONLL_TOKEN = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\w\s]",
+    re.UNICODE,
+)
 
 
 def render(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> str:
@@ -26,7 +29,9 @@ def render(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> str:
 
 def render_chunks(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> Iterator[str]:
     """The output in pieces, so that a million entities are written without building one string."""
-    return {"table": table, "json": as_json, "jsonl": as_jsonl, "conll": conll, "html": html_page}[fmt](documents)
+    return {"table": table, "json": as_json, "jsonl": as_jsonl, "conll": conll, "html": html_page}[fmt](
+        documents
+    )
 
 
 def table(documents) -> Iterator[str]:
@@ -34,7 +39,10 @@ def table(documents) -> Iterator[str]:
     rows = [(["source"] if many else []) + ["start", "end", "label", "score", "text"]]
     for source, _, entities in documents:
         for e in entities:
-            rows.append(([source] if many else []) + [str(e.start), str(e.end), e.label, f"{e.score:.3f}", _one_line(e.text)])
+            rows.append(
+                ([source] if many else [])
+                + [str(e.start), str(e.end), e.label, f"{e.score:.3f}", _one_line(e.text)]
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         yield "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n"
@@ -111,7 +119,8 @@ def highlight(text: str, entities: list[Entity], colours: dict[str, str]) -> Ite
 def html_page(documents) -> Iterator[str]:
     colours = label_colours({e.label for _, _, entities in documents for e in entities})
     legend = "".join(
-        f'<span class="key" style="background:{colour}">{html.escape(label)}</span>' for label, colour in colours.items()
+        f'<span class="key" style="background:{colour}">{html.escape(label)}</span>'
+        for label, colour in colours.items()
     )
     yield f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>anno-mlx entities</title>

@@ -43,10 +43,16 @@ class NERRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: Optional[str] = Field(None, description="one document; the answer is a list of entities")
-    texts: Optional[list[str]] = Field(None, description="several documents; the answer is a list of lists, in order")
-    labels: Optional[Union[list[str], str]] = Field(None, description='only these types: ["PER", "ORG"] or "PER,ORG"')
+    texts: Optional[list[str]] = Field(
+        None, description="several documents; the answer is a list of lists, in order"
+    )
+    labels: Optional[Union[list[str], str]] = Field(
+        None, description='only these types: ["PER", "ORG"] or "PER,ORG"'
+    )
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="drop entities scoring below this")
-    aggregation: Optional[Literal[AGGREGATIONS]] = Field(None, description="how subword labels combine (default: first)")  # type: ignore[valid-type]
+    aggregation: Optional[Literal[AGGREGATIONS]] = Field(
+        None, description="how subword labels combine (default: first)"
+    )  # type: ignore[valid-type]
     model: Optional[str] = Field(None, description="a name from GET /v1/models (default: the first)")
 
     @model_validator(mode="after")
@@ -127,7 +133,13 @@ class BodyLimit:
 
     async def _too_large(self, send):
         body = json.dumps({"detail": f"request body over {self.limit:,} bytes; {self.hint}"})
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body.encode()})
 
 
@@ -151,18 +163,32 @@ def build_api(
         raise AnnoError("--queue, --max-body and --max-chars must be at least 1")
     default = next(iter(pool.allowed))
     admission = Admission(queue_size)
-    api = FastAPIOffline(title="anno-mlx", summary="Named entities in text, on this computer.", version=_version())
+    api = FastAPIOffline(
+        title="anno-mlx", summary="Named entities in text, on this computer.", version=_version()
+    )
 
     def authorised(request: Request) -> None:
         if api_key is None:
             return
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
+        given = request.headers.get("authorization", "").removeprefix(
+            "Bearer "
+        ).strip() or request.headers.get("x-api-key", "")
         if not hmac.compare_digest(given.encode(), api_key.encode()):
-            raise HTTPException(401, "missing or wrong API key: send Authorization: Bearer KEY", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send Authorization: Bearer KEY",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def run(request: NERRequest, texts: list[str]) -> list[list[dict]]:
         ner = pool.get(request.model or default)
-        results = pool.call(ner.batch, texts, labels=request.labels, min_score=request.min_score, aggregation=request.aggregation)
+        results = pool.call(
+            ner.batch,
+            texts,
+            labels=request.labels,
+            min_score=request.min_score,
+            aggregation=request.aggregation,
+        )
         return [[e.to_dict() for e in entities] for entities in results]
 
     @api.exception_handler(AnnoError)
@@ -172,13 +198,24 @@ def build_api(
     @api.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
         """422 naming each field; the offending input is echoed as text (NaN is not JSON)."""
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", ""), "input": repr(e.get("input"))[:200]} for e in err.errors()]
+        errors = [
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": e.get("msg", ""),
+                "type": e.get("type", ""),
+                "input": repr(e.get("input"))[:200],
+            }
+            for e in err.errors()
+        ]
         return JSONResponse({"detail": errors}, status_code=422)
 
     def check_size(texts: list[str]) -> None:
         size = sum(len(t) for t in texts)
         if size > max_chars:
-            raise HTTPException(413, f"{size:,} characters in one request, over this server's {max_chars:,} (--max-chars); send smaller pieces")
+            raise HTTPException(
+                413,
+                f"{size:,} characters in one request, over this server's {max_chars:,} (--max-chars); send smaller pieces",
+            )
 
     @api.get("/healthz", tags=["server"])
     def healthz() -> dict:
@@ -190,10 +227,17 @@ def build_api(
         data = []
         for name in pool.allowed:
             ner = pool.get(name)
-            data.append({"name": name, "default": name == default, "labels": ner.entity_types, "backend": ner.backend})
+            data.append(
+                {"name": name, "default": name == default, "labels": ner.entity_types, "backend": ner.backend}
+            )
         return {"models": data}
 
-    @api.post("/v1/ner", tags=["entities"], dependencies=[Depends(authorised)], response_model=Union[list[Entity], list[list[Entity]]])
+    @api.post(
+        "/v1/ner",
+        tags=["entities"],
+        dependencies=[Depends(authorised)],
+        response_model=Union[list[Entity], list[list[Entity]]],
+    )
     def ner(request: NERRequest):
         """Entities of `text` (a list) or of each of `texts` (a list of lists), equal to
         `python -m anno_mlx ner --format json` on the same text."""
@@ -207,17 +251,25 @@ def build_api(
             admission.leave()
 
     @api.post("/v1/ner:stream", tags=["entities"], dependencies=[Depends(authorised)])
-    async def ner_stream(request: Request, model: Optional[str] = None, labels: Optional[str] = None, min_score: float = 0.0):
+    async def ner_stream(
+        request: Request, model: Optional[str] = None, labels: Optional[str] = None, min_score: float = 0.0
+    ):
         """NDJSON in, NDJSON out: one `{"id"?, "text"}` per line; one `{"id", "entities"}` (or
         `{"id", "error"}`) per line back, in order, sent as each batch of documents finishes."""
         try:
             options = NERRequest(texts=[], model=model, labels=labels, min_score=min_score)
         except ValidationError as err:
             raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in err.errors()]) from None
-        ner = pool.get(options.model or default)  # an unknown model, label or score is a 400 before streaming starts
+        ner = pool.get(
+            options.model or default
+        )  # an unknown model, label or score is a 400 before streaming starts
         ner.selection(options.labels, options.min_score)
         body = await request.body()
-        documents = [_stream_document(i, line, max_chars) for i, line in enumerate(body.removeprefix(b"\xef\xbb\xbf").split(b"\n")) if line.strip()]
+        documents = [
+            _stream_document(i, line, max_chars)
+            for i, line in enumerate(body.removeprefix(b"\xef\xbb\xbf").split(b"\n"))
+            if line.strip()
+        ]
         admission.enter()
 
         def results() -> Iterator[bytes]:
@@ -227,7 +279,11 @@ def build_api(
                     good = [d for d in batch if "error" not in d]
                     found = iter(run(options, [d["text"] for d in good]) if good else [])
                     for d in batch:
-                        answer = {"id": d["id"], "error": d["error"]} if "error" in d else {"id": d["id"], "entities": next(found)}
+                        answer = (
+                            {"id": d["id"], "error": d["error"]}
+                            if "error" in d
+                            else {"id": d["id"], "entities": next(found)}
+                        )
                         yield (json.dumps(answer, ensure_ascii=False) + "\n").encode()
             except AnnoError as err:  # not one document's fault: say so once, in the stream
                 yield (json.dumps({"error": str(err)}) + "\n").encode()
@@ -243,7 +299,11 @@ def build_api(
 
         blocks = build_app(default, pool=pool, max_bytes=max_body)
         blocks.queue(default_concurrency_limit=1)
-        auth = None if api_key is None else (lambda _user, password: hmac.compare_digest(password.encode(), api_key.encode()))
+        auth = (
+            None
+            if api_key is None
+            else (lambda _user, password: hmac.compare_digest(password.encode(), api_key.encode()))
+        )
         api = gr.mount_gradio_app(
             api,
             blocks,
@@ -276,7 +336,10 @@ def _stream_document(number: int, raw: bytes, max_chars: int) -> dict:
     if not isinstance(text, str):
         return {"id": doc_id, "error": f'{where} has no "text" string'}
     if len(text) > max_chars:
-        return {"id": doc_id, "error": f"{where} has {len(text):,} characters, over this server's {max_chars:,} (--max-chars)"}
+        return {
+            "id": doc_id,
+            "error": f"{where} has {len(text):,} characters, over this server's {max_chars:,} (--max-chars)",
+        }
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
@@ -303,14 +366,25 @@ def serve(
 
     import uvicorn
 
-    allowed: dict[str, Optional[str]] = {name: None if name == BUILT_IN else name for name in models or [BUILT_IN]}
+    allowed: dict[str, Optional[str]] = {
+        name: None if name == BUILT_IN else name for name in models or [BUILT_IN]
+    }
     pool = ModelPool(backend, device, allowed=allowed)
     for name in allowed:
         pool.get(name)  # a bad model fails here, with its one-line error, not on the first request
-    app = build_api(pool, api_key=api_key, queue_size=queue_size, max_body=max_body, max_chars=max_chars, ui=ui)
+    app = build_api(
+        pool, api_key=api_key, queue_size=queue_size, max_body=max_body, max_chars=max_chars, ui=ui
+    )
     if host not in LOOPBACK and api_key is None:
-        print(f"warning: serving on {host} without --api-key: anyone who can reach this port can use it", file=sys.stderr)
-    print(f"anno-mlx API: http://{host}:{port}/v1/ner  docs: http://{host}:{port}/docs" + (f"  web app: http://{host}:{port}/" if ui else ""), flush=True)
+        print(
+            f"warning: serving on {host} without --api-key: anyone who can reach this port can use it",
+            file=sys.stderr,
+        )
+    print(
+        f"anno-mlx API: http://{host}:{port}/v1/ner  docs: http://{host}:{port}/docs"
+        + (f"  web app: http://{host}:{port}/" if ui else ""),
+        flush=True,
+    )
     # A stop waits at most a few seconds for a running request (a long document would hold it for minutes).
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 

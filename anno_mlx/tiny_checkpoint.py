@@ -44,7 +44,9 @@ def make_tokenizer(style: str = "bpe", vocab_size: int = 300):
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
+        )
     elif style == "unigram":
         tokenizer = Tokenizer(models.Unigram())
         tokenizer.normalizer = normalizers.NFKC()
@@ -154,8 +156,12 @@ def make_tiny_checkpoint(
     if legacy_keys:
         rope = saved.pop("rope_parameters", None) or {}
         saved.pop("layer_types", None)
-        saved["global_rope_theta"] = rope.get("full_attention", {}).get("rope_theta", values["global_rope_theta"])
-        saved["local_rope_theta"] = rope.get("sliding_attention", {}).get("rope_theta", values["local_rope_theta"])
+        saved["global_rope_theta"] = rope.get("full_attention", {}).get(
+            "rope_theta", values["global_rope_theta"]
+        )
+        saved["local_rope_theta"] = rope.get("sliding_attention", {}).get(
+            "rope_theta", values["local_rope_theta"]
+        )
         saved["global_attn_every_n_layers"] = every
     else:
         for key in ("global_rope_theta", "local_rope_theta", "global_attn_every_n_layers"):
@@ -166,9 +172,13 @@ def make_tiny_checkpoint(
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description="Save a tiny random ModernBERT checkpoint (Hugging Face layout).")
+    parser = argparse.ArgumentParser(
+        description="Save a tiny random ModernBERT checkpoint (Hugging Face layout)."
+    )
     parser.add_argument("out", help="folder to write")
-    parser.add_argument("--head", default="token-classification", choices=["token-classification", "masked-lm", "encoder"])
+    parser.add_argument(
+        "--head", default="token-classification", choices=["token-classification", "masked-lm", "encoder"]
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tokenizer", default="bpe", choices=TOKENIZER_STYLES)
     args = parser.parse_args(argv)

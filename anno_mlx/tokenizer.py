@@ -43,7 +43,9 @@ class Tokenizer:
     def from_folder(cls, folder: str | Path, pad_token_id: Optional[int] = None) -> "Tokenizer":
         path = Path(folder) / TOKENIZER_FILE
         if not path.is_file():
-            raise AnnoError(f"{folder} has no {TOKENIZER_FILE}; convert the model with `python -m anno_mlx convert`")
+            raise AnnoError(
+                f"{folder} has no {TOKENIZER_FILE}; convert the model with `python -m anno_mlx convert`"
+            )
         check_model_file(path, Path(folder))
         return cls.from_file(path, pad_token_id)
 
@@ -80,7 +82,9 @@ class Tokenizer:
         try:
             return self.backend.encode(text, add_special_tokens=add_special_tokens)
         except Exception as err:  # tokenizers raises a bare Exception for a broken vocabulary
-            raise AnnoError(f"the model's tokenizer cannot encode this text ({err}); its tokenizer.json is broken") from None
+            raise AnnoError(
+                f"the model's tokenizer cannot encode this text ({err}); its tokenizer.json is broken"
+            ) from None
 
     def encode_batch(self, texts: list[str], add_special_tokens: bool = True) -> list[tokenizers.Encoding]:
         return self.backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)
@@ -280,7 +284,12 @@ def _align(original: str, normal: str) -> list[int]:
     that starts with a base character (combining class 0) at the character of `original` that
     holds that base; a combining mark one past the character before it, but not past the next
     base (marks may have been reordered or composed: no position is exact for them)."""
-    owners = [i for i, c in enumerate(original) for d in unicodedata.normalize("NFD", c) if not unicodedata.combining(d)]
+    owners = [
+        i
+        for i, c in enumerate(original)
+        for d in unicodedata.normalize("NFD", c)
+        if not unicodedata.combining(d)
+    ]
     owners.append(len(original))
     out: list[int] = []
     seen = 0  # base characters of `normal` passed so far
@@ -337,7 +346,9 @@ def _glued(kind: np.ndarray) -> np.ndarray:
     if not mark.any():
         return np.zeros(len(kind), dtype=bool)
     positions = np.arange(len(kind))
-    base = np.maximum.accumulate(np.where(mark, -1, positions))  # the last non-mark at or before each position
+    base = np.maximum.accumulate(
+        np.where(mark, -1, positions)
+    )  # the last non-mark at or before each position
     base_wordish = wordish[np.maximum(base, 0)] & (base >= 0)
     out = np.zeros(len(kind), dtype=bool)
     out[1:] = wordish[1:] & (mark[1:] | mark[:-1]) & base_wordish[:-1]
@@ -389,4 +400,6 @@ def check_model_file(path: Path, folder: Path) -> None:
     root = folder.parent.parent if folder.parent.name == "snapshots" else folder
     target = path.resolve()
     if root not in target.parents or not stat.S_ISREG(target.stat().st_mode):
-        raise AnnoError(f"{path} is not a plain file inside {folder} (a link out of the folder, or a device); replace it with the real file")
+        raise AnnoError(
+            f"{path} is not a plain file inside {folder} (a link out of the folder, or a device); replace it with the real file"
+        )

@@ -79,13 +79,29 @@ class TrainSettings:
         for name, least in whole.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
-                raise AnnoError(f"--{name.replace('_', '-')} {value!r} must be a whole number of at least {least}")
-        ranges = {"learning_rate": (0, None), "weight_decay": (0, None), "max_grad_norm": (0, None), "warmup": (0, 1)}
+                raise AnnoError(
+                    f"--{name.replace('_', '-')} {value!r} must be a whole number of at least {least}"
+                )
+        ranges = {
+            "learning_rate": (0, None),
+            "weight_decay": (0, None),
+            "max_grad_norm": (0, None),
+            "warmup": (0, 1),
+        }
         for name, (low, high) in ranges.items():
             value = float(getattr(self, name))
-            if not math.isfinite(value) or value < low or (name in ("learning_rate", "max_grad_norm") and value == 0) or (high is not None and value >= high):
+            if (
+                not math.isfinite(value)
+                or value < low
+                or (name in ("learning_rate", "max_grad_norm") and value == 0)
+                or (high is not None and value >= high)
+            ):
                 flag = "--lr" if name == "learning_rate" else f"--{name.replace('_', '-')}"
-                bounds = f"in [{low}, {high})" if high is not None else ("above 0" if name in ("learning_rate", "max_grad_norm") else "at least 0")
+                bounds = (
+                    f"in [{low}, {high})"
+                    if high is not None
+                    else ("above 0" if name in ("learning_rate", "max_grad_norm") else "at least 0")
+                )
                 raise AnnoError(f"{flag} {getattr(self, name)!r} must be a finite number {bounds}")
 
 
@@ -124,7 +140,9 @@ class MLXStep:
             weight_decay=settings.weight_decay,
             bias_correction=True,  # standard AdamW, as PyTorch has it
         )
-        self.value_and_grad = nn.value_and_grad(net, lambda model, ids, mask, targets: objective.loss(model(ids, mask), targets))
+        self.value_and_grad = nn.value_and_grad(
+            net, lambda model, ids, mask, targets: objective.loss(model(ids, mask), targets)
+        )
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> float:
         self.net.train()  # dropout on
@@ -146,16 +164,22 @@ class MLXStep:
 
     def save_state(self, folder: Path) -> None:
         arrays = {f"model.{k}": v for k, v in tree_flatten(self.net.parameters())}
-        arrays.update({f"optimizer.{k}": v for k, v in tree_flatten(self.optimizer.state) if isinstance(v, mx.array)})
+        arrays.update(
+            {f"optimizer.{k}": v for k, v in tree_flatten(self.optimizer.state) if isinstance(v, mx.array)}
+        )
         tmp = folder / "state.safetensors.tmp.safetensors"
         mx.save_safetensors(str(tmp), arrays)
         tmp.replace(folder / "state.safetensors")
 
     def load_state(self, folder: Path) -> None:
         arrays = mx.load(str(folder / "state.safetensors"))
-        self.net.load_weights([(k[len("model.") :], v) for k, v in arrays.items() if k.startswith("model.")], strict=True)
+        self.net.load_weights(
+            [(k[len("model.") :], v) for k, v in arrays.items() if k.startswith("model.")], strict=True
+        )
         self.optimizer.init(self.net.trainable_parameters())
-        self.optimizer.state = tree_unflatten([(k[len("optimizer.") :], v) for k, v in arrays.items() if k.startswith("optimizer.")])
+        self.optimizer.state = tree_unflatten(
+            [(k[len("optimizer.") :], v) for k, v in arrays.items() if k.startswith("optimizer.")]
+        )
 
 
 class TorchStep:
@@ -210,14 +234,23 @@ class TorchStep:
 
     def sync(self) -> None:
         """Copy the trained weights into the MLX model, which is what gets saved."""
-        own = dict(tree_flatten(self.net.parameters()))  # a tied decoder is the embeddings, not a weight of its own
+        own = dict(
+            tree_flatten(self.net.parameters())
+        )  # a tied decoder is the embeddings, not a weight of its own
         state = {k: v for k, v in self.mirror.state_dict().items() if k in own}
-        self.net.load_weights([(k, mx.array(v.detach().float().cpu().numpy())) for k, v in state.items()], strict=True)
+        self.net.load_weights(
+            [(k, mx.array(v.detach().float().cpu().numpy())) for k, v in state.items()], strict=True
+        )
 
     def save_state(self, folder: Path) -> None:
         tmp = folder / "state.pt.tmp"
         self.torch.save(
-            {"model": self.mirror.state_dict(), "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict()}, tmp
+            {
+                "model": self.mirror.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+            },
+            tmp,
         )
         tmp.replace(folder / "state.pt")
 
@@ -269,7 +302,13 @@ def build_model(
         raise AnnoError(f"the model config is not usable: {err}") from None
     model = ModernBertForTokenClassification(args) if id2label is not None else ModernBertForMaskedLM(args)
     # Written out in full, so that the output folder describes the model without our defaults.
-    config.update({k: v for k, v in asdict(args).items() if k != "id2label" and (id2label is not None or k != "num_labels")})
+    config.update(
+        {
+            k: v
+            for k, v in asdict(args).items()
+            if k != "id2label" and (id2label is not None or k != "num_labels")
+        }
+    )
     if base is not None:
         weights = model.sanitize(read_weights(base))
         same_labels = {int(k): v for k, v in (read_config(base).get("id2label") or {}).items()} == id2label
@@ -318,7 +357,9 @@ def train(
     out = Path(out).expanduser()
     state_dir = out.parent / f"{out.name}.state"
     if (model is None) == (config is None):
-        raise AnnoError("give exactly one of --model (a checkpoint to fine-tune) and --config (a fresh model)")
+        raise AnnoError(
+            "give exactly one of --model (a checkpoint to fine-tune) and --config (a fresh model)"
+        )
     settings = settings.resolved(fresh=config is not None)
     check_outputs(out, state_dir, force, resume)
     chosen = choose(backend, device)
@@ -331,11 +372,17 @@ def train(
         if (label_map or dev_map) is not None and not labels:
             labels = entity_types(label_map_source(Path(model).expanduser())) if model is not None else []
             if not labels:
-                raise AnnoError("--map needs the model's types: give --labels (or fine-tune a --model that has them)")
+                raise AnnoError(
+                    "--map needs the model's types: give --labels (or fine-tune a --model that has them)"
+                )
         if dev_examples is not None and (dev_map or label_map) is not None:
-            (dev_map or label_map).to_data()  # a map the dev data cannot be scored with fails now, not after an epoch
+            (
+                dev_map or label_map
+            ).to_data()  # a map the dev data cannot be scored with fails now, not after an epoch
         if not labels and any(ANY in kind for e in train_examples for _, _, kind in e.spans):
-            raise AnnoError("the training data has labels that allow several types (A|B); give the model's types with --labels")
+            raise AnnoError(
+                "the training data has labels that allow several types (A|B); give the model's types with --labels"
+            )
         types = labels or entity_types_of(train_examples)
         if label_map is not None:
             train_examples = coarse_examples(train_examples, label_map, types)
@@ -346,22 +393,34 @@ def train(
 
     tokenizer = _tokenizer(model, tokenizer_file, train_examples, settings, state_dir if resume else None)
     try:
-        task = TokenClassification(types, dev_map or label_map) if objective == "ner" else MaskedLM(tokenizer, settings.mask_rate)
+        task = (
+            TokenClassification(types, dev_map or label_map)
+            if objective == "ner"
+            else MaskedLM(tokenizer, settings.mask_rate)
+        )
     except ValueError as err:
         raise AnnoError(str(err)) from None
     mx.random.seed(settings.seed)  # the fresh classifier (and a fresh model) start from the seed
-    net, model_config = build_model(Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, task.labels)
+    net, model_config = build_model(
+        Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, task.labels
+    )
     tokenizer.check_fits(net.args.vocab_size, tokenizer_file or model or config)
     max_length = min(settings.max_length, net.args.max_position_embeddings)
     rows = task.rows(train_examples, tokenizer, max_length)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     total = steps_per_epoch * settings.epochs
-    step = TorchStep(net, settings, total, chosen.device, task) if chosen.name == "torch" else MLXStep(net, settings, total, task)
+    step = (
+        TorchStep(net, settings, total, chosen.device, task)
+        if chosen.name == "torch"
+        else MLXStep(net, settings, total, task)
+    )
 
     first_epoch, best = 0, {"figure": float("-inf"), "epoch": None}  # figure: higher is better
     if resume:
         first_epoch, best = _resume(state_dir, step, chosen.name, settings.epochs)
-        log(f"resuming after epoch {first_epoch} (best {task.figure} so far {task.named(best['figure'])[1]:.4f})")
+        log(
+            f"resuming after epoch {first_epoch} (best {task.figure} so far {task.named(best['figure'])[1]:.4f})"
+        )
     else:
         new_state_folder(state_dir)
         tokenizer.backend.save(str(state_dir / TOKENIZER_FILE))
@@ -374,8 +433,16 @@ def train(
         started, seen, total_loss = time.perf_counter(), 0, 0.0
         # Dropout masks from (seed, epoch) alone, so a resumed run draws what an uninterrupted one would.
         step.reseed(int(np.random.SeedSequence([settings.seed, epoch]).generate_state(1)[0]))
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", file=sys.stderr, leave=False, mininterval=0.5)
-        for ids, mask, labels_batch in batches(rows, task, settings.batch_size, settings.seed, epoch, tokenizer.pad_token_id, step.width_multiple):
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{settings.epochs}",
+            file=sys.stderr,
+            leave=False,
+            mininterval=0.5,
+        )
+        for ids, mask, labels_batch in batches(
+            rows, task, settings.batch_size, settings.seed, epoch, tokenizer.pad_token_id, step.width_multiple
+        ):
             loss = step(ids, mask, labels_batch)
             if not math.isfinite(loss):
                 raise AnnoError(
@@ -384,10 +451,19 @@ def train(
                 )
             seen += int(mask.sum())
             total_loss += loss
-            bar.set_postfix(loss=f"{loss:.4f}", tokens_per_s=f"{seen / (time.perf_counter() - started):.0f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{loss:.4f}",
+                tokens_per_s=f"{seen / (time.perf_counter() - started):.0f}",
+                refresh=False,
+            )
             bar.update(1)
         bar.close()
-        summary = {"epoch": epoch + 1, "loss": total_loss / steps_per_epoch, "seconds": time.perf_counter() - started, "tokens": seen}
+        summary = {
+            "epoch": epoch + 1,
+            "loss": total_loss / steps_per_epoch,
+            "seconds": time.perf_counter() - started,
+            "tokens": seen,
+        }
         if dev_examples is not None:
             figure, summary["dev"] = task.evaluate(step.model(), tokenizer, dev_examples, max_length)
         else:
@@ -398,17 +474,31 @@ def train(
             step.sync()
             name, value = task.named(figure)
             dev_figure = {f"dev_{name}": value} if dev_examples is not None else {}
-            model_config["anno_mlx"] = {"format": 1, "trained": {**asdict(settings), "objective": objective, "epoch": epoch + 1, **dev_figure}}
+            model_config["anno_mlx"] = {
+                "format": 1,
+                "trained": {**asdict(settings), "objective": objective, "epoch": epoch + 1, **dev_figure},
+            }
             save_folder(net, model_config, out, {TOKENIZER_FILE: state_dir / TOKENIZER_FILE})
         step.save_state(state_dir)
-        (state_dir / "state.json.tmp").write_text(json.dumps({"epoch": epoch + 1, "best": best, "backend": chosen.name}))
+        (state_dir / "state.json.tmp").write_text(
+            json.dumps({"epoch": epoch + 1, "best": best, "backend": chosen.name})
+        )
         (state_dir / "state.json.tmp").replace(state_dir / "state.json")
-        dev_text = f", {task.figure} {task.named(figure)[1]:.4f}{' (best)' if improved else ''}" if dev_examples is not None else ""
-        log(f"epoch {epoch + 1}: loss {summary['loss']:.4f}{dev_text}, {summary['seconds']:.1f} s ({seen / summary['seconds']:,.0f} tokens/s)")
+        dev_text = (
+            f", {task.figure} {task.named(figure)[1]:.4f}{' (best)' if improved else ''}"
+            if dev_examples is not None
+            else ""
+        )
+        log(
+            f"epoch {epoch + 1}: loss {summary['loss']:.4f}{dev_text}, {summary['seconds']:.1f} s ({seen / summary['seconds']:,.0f} tokens/s)"
+        )
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, summary)
     shutil.rmtree(state_dir, ignore_errors=True)
-    summary["best"] = {"epoch": best["epoch"], **(dict([task.named(best["figure"])]) if dev_examples is not None else {})}
+    summary["best"] = {
+        "epoch": best["epoch"],
+        **(dict([task.named(best["figure"])]) if dev_examples is not None else {}),
+    }
     return summary
 
 
@@ -418,18 +508,30 @@ def _resume(state_dir: Path, step, backend: str, epochs: int) -> tuple[int, dict
     try:
         state = json.loads((state_dir / "state.json").read_text(encoding="utf-8"))
         first_epoch, best, written_by = state["epoch"], state["best"], state.get("backend", "mlx")
-        if not isinstance(first_epoch, int) or not isinstance(best, dict) or not {"figure", "epoch"} <= best.keys():
+        if (
+            not isinstance(first_epoch, int)
+            or not isinstance(best, dict)
+            or not {"figure", "epoch"} <= best.keys()
+        ):
             raise ValueError("unexpected fields")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
-        raise AnnoError(f"the training state in {state_dir} is damaged ({err}); start again without --resume") from None
+        raise AnnoError(
+            f"the training state in {state_dir} is damaged ({err}); start again without --resume"
+        ) from None
     if written_by != backend:
-        raise AnnoError(f"{state_dir} was written by the {written_by} backend; resume with --backend {written_by}")
+        raise AnnoError(
+            f"{state_dir} was written by the {written_by} backend; resume with --backend {written_by}"
+        )
     if first_epoch >= epochs:
-        raise AnnoError(f"{state_dir} has already done {first_epoch} epochs; --epochs {epochs} leaves nothing to resume (raise --epochs)")
+        raise AnnoError(
+            f"{state_dir} has already done {first_epoch} epochs; --epochs {epochs} leaves nothing to resume (raise --epochs)"
+        )
     try:
         step.load_state(state_dir)
     except Exception as err:  # safetensors/torch.load report damage with their own exception types
-        raise AnnoError(f"the training state in {state_dir} is damaged ({type(err).__name__}); start again without --resume") from None
+        raise AnnoError(
+            f"the training state in {state_dir} is damaged ({type(err).__name__}); start again without --resume"
+        ) from None
     return first_epoch, best
 
 
@@ -441,8 +543,12 @@ def check_outputs(out: Path, state_dir: Path, force: bool, resume: bool) -> None
     check_output_folder(out, force or resume, "pass --force to replace it (or --resume to continue)")
     if not resume and os.path.lexists(state_dir):
         check_replaceable(state_dir)
-        if (state_dir / "state.json").is_file() and not force:  # a state before its first epoch ended holds nothing to lose
-            raise AnnoError(f"{state_dir} holds an interrupted training run; pass --resume to continue it or --force to start afresh")
+        if (
+            state_dir / "state.json"
+        ).is_file() and not force:  # a state before its first epoch ended holds nothing to lose
+            raise AnnoError(
+                f"{state_dir} holds an interrupted training run; pass --resume to continue it or --force to start afresh"
+            )
 
 
 def new_state_folder(state_dir: Path) -> None:
@@ -457,7 +563,9 @@ def new_state_folder(state_dir: Path) -> None:
     write_marker(state_dir, "training state")
 
 
-def _tokenizer(model, tokenizer_file, examples, settings: TrainSettings, state_dir: Optional[Path]) -> Tokenizer:
+def _tokenizer(
+    model, tokenizer_file, examples, settings: TrainSettings, state_dir: Optional[Path]
+) -> Tokenizer:
     if state_dir is not None:
         path = state_dir / TOKENIZER_FILE
     elif tokenizer_file is not None:

@@ -23,7 +23,12 @@ def write_corpus(path: Path, n: int) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    paragraphs = [p.strip() for f in sorted(EXAMPLES.glob("*.txt")) for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    paragraphs = [
+        p.strip()
+        for f in sorted(EXAMPLES.glob("*.txt"))
+        for p in f.read_text(encoding="utf-8").split("\n\n")
+        if p.strip()
+    ]
     texts = [paragraphs[i % len(paragraphs)] for i in range(n)]
     pq.write_table(pa.table({"id": [f"doc{i}" for i in range(n)], "text": texts}), path)
     return sum(len(t.split()) for t in texts)
@@ -62,7 +67,9 @@ def main() -> None:
         out = work / f"ray-{actors}"
         seconds = timed(base + ["-o", str(out), "--ray", "--num-actors", str(actors)])
         same = rows(out) == reference
-        print(f"{f'ray, {actors} actor(s)':<22} {seconds:>8.1f} {args.documents / seconds:>8.1f} {local / seconds:>8.2f}x  {same}")
+        print(
+            f"{f'ray, {actors} actor(s)':<22} {seconds:>8.1f} {args.documents / seconds:>8.1f} {local / seconds:>8.2f}x  {same}"
+        )
 
 
 if __name__ == "__main__":

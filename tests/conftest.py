@@ -77,6 +77,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright (no browser is downloaded)."""

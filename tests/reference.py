@@ -17,10 +17,14 @@ CLASSES = {
 }
 
 
-def reference_output(folder: Path, head: str, ids: np.ndarray, mask: np.ndarray, attn: str = "eager") -> np.ndarray:
+def reference_output(
+    folder: Path, head: str, ids: np.ndarray, mask: np.ndarray, attn: str = "eager"
+) -> np.ndarray:
     model = CLASSES[head].from_pretrained(str(folder), attn_implementation=attn, dtype=torch.float32).eval()
     with torch.no_grad():
-        out = model(input_ids=torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask, dtype=torch.long))
+        out = model(
+            input_ids=torch.tensor(ids, dtype=torch.long), attention_mask=torch.tensor(mask, dtype=torch.long)
+        )
     return (out.logits if head != "encoder" else out.last_hidden_state).numpy()
 
 

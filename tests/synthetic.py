@@ -8,7 +8,20 @@ from pathlib import Path
 
 FIRST = ["Anna", "Boris", "Chen", "Dara", "Elif", "Farid", "Greta", "Hiro", "Ines", "Jonas", "Kemal", "Lena"]
 LAST = ["Berg", "Costa", "Dumont", "Evans", "Fischer", "Garcia", "Haddad", "Ito", "Jensen", "Kowalski"]
-CITIES = ["Oslo", "Lagos", "Lima", "Porto", "Quito", "Riga", "Sofia", "Tunis", "Vienna", "Zagreb", "New York", "Buenos Aires"]
+CITIES = [
+    "Oslo",
+    "Lagos",
+    "Lima",
+    "Porto",
+    "Quito",
+    "Riga",
+    "Sofia",
+    "Tunis",
+    "Vienna",
+    "Zagreb",
+    "New York",
+    "Buenos Aires",
+]
 FILLER = "the a report said on Monday that visitors from far away often met in small cafes near old markets".split()
 TEMPLATES = [
     "{per} moved to {loc} last year .",
@@ -52,7 +65,10 @@ def write_jsonl(path: Path, n: int, seed: int) -> Path:
     examples = read_conll(conll.read_text(encoding="utf-8"), str(conll))
     path.write_text(
         "".join(
-            json.dumps({"text": e.text, "entities": [{"start": a, "end": b, "label": t} for a, b, t in e.spans]}) + "\n"
+            json.dumps(
+                {"text": e.text, "entities": [{"start": a, "end": b, "label": t} for a, b, t in e.spans]}
+            )
+            + "\n"
             for e in examples
         ),
         encoding="utf-8",

@@ -41,16 +41,33 @@ def as_tuples(entities) -> list[tuple]:
 
 
 def test_json_is_the_pipeline_list(capsys, converted_model, expected, files):
-    out = run(capsys, "ner", "--model", str(converted_model), "--format", "json", str(files[0]))  # FILE as TEXT
-    assert out == run(capsys, "ner", "--file", str(files[0]), "--model", str(converted_model), "--format", "json")
+    out = run(
+        capsys, "ner", "--model", str(converted_model), "--format", "json", str(files[0])
+    )  # FILE as TEXT
+    assert out == run(
+        capsys, "ner", "--file", str(files[0]), "--model", str(converted_model), "--format", "json"
+    )
     entities = json.loads(out)
-    assert [(d["start"], d["end"], d["entity_group"], d["word"]) for d in entities] == as_tuples(expected[TEXT])
+    assert [(d["start"], d["end"], d["entity_group"], d["word"]) for d in entities] == as_tuples(
+        expected[TEXT]
+    )
     assert all(TEXT[d["start"] : d["end"]] == d["text"] for d in entities)
     assert [d["score"] for d in entities] == pytest.approx([e.score for e in expected[TEXT]], abs=1e-6)
 
 
 def test_json_for_several_inputs_is_a_list_of_lists(capsys, converted_model, expected, files):
-    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted_model), "--format", "json")
+    out = run(
+        capsys,
+        "ner",
+        "-f",
+        str(files[0]),
+        "-f",
+        str(files[1]),
+        "-m",
+        str(converted_model),
+        "--format",
+        "json",
+    )
     lists = json.loads(out)
     assert [[(d["start"], d["end"], d["label"], d["text"]) for d in entities] for entities in lists] == [
         as_tuples(expected[TEXT]),
@@ -59,10 +76,23 @@ def test_json_for_several_inputs_is_a_list_of_lists(capsys, converted_model, exp
 
 
 def test_jsonl_one_line_per_document(capsys, converted_model, expected, files):
-    out = run(capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted_model), "--format", "jsonl")
+    out = run(
+        capsys,
+        "ner",
+        "-f",
+        str(files[0]),
+        "-f",
+        str(files[1]),
+        "-m",
+        str(converted_model),
+        "--format",
+        "jsonl",
+    )
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["source"] for line in lines] == [str(files[0]), str(files[1])]
-    assert [(d["start"], d["end"], d["label"], d["text"]) for d in lines[1]["entities"]] == as_tuples(expected[OTHER])
+    assert [(d["start"], d["end"], d["label"], d["text"]) for d in lines[1]["entities"]] == as_tuples(
+        expected[OTHER]
+    )
 
 
 def test_table_lists_every_entity(capsys, converted_model, expected):
@@ -125,7 +155,12 @@ class Marks(HTMLParser):
 
 def test_html_is_standalone_and_highlights_each_entity(capsys, converted_model, expected, files, tmp_path):
     out_file = tmp_path / "page.html"
-    assert main(["ner", "-f", str(files[0]), "-m", str(converted_model), "--format", "html", "-o", str(out_file)]) == 0
+    assert (
+        main(
+            ["ner", "-f", str(files[0]), "-m", str(converted_model), "--format", "html", "-o", str(out_file)]
+        )
+        == 0
+    )
     page = out_file.read_text(encoding="utf-8")
     parser = Marks()
     parser.feed(page)
@@ -138,7 +173,19 @@ def test_stdin_and_labels_and_min_score(capsys, converted_model, expected, monke
     import io
 
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(TEXT.encode("utf-8"))))
-    out = run(capsys, "ner", "-", "-m", str(converted_model), "--format", "json", "--labels", "PER,LOC", "--min-score", "0.2")
+    out = run(
+        capsys,
+        "ner",
+        "-",
+        "-m",
+        str(converted_model),
+        "--format",
+        "json",
+        "--labels",
+        "PER,LOC",
+        "--min-score",
+        "0.2",
+    )
     got = [(d["start"], d["end"], d["label"], d["text"]) for d in json.loads(out)]
     assert got == as_tuples([e for e in expected[TEXT] if e.label in ("PER", "LOC") and e.score >= 0.2])
 
@@ -149,7 +196,18 @@ def test_other_encodings_with_encoding_flag(capsys, converted_model, tmp_path):
     assert main(["ner", "-f", str(path), "-m", str(converted_model)]) == 2
     err = capsys.readouterr().err
     assert "is not valid utf-8" in err and "--encoding" in err
-    out = run(capsys, "ner", "-f", str(path), "-m", str(converted_model), "--encoding", "latin-1", "--format", "json")
+    out = run(
+        capsys,
+        "ner",
+        "-f",
+        str(path),
+        "-m",
+        str(converted_model),
+        "--encoding",
+        "latin-1",
+        "--format",
+        "json",
+    )
     assert all("Zoë went to Paris."[d["start"] : d["end"]] == d["text"] for d in json.loads(out))
 
 
@@ -164,10 +222,22 @@ def test_other_encodings_with_encoding_flag(capsys, converted_model, tmp_path):
         (["ner", "Paris", "-m", "MODEL", "--labels", "PERSON"], "not one this model predicts"),
         (["ner", "Paris", "-m", "MODEL", "--labels", ""], "no labels given ('' names no entity type)"),
         (["ner", "Paris", "-m", "MODEL", "--labels", " , ,"], "no labels given"),
-        (["ner", "Paris", "-m", "MODEL", "--min-score", "nan"], "min_score must be a number from 0 to 1, not nan"),
-        (["ner", "Paris", "-m", "MODEL", "--min-score", "inf"], "min_score must be a number from 0 to 1, not inf"),
-        (["ner", "Paris", "-m", "MODEL", "--min-score", "2"], "min_score must be a number from 0 to 1, not 2.0"),
-        (["ner", "Paris", "-m", "MODEL", "--min-score", "-1"], "min_score must be a number from 0 to 1, not -1.0"),
+        (
+            ["ner", "Paris", "-m", "MODEL", "--min-score", "nan"],
+            "min_score must be a number from 0 to 1, not nan",
+        ),
+        (
+            ["ner", "Paris", "-m", "MODEL", "--min-score", "inf"],
+            "min_score must be a number from 0 to 1, not inf",
+        ),
+        (
+            ["ner", "Paris", "-m", "MODEL", "--min-score", "2"],
+            "min_score must be a number from 0 to 1, not 2.0",
+        ),
+        (
+            ["ner", "Paris", "-m", "MODEL", "--min-score", "-1"],
+            "min_score must be a number from 0 to 1, not -1.0",
+        ),
         (["ner", "\udcffParis", "-m", "MODEL"], "TEXT is not valid UTF-8 (byte 0xff at character 0)"),
         (["ner", "Paris \ud800", "-m", "MODEL"], "TEXT is not valid UTF-8 (U+D800 at character 6)"),
     ],
@@ -194,7 +264,20 @@ def test_cli_in_a_fresh_process(converted_model, tmp_path):
 def test_backend_option_gives_the_same_entities(capsys, converted_model, files):
     outputs = {}
     for backend in ("mlx", "torch"):
-        out = run(capsys, "ner", "-f", str(files[0]), "-m", str(converted_model), "--format", "json", "--backend", backend, "--device", "cpu")
+        out = run(
+            capsys,
+            "ner",
+            "-f",
+            str(files[0]),
+            "-m",
+            str(converted_model),
+            "--format",
+            "json",
+            "--backend",
+            backend,
+            "--device",
+            "cpu",
+        )
         outputs[backend] = [(d["start"], d["end"], d["label"]) for d in json.loads(out)]
     assert outputs["mlx"] == outputs["torch"]
     assert main(["ner", "x", "-m", str(converted_model), "--backend", "mlx", "--device", "cuda"]) == 2
@@ -207,7 +290,12 @@ def test_ner_without_a_model_uses_the_built_in_one():
     import sys
 
     text = "Marie Curie moved from Warsaw to Paris in 1891."
-    out = subprocess.run([sys.executable, "-m", "anno_mlx", "ner", "--format", "json", text], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "anno_mlx", "ner", "--format", "json", text],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     found = {(e["word"], e["entity_group"]) for e in json.loads(out)}
     assert {("Warsaw", "GPE"), ("Paris", "GPE"), ("1891", "DATE")} <= found, found
 
@@ -215,10 +303,17 @@ def test_ner_without_a_model_uses_the_built_in_one():
 def test_closed_standard_input_is_one_line(converted_model, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", None)  # what Python gives a process started with `<&-`
     assert main(["ner", "-", "-m", str(converted_model)]) == 2
-    assert capsys.readouterr().err.strip() == "error: standard input is closed; pipe text into `ner -`, or give TEXT or --file F"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: standard input is closed; pipe text into `ner -`, or give TEXT or --file F"
+    )
     shell = f"{sys.executable} -m anno_mlx ner - -m {converted_model} <&-"
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and result.stderr.startswith("error: standard input is closed") and result.stderr.count("\n") == 1
+    assert (
+        result.returncode == 2
+        and result.stderr.startswith("error: standard input is closed")
+        and result.stderr.count("\n") == 1
+    )
 
 
 def test_a_file_name_that_is_not_utf8_is_read_and_shown(capsys, converted_model, tmp_path):
@@ -230,5 +325,8 @@ def test_a_file_name_that_is_not_utf8_is_read_and_shown(capsys, converted_model,
     with open(path, "w", encoding="utf-8") as f:
         f.write(OTHER)
     out = tmp_path / "out.html"
-    assert main(["ner", "-f", path, "-f", path, "-m", str(converted_model), "--format", "html", "-o", str(out)]) == 0
+    assert (
+        main(["ner", "-f", path, "-f", path, "-m", str(converted_model), "--format", "html", "-o", str(out)])
+        == 0
+    )
     assert "caf\\udce9.txt" in out.read_text(encoding="utf-8")

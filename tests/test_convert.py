@@ -21,13 +21,17 @@ from conftest import put_in_hub_cache
 from reference import padded_batch, reference_output
 
 # 64-wide so that every weight splits into groups of 32 and 64.
-QUANTIZABLE = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, num_hidden_layers=3, local_attention=16)
+QUANTIZABLE = dict(
+    hidden_size=64, intermediate_size=128, num_attention_heads=4, num_hidden_layers=3, local_attention=16
+)
 # Documented in docs/conversion.md: largest logit difference from float32 on the tiny models.
 HALF_TOLERANCE = {"float16": 1e-2, "bfloat16": 8e-2}
 
 
 def batch(model, tokenizer, seed=0, lengths=(120, 41, 7)):
-    return padded_batch(np.random.default_rng(seed), list(lengths), model.args.vocab_size, tokenizer.pad_token_id)
+    return padded_batch(
+        np.random.default_rng(seed), list(lengths), model.args.vocab_size, tokenizer.pad_token_id
+    )
 
 
 def run(model, ids, mask) -> np.ndarray:
@@ -35,7 +39,11 @@ def run(model, ids, mask) -> np.ndarray:
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
 
 
 def test_round_trip_gives_the_in_memory_models_logits(make_checkpoint, tmp_path):
@@ -78,7 +86,9 @@ def test_quantized_models_load_and_run(make_checkpoint, tmp_path, bits, group):
     reference, tokenizer = load(src)
     quantized, _ = load(out)
     assert isinstance(quantized.model.layers[0].attn.Wqkv, nn.QuantizedLinear)
-    assert isinstance(quantized.classifier, nn.Linear) and not isinstance(quantized.classifier, nn.QuantizedLinear)
+    assert isinstance(quantized.classifier, nn.Linear) and not isinstance(
+        quantized.classifier, nn.QuantizedLinear
+    )
     ids, mask = batch(quantized, tokenizer)
     want, got = run(reference, ids, mask), run(quantized, ids, mask)
     real = mask.astype(bool)

@@ -43,7 +43,9 @@ def test_conll_iob1_and_bioes(tmp_path):
 
 def test_jsonl(tmp_path):
     path = tmp_path / "data.jsonl"
-    path.write_text('{"text": "Zoë lives in Paris.", "entities": [{"start": 13, "end": 18, "label": "LOC"}, {"start": 0, "end": 3, "label": "PER"}]}\n\n')
+    path.write_text(
+        '{"text": "Zoë lives in Paris.", "entities": [{"start": 13, "end": 18, "label": "LOC"}, {"start": 0, "end": 3, "label": "PER"}]}\n\n'
+    )
     (example,) = read_examples(path)
     assert [(example.text[a:b], t) for a, b, t in example.spans] == [("Zoë", "PER"), ("Paris", "LOC")]
 
@@ -54,9 +56,21 @@ def test_jsonl(tmp_path):
         ("a.conll", "EU B-ORG\nrejects\n", "a.conll:2: expected a token and a tag"),
         ("a.conll", "EU B-ORG\nrejects B-\n", "a.conll:2: tag 'B-' is not O"),
         ("a.jsonl", '{"text": "x"}\n{"text": 3}\n', "a.jsonl:2: expected an object"),
-        ("a.jsonl", '{"text": "abc", "entities": [{"start": 1, "end": 9, "label": "X"}]}\n', "a.jsonl:1: entity 0 [1, 9) is outside"),
-        ("a.jsonl", '{"text": "abc", "entities": [{"start": 1, "label": "X"}]}\n', 'a.jsonl:1: entity 0 needs integer "start"'),
-        ("a.jsonl", '{"text": "abcdef", "entities": [{"start": 0, "end": 3, "label": "X"}, {"start": 2, "end": 5, "label": "Y"}]}\n', "overlap"),
+        (
+            "a.jsonl",
+            '{"text": "abc", "entities": [{"start": 1, "end": 9, "label": "X"}]}\n',
+            "a.jsonl:1: entity 0 [1, 9) is outside",
+        ),
+        (
+            "a.jsonl",
+            '{"text": "abc", "entities": [{"start": 1, "label": "X"}]}\n',
+            'a.jsonl:1: entity 0 needs integer "start"',
+        ),
+        (
+            "a.jsonl",
+            '{"text": "abcdef", "entities": [{"start": 0, "end": 3, "label": "X"}, {"start": 2, "end": 5, "label": "Y"}]}\n',
+            "overlap",
+        ),
         ("a.jsonl", '{"text": "abc"\n', "a.jsonl:1: not valid JSON"),
         ("a.conll", "\n\n", "holds no examples"),
     ],
@@ -93,7 +107,11 @@ def test_lines_end_at_newline_only(tmp_path):
     strings may hold the first three raw, and a CoNLL token any of them."""
     path = tmp_path / "data.jsonl"
     odd = "a\u2028b\u2029c\x85d"
-    path.write_text('{"text": "%s Paris", "entities": [{"start": 8, "end": 13, "label": "LOC"}]}\r\n{"text": "x"}\n' % odd, newline="")
+    path.write_text(
+        '{"text": "%s Paris", "entities": [{"start": 8, "end": 13, "label": "LOC"}]}\r\n{"text": "x"}\n'
+        % odd,
+        newline="",
+    )
     first, second = read_examples(path)
     assert first.text == odd + " Paris" and first.spans == [(8, 13, "LOC")] and second.where.endswith(":2")
     conll = tmp_path / "data.conll"
@@ -105,7 +123,10 @@ def test_lines_end_at_newline_only(tmp_path):
 
 @pytest.mark.parametrize("name", ["data.conll", "data.jsonl"])
 def test_a_byte_order_mark_is_not_text(tmp_path, name):
-    conll, jsonl = "Paris B-LOC\nis O\n", '{"text": "Paris is", "entities": [{"start": 0, "end": 5, "label": "LOC"}]}\n'
+    conll, jsonl = (
+        "Paris B-LOC\nis O\n",
+        '{"text": "Paris is", "entities": [{"start": 0, "end": 5, "label": "LOC"}]}\n',
+    )
     path = tmp_path / name
     path.write_bytes(b"\xef\xbb\xbf" + (conll if name.endswith("conll") else jsonl).encode())
     (example,) = read_examples(path)
@@ -115,7 +136,9 @@ def test_a_byte_order_mark_is_not_text(tmp_path, name):
 @pytest.mark.parametrize("value", ["0.9", "1.0", "true", "false", '"1"', "null"])
 def test_jsonl_offsets_are_integers(tmp_path, value):
     path = tmp_path / "data.jsonl"
-    path.write_text('{"text": "x"}\n{"text": "Paris", "entities": [{"start": %s, "end": 5, "label": "LOC"}]}\n' % value)
+    path.write_text(
+        '{"text": "x"}\n{"text": "Paris", "entities": [{"start": %s, "end": 5, "label": "LOC"}]}\n' % value
+    )
     with pytest.raises(AnnoError) as caught:
         read_examples(path)
     assert str(caught.value) == f'{path}:2: entity 0 "start" must be an integer character offset, not {value}'

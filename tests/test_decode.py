@@ -43,16 +43,44 @@ WORDS = [(0, 5, 0), (5, 11, 1), (11, 15, 2), (15, 20, 3), (20, 23, 4), (23, 27, 
 @pytest.mark.parametrize(
     "labels,tags,expected",
     [
-        (IOB, ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC", "I-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        (
+            IOB,
+            ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC", "I-LOC"],
+            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+        ),
         # IOB1: I- opens an entity after O; B- only separates neighbours of one type.
-        (IOB, ["I-PER", "I-PER", "O", "I-PER", "O", "I-LOC", "I-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
-        (IOB, ["I-PER", "B-PER", "O", "O", "O", "I-LOC", "B-LOC"], [("Marie", "PER"), ("Curie", "PER"), ("New", "LOC"), ("York", "LOC")]),
-        (BIOES, ["B-PER", "E-PER", "O", "S-PER", "O", "B-LOC", "E-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        (
+            IOB,
+            ["I-PER", "I-PER", "O", "I-PER", "O", "I-LOC", "I-LOC"],
+            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+        ),
+        (
+            IOB,
+            ["I-PER", "B-PER", "O", "O", "O", "I-LOC", "B-LOC"],
+            [("Marie", "PER"), ("Curie", "PER"), ("New", "LOC"), ("York", "LOC")],
+        ),
+        (
+            BIOES,
+            ["B-PER", "E-PER", "O", "S-PER", "O", "B-LOC", "E-LOC"],
+            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+        ),
         # E- closes: a following I- of the same type starts a new entity; S- is always alone.
-        (BIOES, ["B-PER", "E-PER", "I-PER", "S-PER", "S-PER", "O", "S-LOC"], [("Marie Curie", "PER"), ("met", "PER"), ("Anna", "PER"), ("in", "PER"), ("York", "LOC")]),
-        (BILOU, ["B-PER", "L-PER", "O", "U-PER", "O", "B-LOC", "L-LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        (
+            BIOES,
+            ["B-PER", "E-PER", "I-PER", "S-PER", "S-PER", "O", "S-LOC"],
+            [("Marie Curie", "PER"), ("met", "PER"), ("Anna", "PER"), ("in", "PER"), ("York", "LOC")],
+        ),
+        (
+            BILOU,
+            ["B-PER", "L-PER", "O", "U-PER", "O", "B-LOC", "L-LOC"],
+            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+        ),
         # Plain labels: runs of one type; adjacent entities of one type cannot be told apart.
-        (PLAIN, ["PER", "PER", "O", "PER", "O", "LOC", "LOC"], [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]),
+        (
+            PLAIN,
+            ["PER", "PER", "O", "PER", "O", "LOC", "LOC"],
+            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+        ),
     ],
 )
 @pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
@@ -110,7 +138,9 @@ def test_overlapping_token_offsets_never_give_overlapping_entities():
     text = "AB"
     pieces = [(0, 1, 0), (0, 2, 1), (1, 2, 2)]  # a tokenizer may map pieces onto shared characters
     id2label = dict(enumerate(IOB))
-    entities = decode(text, tokens_of(text, pieces), probs_for(IOB, ["B-PER", "B-LOC", "B-PER"]), id2label, "simple")
+    entities = decode(
+        text, tokens_of(text, pieces), probs_for(IOB, ["B-PER", "B-LOC", "B-PER"]), id2label, "simple"
+    )
     assert all(a.end <= b.start for a, b in zip(entities, entities[1:]))
     assert all(text[e.start : e.end] == e.text for e in entities)
 
@@ -123,7 +153,9 @@ def test_combining_marks_stay_with_their_letter():
     assert entity.text == "Zoe\u0301"
 
 
-@pytest.mark.parametrize("text", ["Sq\u0301rt met", "\u0928\u0930\u0947\u0928 met"])  # no precomposed form; Devanagari
+@pytest.mark.parametrize(
+    "text", ["Sq\u0301rt met", "\u0928\u0930\u0947\u0928 met"]
+)  # no precomposed form; Devanagari
 def test_a_combining_mark_never_splits_a_word(text):
     """Byte-level BPE makes the accent a word of its own and the letters after it another; under
     word aggregation they stay one word with the letters before, so no entity starts or ends
@@ -133,7 +165,9 @@ def test_a_combining_mark_never_splits_a_word(text):
     id2label = dict(enumerate(IOB))
     probs = probs_for(IOB, ["B-PER", "O", "B-LOC", "O"], [0.9, 0.5, 0.5, 0.9])
     for aggregation in ("first", "average", "max"):
-        assert spans(decode(text, tokens_of(text, pieces), probs, id2label, aggregation)) == [(text[:first_space], "PER")]
+        assert spans(decode(text, tokens_of(text, pieces), probs, id2label, aggregation)) == [
+            (text[:first_space], "PER")
+        ]
 
 
 def test_cjk_characters_are_words_of_their_own():
@@ -141,7 +175,10 @@ def test_cjk_characters_are_words_of_their_own():
     pieces = [(i, i + 1, 0) for i in range(5)]  # one pre-tokenizer "word": no spaces in Japanese
     id2label = dict(enumerate(IOB))
     probs = probs_for(IOB, ["B-LOC", "I-LOC", "O", "B-LOC", "I-LOC"])
-    assert spans(decode(text, tokens_of(text, pieces), probs, id2label, "first")) == [("東京", "LOC"), ("大阪", "LOC")]
+    assert spans(decode(text, tokens_of(text, pieces), probs, id2label, "first")) == [
+        ("東京", "LOC"),
+        ("大阪", "LOC"),
+    ]
 
 
 def test_labels_parse():
@@ -160,7 +197,16 @@ def test_a_separator_carried_by_the_last_token_is_trimmed():
     assert [(e.text, e.start, e.end) for e in entities] == [("40.1%", 5, 10), ("Paris", 17, 22)]
     assert all(text[e.start : e.end] == e.text for e in entities)
     # A span that is nothing but a separator gives no entity.
-    assert decode(", x", tokens_of(", x", [(0, 1, 0), (1, 3, 1)]), probs_for(IOB, ["B-PER", "O"]), id2label, "simple") == []
+    assert (
+        decode(
+            ", x",
+            tokens_of(", x", [(0, 1, 0), (1, 3, 1)]),
+            probs_for(IOB, ["B-PER", "O"]),
+            id2label,
+            "simple",
+        )
+        == []
+    )
 
 
 def probs_from(labels: list[str], rows: list[dict[str, float]]) -> np.ndarray:
@@ -190,10 +236,20 @@ def test_a_type_change_inside_an_entity_is_resolved_not_split(aggregation):
     entities = decode(TEXT, tokens_of(TEXT, WORDS), probs_from(IOB, rows), id2label, aggregation)
     assert spans(entities) == [("Marie", "PER"), ("Curie", "LOC")]
     # Entities around the repaired one keep their most probable labels.
-    rows = [{"B-PER": 0.9}, {"I-PER": 0.9}, O, {"B-ORG": 0.5, "B-PER": 0.4}, {"I-PER": 0.7}, {"B-LOC": 0.9}, {"I-LOC": 0.9}]
+    rows = [
+        {"B-PER": 0.9},
+        {"I-PER": 0.9},
+        O,
+        {"B-ORG": 0.5, "B-PER": 0.4},
+        {"I-PER": 0.7},
+        {"B-LOC": 0.9},
+        {"I-LOC": 0.9},
+    ]
     text = "Marie Curie met Anna Smith New York"
     words = [(0, 5, 0), (5, 11, 1), (11, 15, 2), (15, 20, 3), (20, 26, 4), (26, 30, 5), (30, 35, 6)]
-    entities = decode(text, tokens_of(text, words), probs_from(labels, rows), dict(enumerate(labels)), aggregation)
+    entities = decode(
+        text, tokens_of(text, words), probs_from(labels, rows), dict(enumerate(labels)), aggregation
+    )
     assert spans(entities) == [("Marie Curie", "PER"), ("Anna Smith", "PER"), ("New York", "LOC")]
 
 

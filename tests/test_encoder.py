@@ -18,19 +18,39 @@ def test_modernbert_base_from_name():
     assert config.architecture is EncoderArchitecture.MODERNBERT
     assert config.use_rope and config.global_rope_base == 160000.0 and config.local_rope_base == 10000.0
     assert config.local_window == 128 and config.max_position_embeddings == 8192
-    assert (config.hidden_size, config.intermediate_size, config.num_layers, config.num_attention_heads) == (768, 1152, 22, 12)
+    assert (config.hidden_size, config.intermediate_size, config.num_layers, config.num_attention_heads) == (
+        768,
+        1152,
+        22,
+        12,
+    )
     assert config.global_layers == list(range(0, 22, 3))
-    assert (config.cls_token_id, config.sep_token_id, config.pad_token_id, config.mask_token_id) == (50281, 50282, 50283, 50284)
+    assert (config.cls_token_id, config.sep_token_id, config.pad_token_id, config.mask_token_id) == (
+        50281,
+        50282,
+        50283,
+        50284,
+    )
 
 
 def test_modernbert_large_from_name():
     config = EncoderConfig.from_model_name("answerdotai/ModernBERT-large")
-    assert (config.hidden_size, config.intermediate_size, config.num_layers, config.num_attention_heads) == (1024, 2624, 28, 16)
+    assert (config.hidden_size, config.intermediate_size, config.num_layers, config.num_attention_heads) == (
+        1024,
+        2624,
+        28,
+        16,
+    )
 
 
 @pytest.mark.parametrize(
     "name",
-    ["sbintuitions/modernbert-ja-30m", "sbintuitions/modernbert-ja-130m", "sbintuitions/modernbert-ja-310m", "llm-jp/llm-jp-modernbert-base"],
+    [
+        "sbintuitions/modernbert-ja-30m",
+        "sbintuitions/modernbert-ja-130m",
+        "sbintuitions/modernbert-ja-310m",
+        "llm-jp/llm-jp-modernbert-base",
+    ],
 )
 def test_japanese_family_is_modernbert(name):
     config = EncoderConfig.from_model_name(name)
@@ -40,7 +60,9 @@ def test_japanese_family_is_modernbert(name):
 
 
 def test_bert_names_are_bert_and_unknown_names_fail():
-    assert EncoderConfig.from_model_name("google-bert/bert-base-cased").architecture is EncoderArchitecture.BERT
+    assert (
+        EncoderConfig.from_model_name("google-bert/bert-base-cased").architecture is EncoderArchitecture.BERT
+    )
     assert not EncoderConfig.from_model_name("bert-base-uncased").use_rope
     with pytest.raises(AnnoError, match="from_pretrained"):
         EncoderConfig.from_model_name("someone/gpt-thing")
@@ -48,7 +70,13 @@ def test_bert_names_are_bert_and_unknown_names_fail():
 
 @pytest.mark.parametrize("legacy", [True, False])
 def test_from_pretrained_reads_config_and_special_ids(make_checkpoint, legacy):
-    folder = make_checkpoint(head="masked-lm", legacy_keys=legacy, num_hidden_layers=4, global_attn_every_n_layers=2, global_rope_theta=1234.0)
+    folder = make_checkpoint(
+        head="masked-lm",
+        legacy_keys=legacy,
+        num_hidden_layers=4,
+        global_attn_every_n_layers=2,
+        global_rope_theta=1234.0,
+    )
     config = EncoderConfig.from_pretrained(folder)
     saved = json.loads((folder / "config.json").read_text())
     assert config.global_rope_base == 1234.0
@@ -72,7 +100,12 @@ def test_encode_matches_transformers_hidden_states(make_checkpoint):
 
 def test_encode_batch_equals_one_at_a_time(make_checkpoint):
     encoder = Encoder.from_pretrained(make_checkpoint(head="encoder"), batch_size=2)
-    texts = ["Paris.", "Marie Curie was born in Warsaw and moved to Paris. " * 5, "", "Tokyo and Berlin are cities."]
+    texts = [
+        "Paris.",
+        "Marie Curie was born in Warsaw and moved to Paris. " * 5,
+        "",
+        "Tokyo and Berlin are cities.",
+    ]
     batched = encoder.encode_batch(texts)
     for text, (embeddings, n) in zip(texts, batched):
         alone, m = encoder.encode(text)

@@ -78,7 +78,9 @@ def test_config_sizes_checked_against_the_weights(capsys, hf_copy, tmp_path):
 
 
 def test_wrong_shape_names_key_and_both_shapes(capsys, hf_copy, tmp_path):
-    rewrite_weights(hf_copy, lambda w: w.update({"model.layers.1.attn.Wo.weight": np.zeros((32, 30), np.float32)}))
+    rewrite_weights(
+        hf_copy, lambda w: w.update({"model.layers.1.attn.Wo.weight": np.zeros((32, 30), np.float32)})
+    )
     line = cli_error(capsys, "convert", str(hf_copy), "-o", str(tmp_path / "out"))
     assert "model.layers.1.attn.Wo.weight" in line and "(32, 30)" in line and "(32, 32)" in line
 

@@ -14,7 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_wheel_installs_only_under_anno_mlx(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -24,8 +35,15 @@ def test_wheel_installs_only_under_anno_mlx(tmp_path):
     assert top == {"anno_mlx"}
     assert "anno_mlx/convert/converter.py" in names and "anno_mlx/ui/__init__.py" in names
     # The embedded default model ships inside the package, within its 30 MB budget.
-    model = {n: i.file_size for n, i in ((i.filename, i) for i in zipfile.ZipFile(wheel).infolist()) if n.startswith("anno_mlx/default_model/")}
-    assert {f"anno_mlx/default_model/{f}" for f in ("config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md")} <= set(model)
+    model = {
+        n: i.file_size
+        for n, i in ((i.filename, i) for i in zipfile.ZipFile(wheel).infolist())
+        if n.startswith("anno_mlx/default_model/")
+    }
+    assert {
+        f"anno_mlx/default_model/{f}"
+        for f in ("config.json", "model.safetensors", "tokenizer.json", "MODEL_CARD.md")
+    } <= set(model)
     assert sum(model.values()) <= 30_000_000
 
 
@@ -38,7 +56,9 @@ def blas_libraries(env_value: str | None) -> str:
     env = dict(__import__("os").environ)
     if env_value is not None:
         env["ANNO_MLX_BLAS"] = env_value
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload exists for Linux only")

@@ -15,8 +15,26 @@ from anno_mlx.labelmap import LabelMap, coarse_examples, rename_predictions
 from anno_mlx.tokenizer import Tokenizer
 from anno_mlx.objectives import TokenClassification, iob2_labels, token_labels
 
-ONTONOTES = ["PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE",
-             "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"]
+ONTONOTES = [
+    "PERSON",
+    "NORP",
+    "FAC",
+    "ORG",
+    "GPE",
+    "LOC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
+    "LANGUAGE",
+    "DATE",
+    "TIME",
+    "PERCENT",
+    "MONEY",
+    "QUANTITY",
+    "ORDINAL",
+    "CARDINAL",
+]
 NUMERIC = ("DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL")
 
 
@@ -25,7 +43,9 @@ def test_parse_presets_pairs_and_errors():
     assert conll.to_data()["GPE"] == "LOC" and conll.to_data()["NORP"] == "MISC"
     assert conll.to_model("LOC") == ("GPE", "LOC", "FAC")
     assert conll.to_model("PER") == ("PERSON",)
-    assert LabelMap.parse("PERSON=PER, GPE=LOC").to_model("ORG") == ("ORG",), "an unnamed type stands for itself"
+    assert LabelMap.parse("PERSON=PER, GPE=LOC").to_model("ORG") == ("ORG",), (
+        "an unnamed type stands for itself"
+    )
     with pytest.raises(AnnoError, match="'PERSON' is not MODEL=DATA"):
         LabelMap.parse("PERSON,GPE=LOC")
     with pytest.raises(AnnoError, match="names no pair"):
@@ -43,7 +63,10 @@ def test_predictions_are_renamed_and_unjudged_types_counted():
 
 def test_coarse_examples_allow_the_fine_types_and_free_what_the_data_does_not_mark():
     conll = LabelMap.parse("conll")
-    with_misc = [Example("Anna went to Oslo .", [(0, 4, "PER"), (13, 17, "LOC")]), Example("a Danish film by Nordisk", [(2, 8, "MISC"), (17, 24, "ORG")])]
+    with_misc = [
+        Example("Anna went to Oslo .", [(0, 4, "PER"), (13, 17, "LOC")]),
+        Example("a Danish film by Nordisk", [(2, 8, "MISC"), (17, 24, "ORG")]),
+    ]
     coarse = coarse_examples(with_misc, conll, ONTONOTES)
     assert coarse[0].spans == [(0, 4, "PERSON"), (13, 17, "GPE|LOC|FAC")]
     assert coarse[0].unannotated == NUMERIC
@@ -51,7 +74,15 @@ def test_coarse_examples_allow_the_fine_types_and_free_what_the_data_does_not_ma
     # A set that marks no MISC or ORG says nothing about nationalities, events or companies:
     # those are free too.
     without_misc = coarse_examples(with_misc[:1], conll, ONTONOTES)
-    assert set(without_misc[0].unannotated) == set(NUMERIC) | {"ORG", "NORP", "EVENT", "WORK_OF_ART", "PRODUCT", "LAW", "LANGUAGE"}
+    assert set(without_misc[0].unannotated) == set(NUMERIC) | {
+        "ORG",
+        "NORP",
+        "EVENT",
+        "WORK_OF_ART",
+        "PRODUCT",
+        "LAW",
+        "LANGUAGE",
+    }
     with pytest.raises(AnnoError, match="data type LOC maps to PLACE, which the model does not have"):
         coarse_examples(with_misc, LabelMap.parse("PLACE=LOC"), ONTONOTES)
 
@@ -91,8 +122,17 @@ def test_marginal_loss_is_cross_entropy_for_one_label_and_log_sum_for_several():
     allowed[0, 0] = False  # an ignored token
     allowed[1, 2, :3] = True  # a token that may be any of labels 0-2
     log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    expected = np.mean([-np.log(np.exp(log_p[b, t][allowed[b, t]]).sum()) for b in range(2) for t in range(6) if allowed[b, t].any()])
-    assert TokenClassification.loss(mx.array(logits), mx.array(allowed)).item() == pytest.approx(expected, rel=1e-5)
+    expected = np.mean(
+        [
+            -np.log(np.exp(log_p[b, t][allowed[b, t]]).sum())
+            for b in range(2)
+            for t in range(6)
+            if allowed[b, t].any()
+        ]
+    )
+    assert TokenClassification.loss(mx.array(logits), mx.array(allowed)).item() == pytest.approx(
+        expected, rel=1e-5
+    )
     one_hot = allowed.copy()
     one_hot[1, 2] = False
     one_hot[1, 2, gold[1, 2]] = True
@@ -102,11 +142,20 @@ def test_marginal_loss_is_cross_entropy_for_one_label_and_log_sum_for_several():
 
 def test_encode_rows_carry_masks(make_tokenizer_only, tmp_path):
     path = tmp_path / "coarse.jsonl"
-    path.write_text(json.dumps({"text": "Anna went to Oslo", "entities": [{"start": 13, "end": 17, "label": "GPE|LOC"}], "unannotated": ["DATE"]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "text": "Anna went to Oslo",
+                "entities": [{"start": 13, "end": 17, "label": "GPE|LOC"}],
+                "unannotated": ["DATE"],
+            }
+        )
+        + "\n"
+    )
     example = read_examples(path)[0]
     assert example.spans == [(13, 17, "GPE|LOC")] and example.unannotated == ("DATE",)
     task = TokenClassification(["PERSON", "GPE", "LOC", "DATE"])
-    (ids, allowed), = task.rows([example], make_tokenizer_only, 64)
+    ((ids, allowed),) = task.rows([example], make_tokenizer_only, 64)
     assert allowed.shape == (len(ids), len(task.labels)) and not allowed[0].any() and not allowed[-1].any()
     path.write_text(json.dumps({"text": "x", "unannotated": "DATE"}) + "\n")
     with pytest.raises(AnnoError, match='"unannotated" must be a list of type names'):
@@ -120,8 +169,14 @@ def test_score_takes_a_mapping_by_name():
 
     class Fixed:
         def batch(self, texts, progress=False):
-            return [[SimpleNamespace(start=0, end=4, label="PERSON"), SimpleNamespace(start=13, end=17, label="GPE"),
-                     SimpleNamespace(start=21, end=27, label="DATE")] for _ in texts]
+            return [
+                [
+                    SimpleNamespace(start=0, end=4, label="PERSON"),
+                    SimpleNamespace(start=13, end=17, label="GPE"),
+                    SimpleNamespace(start=21, end=27, label="DATE"),
+                ]
+                for _ in texts
+            ]
 
     examples = [Example("Anna went to Oslo on Monday", [(0, 4, "PER"), (13, 17, "LOC")])]
     report = score(Fixed(), examples, "conll")

@@ -41,7 +41,9 @@ def ners(tmp_path_factory):
     from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
 
     return {
-        style: NER.from_pretrained(make_tiny_checkpoint(tmp_path_factory.mktemp(style), tokenizer_style=style, seed=3))
+        style: NER.from_pretrained(
+            make_tiny_checkpoint(tmp_path_factory.mktemp(style), tokenizer_style=style, seed=3)
+        )
         for style in TOKENIZER_STYLES
     }
 
@@ -80,7 +82,11 @@ def test_sample_document_in_every_script(ners, style):
 
 # In NFC, which the pipeline tokenizes (compared with one tokenizers call on the same text).
 WORDS = (
-    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Zs", "Zl", "Zp", "Cc"]), min_size=1, max_size=12)
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=["Zs", "Zl", "Zp", "Cc"]),
+        min_size=1,
+        max_size=12,
+    )
     .map(lambda word: unicodedata.normalize("NFC", word))
     .filter(lambda word: len(word) <= 12)
 )
@@ -145,13 +151,18 @@ WORD_CHARS = st.one_of(
     st.sampled_from(list("ZürichGarcíaMárquezBesançonNguyễnHàNội서울東京กรุงเทพनरेन्द्रمُحَمَّد")),
 )
 SEPARATORS = st.sampled_from([" ", ", ", ". ", "\n", " (", ") ", "-", "; "])
-WORDY_TEXT = st.lists(st.tuples(st.text(WORD_CHARS, min_size=1, max_size=10), SEPARATORS), min_size=1, max_size=30).map(
-    lambda parts: "".join(word + sep for word, sep in parts)
-)
+WORDY_TEXT = st.lists(
+    st.tuples(st.text(WORD_CHARS, min_size=1, max_size=10), SEPARATORS), min_size=1, max_size=30
+).map(lambda parts: "".join(word + sep for word, sep in parts))
 
 
 @pytest.mark.parametrize("style", TOKENIZER_STYLES)
-@settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(text=WORDY_TEXT, aggregation=st.sampled_from(["first", "average", "max"]))
 def test_entities_never_cut_a_word(ners, style, text, aggregation):
     """Word-level aggregations give whole words, whether accents are composed or not."""
@@ -166,7 +177,9 @@ def test_entities_never_cut_a_word(ners, style, text, aggregation):
 NORMALISATION_TEXT = st.text(
     alphabet=st.one_of(
         st.characters(codec="utf-8"),
-        st.sampled_from(list("aeouAq\u0301\u0308\u0323\u0302\u212b\u0958\u1100\u1161\u11a8\uac00\u0f73\u0b47\u0b3e 가")),
+        st.sampled_from(
+            list("aeouAq\u0301\u0308\u0323\u0302\u212b\u0958\u1100\u1161\u11a8\uac00\u0f73\u0b47\u0b3e 가")
+        ),
     ),
     max_size=60,
 )
@@ -184,7 +197,9 @@ def test_nfc_positions_map_into_the_text(text):
     assert len(origin) == len(normal) + 1 and origin[0] == 0 and origin[-1] == len(text)
     assert (np.diff(origin) >= 0).all()
     # Between any two mapped positions before a base character, the text reads as its NFC form.
-    starters = [k for k in range(len(normal) + 1) if k in (0, len(normal)) or unicodedata.combining(normal[k]) == 0]
+    starters = [
+        k for k in range(len(normal) + 1) if k in (0, len(normal)) or unicodedata.combining(normal[k]) == 0
+    ]
     for k, m in zip(starters, starters[1:]):
         assert unicodedata.normalize("NFC", text[origin[k] : origin[m]]) == normal[k:m]
 
@@ -193,7 +208,11 @@ def test_nfc_positions_map_into_the_text(text):
     "text,normal,origin",
     [
         ("Zu\u0308rich", "Zürich", [0, 1, 3, 4, 5, 6, 7]),
-        ("\u1100\u1161\u11a8\u11a8", "\uac01\u11a8", [0, 3, 4]),  # Hangul jamo: one syllable and a jamo left over
+        (
+            "\u1100\u1161\u11a8\u11a8",
+            "\uac01\u11a8",
+            [0, 3, 4],
+        ),  # Hangul jamo: one syllable and a jamo left over
         ("a\u0301\u0323b", "\u1ea1\u0301b", [0, 1, 3, 4]),  # the dot below composes, the acute stays
         ("\u0958x", "\u0915\u093cx", [0, 1, 1, 2]),  # excluded from composition: NFC decomposes it
     ],
@@ -230,7 +249,9 @@ def same_entities(ner: NER, text: str) -> None:
     composed, decomposed = unicodedata.normalize("NFC", text), unicodedata.normalize("NFD", text)
     expected, found = ner(composed), ner(decomposed)
     check_invariants(decomposed, found)
-    assert [(unicodedata.normalize("NFC", e.text), e.label) for e in found] == [(e.text, e.label) for e in expected]
+    assert [(unicodedata.normalize("NFC", e.text), e.label) for e in found] == [
+        (e.text, e.label) for e in expected
+    ]
     np.testing.assert_allclose([e.score for e in found], [e.score for e in expected], atol=1e-6)
     for e in found:  # whole characters: a span never starts on an accent or leaves one behind
         assert not inside_word(decomposed, e.start) and not inside_word(decomposed, e.end)
@@ -240,8 +261,13 @@ def same_entities(ner: NER, text: str) -> None:
 def test_decomposed_accents_give_the_entities_of_composed_ones(ners, style):
     for text in SENTENCES:
         same_entities(ners[style], text * 3)
-        tokens, composed = (ners[style].tokenizer.tokenize(unicodedata.normalize(f, text)) for f in ("NFD", "NFC"))
-        assert tokens.ids.tolist() == composed.ids.tolist() and tokens.word_start.tolist() == composed.word_start.tolist()
+        tokens, composed = (
+            ners[style].tokenizer.tokenize(unicodedata.normalize(f, text)) for f in ("NFD", "NFC")
+        )
+        assert (
+            tokens.ids.tolist() == composed.ids.tolist()
+            and tokens.word_start.tolist() == composed.word_start.tolist()
+        )
 
 
 def test_the_default_model_finds_the_same_names_in_decomposed_text():
@@ -350,8 +376,26 @@ def test_bad_settings_and_models(short_context, make_checkpoint):
         NER.from_pretrained(make_checkpoint(head="masked-lm"))
 
 
-ONTONOTES = {"PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE",
-             "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"}
+ONTONOTES = {
+    "PERSON",
+    "NORP",
+    "FAC",
+    "ORG",
+    "GPE",
+    "LOC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
+    "LANGUAGE",
+    "DATE",
+    "TIME",
+    "PERCENT",
+    "MONEY",
+    "QUANTITY",
+    "ORDINAL",
+    "CARDINAL",
+}
 
 
 def test_the_embedded_default_model_is_used_without_a_model():
@@ -366,18 +410,33 @@ def test_the_embedded_default_model_is_used_without_a_model():
     # found "the University of" here.
     text = "Marie Curie moved from Warsaw to Paris in 1891 and studied at the University of Paris."
     found = {(e.text, e.label) for e in ner(text)}
-    assert ("Marie Curie", "PERSON") in found and {"the University of Paris", "University of Paris"} & {t for t, kind in found if kind == "ORG"}, found
+    assert ("Marie Curie", "PERSON") in found and {"the University of Paris", "University of Paris"} & {
+        t for t, kind in found if kind == "ORG"
+    }, found
 
 
 DOMAINS = {
-    "news": ("Apple chief executive Tim Cook said on Tuesday that the company would open a factory in Texas.",
-             {("Apple", "ORG"), ("Tim Cook", "PERSON"), ("Tuesday", "DATE"), ("Texas", "GPE")}),
-    "tweet": ("RT @nytimes: Obama to visit Kenya next month http://t.co/abc", {("Obama", "PERSON"), ("Kenya", "GPE")}),
-    "tweet, no capitals lost": ("@jess_k omg just saw Taylor Swift at the airport in Dallas #blessed",
-                                {("Taylor Swift", "PERSON"), ("Dallas", "GPE")}),
-    "contract": ("This Credit Agreement is entered into by Acme Holdings Inc., a Delaware corporation, and JPMorgan Chase Bank, "
-                 "N.A., as Administrative Agent.", {("Acme Holdings Inc.", "ORG"), ("JPMorgan Chase Bank", "ORG")}),
-    "lower-case chat": ("lol my brother works at microsoft in seattle now", {("microsoft", "ORG"), ("seattle", "GPE")}),
+    "news": (
+        "Apple chief executive Tim Cook said on Tuesday that the company would open a factory in Texas.",
+        {("Apple", "ORG"), ("Tim Cook", "PERSON"), ("Tuesday", "DATE"), ("Texas", "GPE")},
+    ),
+    "tweet": (
+        "RT @nytimes: Obama to visit Kenya next month http://t.co/abc",
+        {("Obama", "PERSON"), ("Kenya", "GPE")},
+    ),
+    "tweet, no capitals lost": (
+        "@jess_k omg just saw Taylor Swift at the airport in Dallas #blessed",
+        {("Taylor Swift", "PERSON"), ("Dallas", "GPE")},
+    ),
+    "contract": (
+        "This Credit Agreement is entered into by Acme Holdings Inc., a Delaware corporation, and JPMorgan Chase Bank, "
+        "N.A., as Administrative Agent.",
+        {("Acme Holdings Inc.", "ORG"), ("JPMorgan Chase Bank", "ORG")},
+    ),
+    "lower-case chat": (
+        "lol my brother works at microsoft in seattle now",
+        {("microsoft", "ORG"), ("seattle", "GPE")},
+    ),
     "lower-case names": ("meeting with john smith from ibm tomorrow at 3pm", {("john smith", "PERSON")}),
 }
 
@@ -420,7 +479,9 @@ print("rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "exit
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     rss = float(result.stdout.split("rss_mb")[1].split()[0])
-    print(f"peak resident memory for 1,000,000 characters: {rss:.0f} MB ({result.stdout.split()[-1]} entities)")
+    print(
+        f"peak resident memory for 1,000,000 characters: {rss:.0f} MB ({result.stdout.split()[-1]} entities)"
+    )
     # Measured 490 MB when this test runs alone, 760-1,210 MB when the in-process benchmark test
     # ran earlier in the same pytest session (same entities, same backend; cause not found yet).
     assert rss < 1536, f"peak resident memory {rss:.0f} MB"

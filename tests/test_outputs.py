@@ -36,7 +36,11 @@ def snapshot(root: Path) -> dict[str, tuple]:
             if stat.S_ISLNK(info.st_mode):
                 found[str(path.relative_to(root))] = ("link", os.readlink(path))
             elif stat.S_ISREG(info.st_mode):
-                found[str(path.relative_to(root))] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), stat.S_IMODE(info.st_mode))
+                found[str(path.relative_to(root))] = (
+                    "file",
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                    stat.S_IMODE(info.st_mode),
+                )
             else:
                 found[str(path.relative_to(root))] = ("other", stat.S_IFMT(info.st_mode))
     return found
@@ -116,8 +120,16 @@ REFUSED = [
     ("project root with a config.json", project, "not a model folder written by anno-mlx"),
     ("a file", a_file, "is a file, not a model folder"),
     ("a symbolic link", a_link, "is a symbolic link"),
-    ("our model plus the user's notes", our_model_with_notes, "holds files anno-mlx did not write (notes.txt)"),
-    ("a legacy model plus a folder", a_legacy_model_with_a_subfolder, "holds files anno-mlx did not write (runs)"),
+    (
+        "our model plus the user's notes",
+        our_model_with_notes,
+        "holds files anno-mlx did not write (notes.txt)",
+    ),
+    (
+        "a legacy model plus a folder",
+        a_legacy_model_with_a_subfolder,
+        "holds files anno-mlx did not write (runs)",
+    ),
 ]
 
 
@@ -182,14 +194,28 @@ def test_convert_force_replaces_empty_and_own_folders(capsys, src, converted, tm
     assert main(["convert", str(src), "-o", str(target), "--force", "--dtype", "float16"]) == 0
     assert json.loads((target / "config.json").read_text())["anno_mlx"]["dtype"] == "float16"
     marker = json.loads((target / MARKER).read_text())
-    assert marker["written_by"] == "anno-mlx" and sorted(os.listdir(target)) == sorted(marker["files"] + [MARKER])
+    assert marker["written_by"] == "anno-mlx" and sorted(os.listdir(target)) == sorted(
+        marker["files"] + [MARKER]
+    )
     assert sorted(os.listdir(tmp_path)) == ["it"], "no staging or old folder is left"
 
 
 def test_train_force_replaces_its_own_output_and_state(capsys, converted, tmp_path):
     data = write_conll(tmp_path / "train.conll", 24, seed=1)
     out, state = tmp_path / "out", tmp_path / "out.state"
-    run = ["train", "--model", str(converted), "--train", str(data), "-o", str(out), "--epochs", "1", "--batch-size", "8"]
+    run = [
+        "train",
+        "--model",
+        str(converted),
+        "--train",
+        str(data),
+        "-o",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+    ]
     state.mkdir()  # a run interrupted before its first epoch ended: nothing to lose
     assert main(run) == 0
     assert (out / MARKER).is_file() and not state.exists()
@@ -210,10 +236,14 @@ def test_a_bad_output_place_fails_before_any_model_loads(capsys, src, tmp_path, 
 
     monkeypatch.setattr(checkpoint, "load_folder", lambda *a, **k: pytest.fail("the model was loaded"))
     (tmp_path / "notes.txt").write_text("x")
-    assert "notes.txt is not a folder" in cli_error(capsys, "convert", src, "-o", tmp_path / "notes.txt" / "model")
+    assert "notes.txt is not a folder" in cli_error(
+        capsys, "convert", src, "-o", tmp_path / "notes.txt" / "model"
+    )
     assert "does not take new files" in cli_error(capsys, "convert", src, "-o", "/proc/anno-mlx-model")
     data = write_conll(tmp_path / "train.conll", 20, seed=1)
-    assert "does not take new files" in cli_error(capsys, "train", "--model", src, "--train", data, "-o", "/proc/anno-mlx-model")
+    assert "does not take new files" in cli_error(
+        capsys, "train", "--model", src, "--train", data, "-o", "/proc/anno-mlx-model"
+    )
 
 
 # -- a --force replace keeps the old destination; leftovers of killed runs ----------------------
@@ -268,7 +298,14 @@ def test_stale_staging_of_dead_writers_is_removed_live_ones_and_others_kept(src,
     (tmp_path / f".out.tmp-{pid}-linklink").symlink_to(victim)  # a link is never followed or removed
     assert main(["convert", str(src), "-o", str(tmp_path / "out")]) == 0
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["out", f".out.txt.tmp-{pid}-qwertyui", f".out.tmp-{os.getpid()}-livelive", ".out.tmp-notapid", "victim", f".out.tmp-{pid}-linklink"]
+        [
+            "out",
+            f".out.txt.tmp-{pid}-qwertyui",
+            f".out.tmp-{os.getpid()}-livelive",
+            ".out.tmp-notapid",
+            "victim",
+            f".out.tmp-{pid}-linklink",
+        ]
     )
 
 
@@ -321,7 +358,12 @@ def test_sigterm_in_a_real_process_leaves_no_staging(make_checkpoint, tmp_path):
     )
     out = tmp_path / "out" / "model"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    process = subprocess.Popen([sys.executable, "-c", script, "convert", str(src), "-o", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "convert", str(src), "-o", str(out)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for _ in range(600):
             if ready.exists() or process.poll() is not None:
@@ -348,7 +390,9 @@ def report(tmp_path) -> Path:
 
 
 def ner_to(model: Path, target, *inputs) -> int:
-    return main(["ner", *(map(str, inputs or [TEXT])), "-m", str(model), "--format", "json", "-o", str(target)])
+    return main(
+        ["ner", *(map(str, inputs or [TEXT])), "-m", str(model), "--format", "json", "-o", str(target)]
+    )
 
 
 def test_ner_writes_through_a_unique_temp_name_never_through_a_planted_link(converted, tmp_path, monkeypatch):
@@ -362,7 +406,9 @@ def test_ner_writes_through_a_unique_temp_name_never_through_a_planted_link(conv
     assert os.readlink(tmp_path / ".out.txt.tmp") == str(victim)
     assert os.readlink(tmp_path / f".out.txt.tmp-{os.getpid()}-aaaaaaaa") == str(victim)
     assert json.loads((tmp_path / "out.txt").read_text()) is not None
-    assert sorted(os.listdir(tmp_path)) == sorted(["victim.txt", "out.txt", ".out.txt.tmp", f".out.txt.tmp-{os.getpid()}-aaaaaaaa"])
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["victim.txt", "out.txt", ".out.txt.tmp", f".out.txt.tmp-{os.getpid()}-aaaaaaaa"]
+    )
 
 
 def test_ner_keeps_the_mode_of_an_existing_file_and_gives_new_ones_the_usual_mode(converted, tmp_path):
@@ -412,7 +458,10 @@ def test_ner_writes_a_character_device_in_place(converted, tmp_path):
 
 def test_ner_stdin_that_is_the_output_is_refused(report, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "anno_mlx", "ner", "-", "-o", str(report)], stdin=report.open("rb"), capture_output=True, text=True,
+        [sys.executable, "-m", "anno_mlx", "ner", "-", "-o", str(report)],
+        stdin=report.open("rb"),
+        capture_output=True,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
     )
     assert result.returncode == 2 and "is also an input (standard input)" in result.stderr
@@ -426,11 +475,23 @@ def linked_input(report: Path) -> Path:
 
 NER_REFUSED = [
     ("the input itself", lambda report: ([report], report), "is also an input"),
-    ("the input by another path", lambda report: (["-f", report], report.parent / "." / "report.txt"), "is also an input"),
+    (
+        "the input by another path",
+        lambda report: (["-f", report], report.parent / "." / "report.txt"),
+        "is also an input",
+    ),
     ("the input through a link", lambda report: ([report], linked_input(report)), "is also an input"),
-    ("a missing folder", lambda report: ([report], report.parent / "missing" / "x.json"), "does not exist; create it"),
+    (
+        "a missing folder",
+        lambda report: ([report], report.parent / "missing" / "x.json"),
+        "does not exist; create it",
+    ),
     ("a folder", lambda report: ([report], report.parent), "is a folder; give a file name"),
-    ("a place that takes no files", lambda report: ([report], Path("/proc/anno-mlx.json")), "does not take new files"),
+    (
+        "a place that takes no files",
+        lambda report: ([report], Path("/proc/anno-mlx.json")),
+        "does not take new files",
+    ),
     ("a file used as a folder", lambda report: ([report], report / "x.json"), "part of the path is a file"),
 ]
 

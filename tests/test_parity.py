@@ -15,12 +15,57 @@ TOLERANCE = 1e-4
 
 # Unusual sizes, 1 to 7 layers, global every 1/2/3 layers, windows below and above the lengths.
 CONFIGS = [
-    dict(hidden_size=32, num_attention_heads=4, intermediate_size=48, num_hidden_layers=1, global_attn_every_n_layers=1, local_attention=16),
-    dict(hidden_size=36, num_attention_heads=3, intermediate_size=37, num_hidden_layers=2, global_attn_every_n_layers=2, local_attention=8),
-    dict(hidden_size=42, num_attention_heads=3, intermediate_size=51, num_hidden_layers=3, global_attn_every_n_layers=3, local_attention=32),
-    dict(hidden_size=40, num_attention_heads=5, intermediate_size=64, num_hidden_layers=4, global_attn_every_n_layers=2, local_attention=512),
-    dict(hidden_size=48, num_attention_heads=4, intermediate_size=40, num_hidden_layers=5, global_attn_every_n_layers=3, local_attention=4, bias=True),
-    dict(hidden_size=24, num_attention_heads=2, intermediate_size=30, num_hidden_layers=7, global_attn_every_n_layers=3, local_attention=16, global_rope_theta=5000.0, local_rope_theta=500.0),
+    dict(
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=48,
+        num_hidden_layers=1,
+        global_attn_every_n_layers=1,
+        local_attention=16,
+    ),
+    dict(
+        hidden_size=36,
+        num_attention_heads=3,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        global_attn_every_n_layers=2,
+        local_attention=8,
+    ),
+    dict(
+        hidden_size=42,
+        num_attention_heads=3,
+        intermediate_size=51,
+        num_hidden_layers=3,
+        global_attn_every_n_layers=3,
+        local_attention=32,
+    ),
+    dict(
+        hidden_size=40,
+        num_attention_heads=5,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        global_attn_every_n_layers=2,
+        local_attention=512,
+    ),
+    dict(
+        hidden_size=48,
+        num_attention_heads=4,
+        intermediate_size=40,
+        num_hidden_layers=5,
+        global_attn_every_n_layers=3,
+        local_attention=4,
+        bias=True,
+    ),
+    dict(
+        hidden_size=24,
+        num_attention_heads=2,
+        intermediate_size=30,
+        num_hidden_layers=7,
+        global_attn_every_n_layers=3,
+        local_attention=16,
+        global_rope_theta=5000.0,
+        local_rope_theta=500.0,
+    ),
 ]
 HEADS = ["token-classification", "masked-lm", "encoder"]
 
@@ -53,7 +98,9 @@ def test_matches_transformers_on_padded_batches(make_checkpoint, head, index):
 def test_sdpa_and_eager_references_agree_with_us(make_checkpoint):
     folder = make_checkpoint(head="token-classification", **CONFIGS[2])
     model, tokenizer = load(folder)
-    ids, mask = padded_batch(np.random.default_rng(7), [300, 90], model.args.vocab_size, tokenizer.pad_token_id)
+    ids, mask = padded_batch(
+        np.random.default_rng(7), [300, 90], model.args.vocab_size, tokenizer.pad_token_id
+    )
     got = np.array(model(mx.array(ids), mx.array(mask)))
     for attn in ("eager", "sdpa"):
         expected = reference_output(folder, "token-classification", ids, mask, attn=attn)
@@ -64,7 +111,9 @@ def test_all_padding_rows_stay_finite_and_do_not_touch_other_rows(make_checkpoin
     folder = make_checkpoint(head="token-classification", **CONFIGS[5])  # local layers, window 16
     model, tokenizer = load(folder)
     # Row 2 has 195 pads: padded queries far from any real token see no real key on local layers.
-    ids, mask = padded_batch(np.random.default_rng(3), [200, 0, 5], model.args.vocab_size, tokenizer.pad_token_id)
+    ids, mask = padded_batch(
+        np.random.default_rng(3), [200, 0, 5], model.args.vocab_size, tokenizer.pad_token_id
+    )
     out = np.array(model(mx.array(ids), mx.array(mask)))
     assert np.isfinite(out).all()
     alone = np.array(model(mx.array(ids[:1]), mx.array(mask[:1])))
@@ -89,7 +138,9 @@ def test_any_lengths_and_padding_match_reference(make_checkpoint, lengths, seed)
     """Banded and dense local attention, any mix of lengths: always the reference's numbers."""
     folder = make_checkpoint(head="token-classification", **CONFIGS[5])
     model, tokenizer = load(folder)
-    ids, mask = padded_batch(np.random.default_rng(seed), lengths, model.args.vocab_size, tokenizer.pad_token_id)
+    ids, mask = padded_batch(
+        np.random.default_rng(seed), lengths, model.args.vocab_size, tokenizer.pad_token_id
+    )
     expected = reference_output(folder, "token-classification", ids, mask)
     got = np.array(model(mx.array(ids), mx.array(mask)))
     assert np.abs(got - expected)[mask.astype(bool)].max() <= TOLERANCE

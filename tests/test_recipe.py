@@ -11,17 +11,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("build_default_model", ROOT / "scripts" / "build_default_model.py")
+spec = importlib.util.spec_from_file_location(
+    "build_default_model", ROOT / "scripts" / "build_default_model.py"
+)
 recipe = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(recipe)
 
 
 def record(text: str, *names: str, label: str = "PERSON") -> dict:
-    return {"text": text, "entities": [{"start": text.index(n), "end": text.index(n) + len(n), "label": label} for n in names]}
+    return {
+        "text": text,
+        "entities": [{"start": text.index(n), "end": text.index(n) + len(n), "label": label} for n in names],
+    }
 
 
 def test_packing_keeps_every_entity_on_its_text():
-    records = [record(f"Doc {i} says Ada Lovelace met Charles Babbage.", "Ada Lovelace", "Charles Babbage") for i in range(300)]
+    records = [
+        record(f"Doc {i} says Ada Lovelace met Charles Babbage.", "Ada Lovelace", "Charles Babbage")
+        for i in range(300)
+    ]
     packed = recipe.pack(records, seed=1)
     assert 1 < len(packed) < len(records)
     assert all(recipe.words(p["text"]) <= recipe.PACK_WORDS for p in packed)
@@ -55,7 +63,9 @@ def test_swapped_names_replace_each_name_everywhere_with_one_of_its_type():
     text = "Ada Lovelace wrote to Charles Babbage in London in 1843. Ada Lovelace then left London."
     doc = record(text, "Ada Lovelace", "Charles Babbage")
     doc["entities"] += [record(text, "1843", label="DATE")["entities"][0]]  # not a name: never swapped
-    doc["entities"] += [{"start": i, "end": i + 6, "label": "GPE"} for i in (text.index("London"), text.rindex("London"))]
+    doc["entities"] += [
+        {"start": i, "end": i + 6, "label": "GPE"} for i in (text.index("London"), text.rindex("London"))
+    ]
     doc["entities"].append({"start": text.rindex("Ada"), "end": text.rindex("Ada") + 12, "label": "PERSON"})
     names = {"PERSON": ["Grace Hopper", "Alan Turing"], "GPE": ["Paris"]}
     seen = set()
@@ -82,7 +92,15 @@ def wordnet_deb(folder: Path, data_noun: str) -> Path:
         tar.addfile(info, io.BytesIO(body))
     members = [(b"debian-binary", b"2.0\n"), (b"control.tar.xz", b"x"), (b"data.tar.xz", archive.getvalue())]
     deb = b"!<arch>\n" + b"".join(
-        name.ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"100644".ljust(8) + str(len(blob)).encode().ljust(10) + b"`\n" + blob + b"\n" * (len(blob) % 2)
+        name.ljust(16)
+        + b"0".ljust(12)
+        + b"0".ljust(6)
+        + b"0".ljust(6)
+        + b"100644".ljust(8)
+        + str(len(blob)).encode().ljust(10)
+        + b"`\n"
+        + blob
+        + b"\n" * (len(blob) % 2)
         for name, blob in members
     )
     (folder / "wordnet.deb").write_bytes(deb)
@@ -90,13 +108,19 @@ def wordnet_deb(folder: Path, data_noun: str) -> Path:
 
 
 def test_wordnet_glosses_come_out_of_the_debian_package(tmp_path):
-    deb = wordnet_deb(tmp_path, (
-        "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
-        "11070000 18 n 02 Einstein 0 Albert_Einstein 0 001 @i 10441453 n 0000 | physicist born in Germany (1879-1955)\n"
-        "08899000 15 n 01 Paris 0 001 @i 08524735 n 0000 | the capital and largest city of France\n"
-    ))
+    deb = wordnet_deb(
+        tmp_path,
+        (
+            "  1 This software and database is being provided to you, the LICENSEE, by Princeton University\n"
+            "11070000 18 n 02 Einstein 0 Albert_Einstein 0 001 @i 10441453 n 0000 | physicist born in Germany (1879-1955)\n"
+            "08899000 15 n 01 Paris 0 001 @i 08524735 n 0000 | the capital and largest city of France\n"
+        ),
+    )
     docs = list(recipe.wordnet(deb))
-    assert [d["text"] for d in docs] == ["Paris: the capital and largest city of France", "Einstein, Albert Einstein: physicist born in Germany (1879-1955)"]
+    assert [d["text"] for d in docs] == [
+        "Paris: the capital and largest city of France",
+        "Einstein, Albert Einstein: physicist born in Germany (1879-1955)",
+    ]
     assert all(d["source"] == "wordnet" for d in docs)
 
 
@@ -133,27 +157,79 @@ WORDNET_NOUNS = """\
 
 def test_wordnet_gives_names_their_type(tmp_path):
     gazetteer = recipe.Gazetteer(recipe.wordnet_nouns(wordnet_deb(tmp_path, WORDNET_NOUNS)))
-    names = ("Tbilisi", "Aristotle", "FBI", "Yenisei", "Gadus", "saffron", "Washington", "University of Chicago", "Saffron", "Ur")
-    assert [gazetteer.type_of(n) for n in names] == ["GPE", "PERSON", "ORG", "LOC", None, recipe.UNSURE, recipe.UNSURE, recipe.UNSURE, "", ""]
+    names = (
+        "Tbilisi",
+        "Aristotle",
+        "FBI",
+        "Yenisei",
+        "Gadus",
+        "saffron",
+        "Washington",
+        "University of Chicago",
+        "Saffron",
+        "Ur",
+    )
+    assert [gazetteer.type_of(n) for n in names] == [
+        "GPE",
+        "PERSON",
+        "ORG",
+        "LOC",
+        None,
+        recipe.UNSURE,
+        recipe.UNSURE,
+        recipe.UNSURE,
+        "",
+        "",
+    ]
     names = ("Leto", "Hutu", "American Civil War", "Articles of Confederation", "Iliad", "Neolithic", "ABC")
-    assert [gazetteer.type_of(n) for n in names] == ["PERSON", "NORP", "EVENT", "LAW", "WORK_OF_ART", None, recipe.UNSURE]
+    assert [gazetteer.type_of(n) for n in names] == [
+        "PERSON",
+        "NORP",
+        "EVENT",
+        "LAW",
+        "WORK_OF_ART",
+        None,
+        recipe.UNSURE,
+    ]
 
     text = "Saffron is a spice. Tbilisi met Aristotle, the FBI and Washington by the Yenisei in 1900 with Gadus at the University of Chicago. Ur too."
-    teacher = {"Saffron": "ORG", "Tbilisi": "PERSON", "Aristotle": "ORG", "FBI": "GPE", "Washington": "PERSON", "the Yenisei": "GPE", "1900": "DATE",
-               "Gadus": "PERSON", "the University of Chicago": "ORG", "Ur": "ORG"}
-    spans = [{"start": text.index(n), "end": text.index(n) + len(n), "label": kind} for n, kind in teacher.items()]
+    teacher = {
+        "Saffron": "ORG",
+        "Tbilisi": "PERSON",
+        "Aristotle": "ORG",
+        "FBI": "GPE",
+        "Washington": "PERSON",
+        "the Yenisei": "GPE",
+        "1900": "DATE",
+        "Gadus": "PERSON",
+        "the University of Chicago": "ORG",
+        "Ur": "ORG",
+    }
+    spans = [
+        {"start": text.index(n), "end": text.index(n) + len(n), "label": kind} for n, kind in teacher.items()
+    ]
     fixed = {text[s["start"] : s["end"]]: s["label"] for s in recipe.corrected(text, spans, gazetteer)}
     # WordNet's type where it is sure; a place keeps the teacher's GPE or LOC; no name, no span;
     # a capitalised common noun opening a sentence goes; what WordNet lacks or is unsure of (a
     # person and a city; a building or an institution) stays.
-    assert fixed == {"Tbilisi": "GPE", "Aristotle": "PERSON", "FBI": "ORG", "Washington": "PERSON", "the Yenisei": "GPE", "1900": "DATE",
-                     "the University of Chicago": "ORG", "Ur": "ORG"}
+    assert fixed == {
+        "Tbilisi": "GPE",
+        "Aristotle": "PERSON",
+        "FBI": "ORG",
+        "Washington": "PERSON",
+        "the Yenisei": "GPE",
+        "1900": "DATE",
+        "the University of Chicago": "ORG",
+        "Ur": "ORG",
+    }
 
 
 def test_training_runs_in_two_phases(tmp_path):
     import argparse
 
-    args = argparse.Namespace(config=recipe.RECIPE / "config.json", backend="torch", device="cuda", epochs=None)
+    args = argparse.Namespace(
+        config=recipe.RECIPE / "config.json", backend="torch", device="cuda", epochs=None
+    )
     base = recipe.train_command(tmp_path, args, "base")
     continued = recipe.train_command(tmp_path, args, "continued")
 
@@ -162,11 +238,18 @@ def test_training_runs_in_two_phases(tmp_path):
 
     assert option(base, "--config") == str(args.config) and "--model" not in base
     assert option(continued, "--model") == str(tmp_path / "base-shipped") and "--config" not in continued
-    assert option(base, "-o") == str(tmp_path / "model-base") and option(continued, "-o") == str(tmp_path / "model")
+    assert option(base, "-o") == str(tmp_path / "model-base") and option(continued, "-o") == str(
+        tmp_path / "model"
+    )
     for command, phase in ((base, "base"), (continued, "continued")):
         settings = json.loads((recipe.RECIPE / f"{phase}.json").read_text())
-        assert option(command, "--lr") == str(settings["lr"]) and option(command, "--epochs") == str(settings["epochs"])
-        assert option(command, "--train") == str(tmp_path / f"{phase}-packed.jsonl") and option(command, "--device") == "cuda"
+        assert option(command, "--lr") == str(settings["lr"]) and option(command, "--epochs") == str(
+            settings["epochs"]
+        )
+        assert (
+            option(command, "--train") == str(tmp_path / f"{phase}-packed.jsonl")
+            and option(command, "--device") == "cuda"
+        )
     # --epochs shortens the base phase only; an interrupted phase resumes.
     args.epochs = 1
     (tmp_path / "model.state").mkdir()
@@ -177,12 +260,23 @@ def test_training_runs_in_two_phases(tmp_path):
 
 def test_hand_checked_names_become_spans_longest_first():
     text = "The Bay of Algiers lies by Algiers. Algeria's capital is Algiers; Algiersia is no word. Notre-Dame de Paris is in Paris."
-    entry = {"GPE": ["Algiers", "Algeria", "Paris"], "LOC": ["Bay of Algiers"], "other": ["Notre-Dame de Paris"], "either": ["capital"]}
+    entry = {
+        "GPE": ["Algiers", "Algeria", "Paris"],
+        "LOC": ["Bay of Algiers"],
+        "other": ["Notre-Dame de Paris"],
+        "either": ["capital"],
+    }
     gold, unscored = recipe.checked_reference(text, entry)
     found = [(text[s:e], kind) for s, e, kind in gold]
     # The longer name holds its words; whole words only ("Algiersia" is not Algiers); a name of
     # another kind (`other`) keeps its "Paris" out; `either` is set apart, not scored.
-    assert found == [("Bay of Algiers", "LOC"), ("Algiers", "GPE"), ("Algeria", "GPE"), ("Algiers", "GPE"), ("Paris", "GPE")]
+    assert found == [
+        ("Bay of Algiers", "LOC"),
+        ("Algiers", "GPE"),
+        ("Algeria", "GPE"),
+        ("Algiers", "GPE"),
+        ("Paris", "GPE"),
+    ]
     assert [text[s:e] for s, e, _ in unscored] == ["capital"]
     assert recipe.name_core(text, (0, 18, "LOC")) == (4, 18, "LOC")  # "The " is a convention
     assert text[slice(*recipe.name_core(text, (36, 45, "GPE"))[:2])] == "Algeria"  # so is "'s"
@@ -191,16 +285,29 @@ def test_hand_checked_names_become_spans_longest_first():
 def test_hand_checked_scores_count_what_each_system_gets_right(tmp_path, monkeypatch):
     text = "Tallinn is the capital of Estonia. The city of Tallinn was once Reval."
     checked = tmp_path / "checked.jsonl"
-    entry = {"document": 0, "round": 1, "sha256": hashlib.sha256(text.encode()).hexdigest()[:16], "GPE": ["Tallinn", "Estonia"], "either": ["Reval"]}
+    entry = {
+        "document": 0,
+        "round": 1,
+        "sha256": hashlib.sha256(text.encode()).hexdigest()[:16],
+        "GPE": ["Tallinn", "Estonia"],
+        "either": ["Reval"],
+    }
     checked.write_text(json.dumps(entry) + "\n")
     monkeypatch.setattr(recipe, "CHECKED", checked)
     spans = lambda *names: [(text.index(n), text.index(n) + len(n), kind) for n, kind in names]  # noqa: E731
     held_out = [{"text": text, "entities": []}]
-    scores = recipe.checked_scores(held_out, {
-        "right": [spans(("Tallinn", "GPE"), ("Estonia", "GPE")) + [(47, 54, "GPE")]],
-        "wrong type": [spans(("Tallinn", "ORG"), ("Estonia", "GPE"), ("Reval", "PERSON"))],  # Reval is not scored
-        "date": [spans(("Tallinn", "GPE"), ("Estonia", "GPE")) + [(47, 54, "GPE"), (0, 7, "DATE")]],  # other types are left out
-    })
+    scores = recipe.checked_scores(
+        held_out,
+        {
+            "right": [spans(("Tallinn", "GPE"), ("Estonia", "GPE")) + [(47, 54, "GPE")]],
+            "wrong type": [
+                spans(("Tallinn", "ORG"), ("Estonia", "GPE"), ("Reval", "PERSON"))
+            ],  # Reval is not scored
+            "date": [
+                spans(("Tallinn", "GPE"), ("Estonia", "GPE")) + [(47, 54, "GPE"), (0, 7, "DATE")]
+            ],  # other types are left out
+        },
+    )
     assert (scores["documents"], scores["entities"]) == (1, 3)
     assert scores["right"]["f1"] == 1.0 and scores["date"]["f1"] == 1.0
     assert (scores["wrong type"]["correct"], scores["wrong type"]["predicted"]) == (1, 2)
@@ -216,7 +323,13 @@ GOLD = ROOT.parent / "shared" / "ner-data"
 def test_gold_phases_start_from_the_phase_before_and_choose_on_conll_dev(tmp_path):
     import argparse
 
-    args = argparse.Namespace(config=recipe.RECIPE / "config.json", backend="torch", device=None, epochs=None, gold_data=tmp_path / "gold")
+    args = argparse.Namespace(
+        config=recipe.RECIPE / "config.json",
+        backend="torch",
+        device=None,
+        epochs=None,
+        gold_data=tmp_path / "gold",
+    )
     (tmp_path / "gold" / "conll2003").mkdir(parents=True)
     dev = tmp_path / "gold" / "conll2003" / "dev.txt"
     dev.write_text("not the release\n")
@@ -233,46 +346,78 @@ def test_gold_phases_start_from_the_phase_before_and_choose_on_conll_dev(tmp_pat
         return command[command.index(name) + 1]
 
     adapt = recipe.train_command(tmp_path, args, "adapt")
-    assert option(adapt, "--model") == str(tmp_path / "continued-shipped") and option(adapt, "-o") == str(tmp_path / "model-adapted")
+    assert option(adapt, "--model") == str(tmp_path / "continued-shipped") and option(adapt, "-o") == str(
+        tmp_path / "model-adapted"
+    )
     assert option(adapt, "--objective") == "mlm" and "--labels" not in adapt and "--dev-map" not in adapt
     gold = recipe.train_command(tmp_path, args, "gold")
     assert option(gold, "--model") == str(tmp_path / "model-adapted") and option(gold, "--dev-map") == "conll"
-    assert option(gold, "--dev") == str(GOLD / "conll2003" / "dev.txt") and option(gold, "-o") == str(tmp_path / "model-gold")
+    assert option(gold, "--dev") == str(GOLD / "conll2003" / "dev.txt") and option(gold, "-o") == str(
+        tmp_path / "model-gold"
+    )
     for variant in ("gold-no-adapt", "gold-marginal"):
-        assert option(recipe.train_command(tmp_path, args, variant), "--model") == str(tmp_path / "continued-shipped")
+        assert option(recipe.train_command(tmp_path, args, variant), "--model") == str(
+            tmp_path / "continued-shipped"
+        )
 
 
 def test_recased_copies_keep_every_offset():
     import random
 
-    records = [record(f"Ada Lovelace met Charles Babbage in London {i}.", "Ada Lovelace", "Charles Babbage") for i in range(400)]
+    records = [
+        record(f"Ada Lovelace met Charles Babbage in London {i}.", "Ada Lovelace", "Charles Babbage")
+        for i in range(400)
+    ]
     records.append(record("İstanbul", "İstanbul"))  # lower-casing İ adds a character: no copy
     copies = recipe.recased(records * 3, random.Random(0))
     assert 0.15 * 1200 < len(copies) < 0.25 * 1200
-    assert {c["text"] for c in copies} & {r["text"].lower() for r in records} and {c["text"] for c in copies} & {r["text"].upper() for r in records}
+    assert {c["text"] for c in copies} & {r["text"].lower() for r in records} and {
+        c["text"] for c in copies
+    } & {r["text"].upper() for r in records}
     for copy in copies:
-        assert {copy["text"][e["start"] : e["end"]].lower() for e in copy["entities"]} <= {"ada lovelace", "charles babbage"}
+        assert {copy["text"][e["start"] : e["end"]].lower() for e in copy["entities"]} <= {
+            "ada lovelace",
+            "charles babbage",
+        }
     assert all("i̇" not in c["text"] for c in copies)
 
 
 def test_paragraphs_keep_their_entities():
     text = "Ada Lovelace wrote notes.\nCharles Babbage built engines.\n\nThey met in London."
-    doc = {"text": text, "entities": [{"start": text.index(n), "end": text.index(n) + len(n), "label": k}
-                                      for n, k in (("Ada Lovelace", "PERSON"), ("Charles Babbage", "PERSON"), ("London", "GPE"))]}
+    doc = {
+        "text": text,
+        "entities": [
+            {"start": text.index(n), "end": text.index(n) + len(n), "label": k}
+            for n, k in (("Ada Lovelace", "PERSON"), ("Charles Babbage", "PERSON"), ("London", "GPE"))
+        ],
+    }
     parts = list(recipe.paragraphs(doc))
-    assert [p["text"] for p in parts] == ["Ada Lovelace wrote notes.", "Charles Babbage built engines.", "They met in London."]
+    assert [p["text"] for p in parts] == [
+        "Ada Lovelace wrote notes.",
+        "Charles Babbage built engines.",
+        "They met in London.",
+    ]
     assert [[(p["text"][e["start"] : e["end"]], e["label"]) for e in p["entities"]] for p in parts] == [
-        [("Ada Lovelace", "PERSON")], [("Charles Babbage", "PERSON")], [("London", "GPE")]]
+        [("Ada Lovelace", "PERSON")],
+        [("Charles Babbage", "PERSON")],
+        [("London", "GPE")],
+    ]
 
 
 def test_pytorch_training_runs_without_the_blas_preload(monkeypatch):
     import argparse
 
     monkeypatch.delenv("ANNO_MLX_BLAS", raising=False)
-    assert recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"] == "none"
+    assert (
+        recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"]
+        == "none"
+    )
     assert "ANNO_MLX_BLAS" not in recipe.training_environment(argparse.Namespace(backend="mlx", device="cpu"))
     monkeypatch.setenv("ANNO_MLX_BLAS", "/opt/blas.so")
-    assert recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"] == "/opt/blas.so"
+    assert (
+        recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"]
+        == "/opt/blas.so"
+    )
 
 
 def test_only_the_recipes_own_gold_model_ships(tmp_path):

@@ -35,8 +35,24 @@ def server(converted_model):
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "anno_mlx", "serve", "--backend", "mlx", "--port", str(port), "-m", "default", "-m", str(converted_model)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "anno_mlx",
+            "serve",
+            "--backend",
+            "mlx",
+            "--port",
+            str(port),
+            "-m",
+            "default",
+            "-m",
+            str(converted_model),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/healthz", process)
@@ -61,16 +77,27 @@ def test_entities_equal_the_cli(server, capsys, tmp_path):
     for i, text in enumerate(TEXTS[:2]):
         files += ["--file", str(tmp_path / f"{i}.txt")]
         (tmp_path / f"{i}.txt").write_text(text, encoding="utf-8")
-    both = httpx.post(server + "/v1/ner", json={"texts": TEXTS[:2], "labels": "PERSON,ORG", "min_score": 0.5}, timeout=60).json()
-    assert both == cli_json(capsys, *files, "--labels", "PERSON,ORG", "--min-score", "0.5")  # run together, as the API does
+    both = httpx.post(
+        server + "/v1/ner", json={"texts": TEXTS[:2], "labels": "PERSON,ORG", "min_score": 0.5}, timeout=60
+    ).json()
+    assert both == cli_json(
+        capsys, *files, "--labels", "PERSON,ORG", "--min-score", "0.5"
+    )  # run together, as the API does
     for entities, text in zip(both, TEXTS):
-        assert all(text[e["start"] : e["end"]] == e["word"] == e["text"] and e["entity_group"] == e["label"] for e in entities)
+        assert all(
+            text[e["start"] : e["end"]] == e["word"] == e["text"] and e["entity_group"] == e["label"]
+            for e in entities
+        )
 
 
 def test_models_by_name_only(server, converted_model, capsys):
     listed = httpx.get(server + "/v1/models").json()["models"]
     assert [m["name"] for m in listed] == ["default", str(converted_model)]
-    assert listed[0]["default"] and "PERSON" in listed[0]["labels"] and listed[1]["labels"] == ["PER", "ORG", "LOC", "MISC"]
+    assert (
+        listed[0]["default"]
+        and "PERSON" in listed[0]["labels"]
+        and listed[1]["labels"] == ["PER", "ORG", "LOC", "MISC"]
+    )
     tiny = httpx.post(server + "/v1/ner", json={"text": TEXTS[0], "model": str(converted_model)}).json()
     assert tiny == cli_json(capsys, TEXTS[0], "-m", str(converted_model))
     refused = httpx.post(server + "/v1/ner", json={"text": "x", "model": str(converted_model.parent)})
@@ -92,9 +119,19 @@ def test_concurrent_clients_lose_nothing(server):
 
 
 def test_stream_returns_each_document_in_order(server):
-    texts = TEXTS[:4] + ["Ana Silva wrote from Oslo.\u2028Pedro Costa replied."]  # U+2028 raw inside a JSON string
-    lines = [json.dumps({"id": f"d{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(texts)] + ["not json", json.dumps({"id": 7, "text": 3})]
-    answer = httpx.post(server + "/v1/ner:stream", content="\n".join(lines) + "\n", headers={"content-type": "application/x-ndjson"}, timeout=60)
+    texts = TEXTS[:4] + [
+        "Ana Silva wrote from Oslo.\u2028Pedro Costa replied."
+    ]  # U+2028 raw inside a JSON string
+    lines = [json.dumps({"id": f"d{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(texts)] + [
+        "not json",
+        json.dumps({"id": 7, "text": 3}),
+    ]
+    answer = httpx.post(
+        server + "/v1/ner:stream",
+        content="\n".join(lines) + "\n",
+        headers={"content-type": "application/x-ndjson"},
+        timeout=60,
+    )
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/x-ndjson")
     results = [json.loads(line) for line in answer.text.splitlines()]
     assert [r["id"] for r in results] == ["d0", "d1", "d2", "d3", "d4", 5, 7]
@@ -108,7 +145,9 @@ def test_web_app_on_the_same_port(server):
 
     page = httpx.get(server + "/")
     assert page.status_code == 200 and "gradio" in page.text.lower()
-    labels, status = Client(server + "/", verbose=False).predict(TEXTS[0], "default", "", "first", api_name="/analyse")
+    labels, status = Client(server + "/", verbose=False).predict(
+        TEXTS[0], "default", "", "first", api_name="/analyse"
+    )
     n = len(httpx.post(server + "/v1/ner", json={"text": TEXTS[0]}).json())
     assert status.startswith(f"{n} entities") and "MLX on cpu" in status
     assert "PERSON" in labels["value"]
@@ -123,7 +162,9 @@ def test_docs_page_needs_no_network(server, browser):
     page.goto(server + "/docs")
     page.get_by_text("/v1/ner:stream").first.wait_for(timeout=30_000)
     page.close()
-    assert requests and all(urlparse(url).hostname == "127.0.0.1" for url in requests if not url.startswith("data:")), requests
+    assert requests and all(
+        urlparse(url).hostname == "127.0.0.1" for url in requests if not url.startswith("data:")
+    ), requests
 
 
 # -- limits, in-process ----------------------------------------------------------------------
@@ -146,8 +187,13 @@ def test_malformed_requests_name_the_field(pool):
     assert bad_json.status_code == 422 and bad_json.json()["detail"][0]["type"] == "json_invalid"
     score = client.post("/v1/ner", json={"text": "x", "min_score": 2})
     assert score.status_code == 422 and score.json()["detail"][0]["loc"] == ["body", "min_score"]
-    surrogate = client.post("/v1/ner", content=b'{"text": "Paris \\ud800"}', headers={"content-type": "application/json"})
-    assert surrogate.status_code == 400 and "unpaired surrogate (U+D800) at index 6" in surrogate.json()["detail"]
+    surrogate = client.post(
+        "/v1/ner", content=b'{"text": "Paris \\ud800"}', headers={"content-type": "application/json"}
+    )
+    assert (
+        surrogate.status_code == 400
+        and "unpaired surrogate (U+D800) at index 6" in surrogate.json()["detail"]
+    )
     label = client.post("/v1/ner", json={"text": "x", "labels": ["NOPE"]})
     assert label.status_code == 400 and "NOPE is not one this model predicts" in label.json()["detail"]
 
@@ -161,7 +207,11 @@ def test_body_limit_with_and_without_length(pool):
     assert big.status_code == 413 and "1,000 bytes" in big.json()["detail"]
     chunked = client.post("/v1/ner:stream", content=(b'{"text": "Paris"}\n' for _ in range(200)))
     assert chunked.status_code == 413
-    chunked = client.post("/v1/ner", content=(b'{"text": "' if i == 0 else b"Paris " for i in range(400)), headers={"content-type": "application/json"})
+    chunked = client.post(
+        "/v1/ner",
+        content=(b'{"text": "' if i == 0 else b"Paris " for i in range(400)),
+        headers={"content-type": "application/json"},
+    )
     assert chunked.status_code == 413 and "1,000 bytes" in chunked.json()["detail"]
 
 
@@ -197,8 +247,14 @@ def test_api_key(pool):
 
     client = TestClient(build_api(pool, api_key="s3cret"))
     assert client.post("/v1/ner", json={"text": "Paris"}).status_code == 401
-    assert client.post("/v1/ner", json={"text": "Paris"}, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.post("/v1/ner", json={"text": "Paris"}, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert (
+        client.post("/v1/ner", json={"text": "Paris"}, headers={"Authorization": "Bearer wrong"}).status_code
+        == 401
+    )
+    assert (
+        client.post("/v1/ner", json={"text": "Paris"}, headers={"Authorization": "Bearer s3cret"}).status_code
+        == 200
+    )
     assert client.get("/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
     assert client.get("/healthz").status_code == 200
     # The web app on the same port asks for the key as its password.
@@ -218,20 +274,25 @@ def test_one_bad_document_never_spoils_the_stream(pool):
     from fastapi.testclient import TestClient
 
     client = TestClient(build_api(pool, ui=False, max_chars=100))
-    body = b"\n".join([
-        b'{"id": 1, "text": "Ana Silva lives in Paris."}',
-        b'{"id": 2, "text": "x \\ud800"}',
-        b'{"id": 3, "text": "Alice \xff Paris"}',
-        b'{"id": 4, "text": "' + b"Paris " * 30 + b'"}',
-        b"[" * 50_000 + b"]" * 50_000,
-        b'{"id": 6, "text": "Tim Cook runs Apple."}',
-    ])
+    body = b"\n".join(
+        [
+            b'{"id": 1, "text": "Ana Silva lives in Paris."}',
+            b'{"id": 2, "text": "x \\ud800"}',
+            b'{"id": 3, "text": "Alice \xff Paris"}',
+            b'{"id": 4, "text": "' + b"Paris " * 30 + b'"}',
+            b"[" * 50_000 + b"]" * 50_000,
+            b'{"id": 6, "text": "Tim Cook runs Apple."}',
+        ]
+    )
     answer = client.post("/v1/ner:stream", content=body)
     results = [json.loads(line) for line in answer.text.splitlines()]
     assert [r["id"] for r in results] == [1, 2, 2, 4, 4, 6]  # unreadable lines answer under their line index
     assert "entities" in results[0] and "entities" in results[5]
     assert "unpaired surrogate" in results[1]["error"] and "not UTF-8 (byte 0xff)" in results[2]["error"]
-    assert "over this server's 100 (--max-chars)" in results[3]["error"] and "nested too deeply" in results[4]["error"]
+    assert (
+        "over this server's 100 (--max-chars)" in results[3]["error"]
+        and "nested too deeply" in results[4]["error"]
+    )
 
 
 def test_stream_options_and_sizes_are_checked_first(pool):
@@ -241,7 +302,14 @@ def test_stream_options_and_sizes_are_checked_first(pool):
     assert client.post("/v1/ner:stream?min_score=2", content=b'{"text": "Paris"}').status_code == 422
     bad_label = client.post("/v1/ner:stream?labels=FOO", content=b'{"text": "Paris"}')
     assert bad_label.status_code == 400 and "FOO is not one this model predicts" in bad_label.json()["detail"]
-    nan = client.post("/v1/ner", content=b'{"text": "Paris", "min_score": NaN}', headers={"content-type": "application/json"})
+    nan = client.post(
+        "/v1/ner",
+        content=b'{"text": "Paris", "min_score": NaN}',
+        headers={"content-type": "application/json"},
+    )
     assert nan.status_code == 422 and nan.json()["detail"][0]["loc"] == ["body", "min_score"]
     big = client.post("/v1/ner", json={"texts": ["Paris " * 10, "Rome " * 10]})
-    assert big.status_code == 413 and "110 characters in one request, over this server's 100" in big.json()["detail"]
+    assert (
+        big.status_code == 413
+        and "110 characters in one request, over this server's 100" in big.json()["detail"]
+    )

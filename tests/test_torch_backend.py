@@ -21,7 +21,9 @@ def test_torch_matches_transformers_and_mlx(make_checkpoint, head, index):
     mlx_model, _ = load(folder, backend="mlx")
     window = CONFIGS[index]["local_attention"]
     lengths = [150, max(150 - window // 2 - 7, 2), 20, 1]
-    ids, mask = padded_batch(np.random.default_rng(index), lengths, mlx_model.args.vocab_size, tokenizer.pad_token_id)
+    ids, mask = padded_batch(
+        np.random.default_rng(index), lengths, mlx_model.args.vocab_size, tokenizer.pad_token_id
+    )
     ours = run(torch_model, ids, mask)
     real = mask.astype(bool)
     assert np.isfinite(ours).all()
@@ -51,11 +53,15 @@ def test_long_documents_on_torch_match_mlx(tmp_path_factory):
 def test_quantized_folders_run_on_torch_dequantized(make_checkpoint, tmp_path):
     from anno_mlx.convert import convert
 
-    src = make_checkpoint(head="token-classification", hidden_size=64, intermediate_size=128, num_attention_heads=4)
+    src = make_checkpoint(
+        head="token-classification", hidden_size=64, intermediate_size=128, num_attention_heads=4
+    )
     convert(src, tmp_path / "q8", quantize=True, q_bits=8, q_group_size=64, log=lambda m: None)
     mlx_model, tokenizer = load(tmp_path / "q8", backend="mlx")
     torch_model, _ = load(tmp_path / "q8", backend="torch", device="cpu")
-    ids, mask = padded_batch(np.random.default_rng(0), [60, 33], mlx_model.args.vocab_size, tokenizer.pad_token_id)
+    ids, mask = padded_batch(
+        np.random.default_rng(0), [60, 33], mlx_model.args.vocab_size, tokenizer.pad_token_id
+    )
     # The same dequantized weights: equal up to float rounding, not up to quantization error.
     assert np.abs(run(torch_model, ids, mask) - run(mlx_model, ids, mask))[mask.astype(bool)].max() <= 1e-3
 
@@ -91,13 +97,21 @@ needs_cuda = pytest.mark.skipif(not _cuda(), reason="needs an NVIDIA GPU; run on
 def test_cuda_runs_bfloat16_by_default_and_matches_the_cpu(make_checkpoint):
     import torch
 
-    folder = make_checkpoint(head="token-classification", hidden_size=64, intermediate_size=128, num_attention_heads=4,
-                             local_attention=16, max_position_embeddings=512)
+    folder = make_checkpoint(
+        head="token-classification",
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        local_attention=16,
+        max_position_embeddings=512,
+    )
     cpu_model, tokenizer = load(folder, backend="torch", device="cpu")
     gpu_model, _ = load(folder, backend="torch", device="cuda")
     gpu32, _ = load(folder, backend="torch", device="cuda", dtype="float32")
     assert next(gpu_model.parameters()).dtype == torch.bfloat16
-    ids, mask = padded_batch(np.random.default_rng(3), [300, 170, 40], cpu_model.args.vocab_size, tokenizer.pad_token_id)
+    ids, mask = padded_batch(
+        np.random.default_rng(3), [300, 170, 40], cpu_model.args.vocab_size, tokenizer.pad_token_id
+    )
     real = mask.astype(bool)
     reference = run(cpu_model, ids, mask)[real]
 

@@ -60,11 +60,23 @@ def _cuda() -> bool:
 
 @pytest.mark.parametrize(
     "backend, device",
-    [("mlx", "cpu"), ("torch", "cpu"), pytest.param("torch", "cuda", marks=pytest.mark.skipif(not _cuda(), reason="needs an NVIDIA GPU"))],
+    [
+        ("mlx", "cpu"),
+        ("torch", "cpu"),
+        pytest.param("torch", "cuda", marks=pytest.mark.skipif(not _cuda(), reason="needs an NVIDIA GPU")),
+    ],
 )
 def test_tiny_model_from_scratch_learns_the_task(data, tmp_path, backend, device):
-    summary = train(data["train"], tmp_path / "out", config=data["config"], dev_file=data["dev"], settings=FAST,
-                    backend=backend, device=device, log=lambda m: None)
+    summary = train(
+        data["train"],
+        tmp_path / "out",
+        config=data["config"],
+        dev_file=data["dev"],
+        settings=FAST,
+        backend=backend,
+        device=device,
+        log=lambda m: None,
+    )
     assert summary["best"]["f1"] >= 0.9
     # The output is a normal model folder: the NER pipeline loads it and scores the same.
     config = json.loads((tmp_path / "out" / "config.json").read_text())
@@ -82,7 +94,14 @@ def test_tiny_model_from_scratch_learns_the_task(data, tmp_path, backend, device
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_resumed_training_equals_uninterrupted(data, tmp_path, backend):
     # With dropout: its masks must come out the same after a resume too.
-    run = dict(config=data["dropout_config"], dev_file=data["dev_jsonl"], settings=FAST, backend=backend, device="cpu", log=lambda m: None)
+    run = dict(
+        config=data["dropout_config"],
+        dev_file=data["dev_jsonl"],
+        settings=FAST,
+        backend=backend,
+        device="cpu",
+        log=lambda m: None,
+    )
     whole = train(data["train_jsonl"], tmp_path / "whole", **run)
 
     def interrupt_after_two(epoch, summary):
@@ -117,21 +136,51 @@ def test_fine_tuning_starts_from_the_converted_masked_lm_encoder(data, make_chec
             np.testing.assert_array_equal(np.array(params[key]), np.array(value))
     assert params["classifier.weight"].shape == (5, 32)
     settings = TrainSettings(epochs=1, batch_size=32, learning_rate=1e-3, seed=0)
-    summary = train(data["train"], tmp_path / "tuned", model=tmp_path / "mlm", dev_file=data["dev"], settings=settings, log=lambda m: None)
+    summary = train(
+        data["train"],
+        tmp_path / "tuned",
+        model=tmp_path / "mlm",
+        dev_file=data["dev"],
+        settings=settings,
+        log=lambda m: None,
+    )
     assert 0.0 <= summary["best"]["f1"] <= 1.0
     assert NER.from_pretrained(tmp_path / "tuned").entity_types == ["LOC", "PER"]
 
 
 def test_train_and_eval_commands(data, tmp_path, capsys):
-    argv = ["train", "--config", str(data["config"]), "--train", str(data["train"]), "--dev", str(data["dev"]),
-            "-o", str(tmp_path / "cli"), "--epochs", "3", "--lr", "3e-3", "--vocab-size", "400", "--seed", "7"]
+    argv = [
+        "train",
+        "--config",
+        str(data["config"]),
+        "--train",
+        str(data["train"]),
+        "--dev",
+        str(data["dev"]),
+        "-o",
+        str(tmp_path / "cli"),
+        "--epochs",
+        "3",
+        "--lr",
+        "3e-3",
+        "--vocab-size",
+        "400",
+        "--seed",
+        "7",
+    ]
     assert main(argv) == 0
     assert "dev F1" in capsys.readouterr().out
     assert main(argv) == 2
     assert "already exists; pass --force" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "cli"), "--data", str(data["dev"]), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["strict"]["micro"]["f1"] >= 0.9 and set(report) == {"strict", "exact", "partial", "type", "confusion"}
+    assert report["strict"]["micro"]["f1"] >= 0.9 and set(report) == {
+        "strict",
+        "exact",
+        "partial",
+        "type",
+        "confusion",
+    }
     assert main(["eval", "--model", str(tmp_path / "cli"), "--data", str(data["dev"])]) == 0
     table = capsys.readouterr().out
     assert "strict" in table and "PER" in table and "missed:" in table
@@ -141,7 +190,15 @@ def test_train_and_eval_commands(data, tmp_path, capsys):
 def test_dropout_only_while_training(data, tmp_path, backend):
     """Dropout from the config is active in the training steps and off in the saved model."""
     settings = TrainSettings(epochs=1, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
-    train(data["train"], tmp_path / "out", config=data["dropout_config"], settings=settings, backend=backend, device="cpu", log=lambda m: None)
+    train(
+        data["train"],
+        tmp_path / "out",
+        config=data["dropout_config"],
+        settings=settings,
+        backend=backend,
+        device="cpu",
+        log=lambda m: None,
+    )
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert {k: config[k] for k in DROPOUT} == DROPOUT
     ner = NER.from_pretrained(tmp_path / "out", backend=backend, device="cpu")
@@ -179,14 +236,24 @@ def test_training_errors(data, tmp_path):
 COARSE = dict(labels=["PERSON", "CITY", "REGION"], label_map=LabelMap.parse("PERSON=PER,CITY=LOC,REGION=LOC"))
 
 
-@pytest.mark.parametrize("labels", [{}, COARSE], ids=["one label per word", "coarse labels (marginal likelihood)"])
+@pytest.mark.parametrize(
+    "labels", [{}, COARSE], ids=["one label per word", "coarse labels (marginal likelihood)"]
+)
 def test_both_backends_take_the_same_steps(data, tmp_path, labels):
     """The PyTorch step mirrors the MLX one: same schedule, clipping and AdamW, same weights after an epoch."""
     settings = TrainSettings(epochs=1, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
     outs = {}
     for backend in BACKENDS:
-        summary = train(data["train"], tmp_path / backend, config=data["config"], settings=settings, backend=backend, device="cpu",
-                        log=lambda m: None, **labels)
+        summary = train(
+            data["train"],
+            tmp_path / backend,
+            config=data["config"],
+            settings=settings,
+            backend=backend,
+            device="cpu",
+            log=lambda m: None,
+            **labels,
+        )
         outs[backend] = summary["loss"], read_weights(tmp_path / backend)
     assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
     for key, value in outs["mlx"][1].items():
@@ -196,32 +263,79 @@ def test_both_backends_take_the_same_steps(data, tmp_path, labels):
 def test_coarse_gold_types_train_fine_ones_and_score_through_the_map(data, tmp_path, capsys):
     """Data that marks LOC trains a model whose types are CITY and REGION (either is allowed
     inside a LOC span: marginal likelihood), and the dev data is scored in its own types."""
-    summary = train(data["train"], tmp_path / "fine", config=data["config"], dev_file=data["dev"], settings=FAST, log=lambda m: None, **COARSE)
+    summary = train(
+        data["train"],
+        tmp_path / "fine",
+        config=data["config"],
+        dev_file=data["dev"],
+        settings=FAST,
+        log=lambda m: None,
+        **COARSE,
+    )
     assert summary["best"]["f1"] >= 0.9
     ner = NER.from_pretrained(tmp_path / "fine")
     assert ner.entity_types == ["PERSON", "CITY", "REGION"]
     found = {e.label for e in ner("Greta Jensen moved to Buenos Aires last year .")}
     assert "PERSON" in found and found - {"PERSON"} <= {"CITY", "REGION"}
     # eval --map: the same figure from the command line, and types the data lacks are not scored.
-    assert main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON=PER,CITY=LOC,REGION=LOC", "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(tmp_path / "fine"),
+                "--data",
+                str(data["dev"]),
+                "--map",
+                "PERSON=PER,CITY=LOC,REGION=LOC",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["strict"]["micro"]["f1"] == pytest.approx(summary["best"]["f1"], abs=1e-9)
-    assert main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON=PER", "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(tmp_path / "fine"),
+                "--data",
+                str(data["dev"]),
+                "--map",
+                "PERSON=PER",
+                "--json",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     # CITY and REGION now map to nothing the data marks: left out and counted, never scored as LOC.
     assert report["strict"]["per_type"]["LOC"]["predicted"] == 0 and report["not_scored"]
     assert set(report["not_scored"]) <= {"CITY", "REGION"}
-    assert main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON"]) == 2
+    assert (
+        main(["eval", "--model", str(tmp_path / "fine"), "--data", str(data["dev"]), "--map", "PERSON"]) == 2
+    )
     assert "is not MODEL=DATA" in capsys.readouterr().err
 
 
 def test_a_fresh_model_trains_with_default_settings(data, tmp_path):
     """No learning rate or epochs given: a fresh model gets settings that train it."""
-    summary = train(data["train"], tmp_path / "out", config=data["config"], dev_file=data["dev"],
-                    settings=TrainSettings(vocab_size=400), log=lambda m: None)
+    summary = train(
+        data["train"],
+        tmp_path / "out",
+        config=data["config"],
+        dev_file=data["dev"],
+        settings=TrainSettings(vocab_size=400),
+        log=lambda m: None,
+    )
     assert summary["best"]["f1"] >= 0.9
     trained = json.loads((tmp_path / "out" / "config.json").read_text())["anno_mlx"]["trained"]
-    assert trained["learning_rate"] == FRESH_DEFAULTS["learning_rate"] and trained["epochs"] == FRESH_DEFAULTS["epochs"]
+    assert (
+        trained["learning_rate"] == FRESH_DEFAULTS["learning_rate"]
+        and trained["epochs"] == FRESH_DEFAULTS["epochs"]
+    )
     assert TrainSettings().resolved(fresh=False).learning_rate == 5e-5
     assert TrainSettings(learning_rate=1e-4).resolved(fresh=True).learning_rate == 1e-4
 
@@ -232,7 +346,9 @@ def test_masking_hides_a_seeded_share_of_real_tokens():
 
     tokenizer = Tokenizer(train_bpe(["Greta Jensen moved to Buenos Aires last year ."] * 50, 300))
     task = MaskedLM(tokenizer, 0.3)
-    rows = task.rows([Example("Greta Jensen moved to Buenos Aires last year . " * 40, [])] * 8, tokenizer, 128)
+    rows = task.rows(
+        [Example("Greta Jensen moved to Buenos Aires last year . " * 40, [])] * 8, tokenizer, 128
+    )
     ids, mask = pad_rows([r for r, _ in rows], tokenizer.pad_token_id)
     inputs, targets = task.targets(rows, ids, mask, np.random.default_rng([1, 2, 3]))
     hidden = targets != IGNORE
@@ -250,8 +366,16 @@ def test_masking_hides_a_seeded_share_of_real_tokens():
 def test_masked_lm_training_adapts_then_fine_tunes(data, tmp_path, backend):
     settings = TrainSettings(epochs=3, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
     losses = []
-    run = dict(config=data["config"], dev_file=data["dev_jsonl"], settings=settings, backend=backend, device="cpu", objective="mlm",
-               on_epoch_end=lambda epoch, summary: losses.append(summary["dev"]["mlm_loss"]), log=lambda m: None)
+    run = dict(
+        config=data["config"],
+        dev_file=data["dev_jsonl"],
+        settings=settings,
+        backend=backend,
+        device="cpu",
+        objective="mlm",
+        on_epoch_end=lambda epoch, summary: losses.append(summary["dev"]["mlm_loss"]),
+        log=lambda m: None,
+    )
     summary = train(data["train_jsonl"], tmp_path / "mlm", **run)
     config = json.loads((tmp_path / "mlm" / "config.json").read_text())
     assert config["architectures"] == ["ModernBertForMaskedLM"] and "id2label" not in config
@@ -261,7 +385,16 @@ def test_masked_lm_training_adapts_then_fine_tunes(data, tmp_path, backend):
     assert summary["best"] == {"epoch": 3, "mlm_loss": losses[2]}
     assert config["anno_mlx"]["trained"]["dev_mlm_loss"] == pytest.approx(summary["best"]["mlm_loss"])
     # The adapted encoder fine-tunes for NER like any masked-LM checkpoint.
-    tuned = train(data["train"], tmp_path / "ner", model=tmp_path / "mlm", dev_file=data["dev"], settings=FAST, backend=backend, device="cpu", log=lambda m: None)
+    tuned = train(
+        data["train"],
+        tmp_path / "ner",
+        model=tmp_path / "mlm",
+        dev_file=data["dev"],
+        settings=FAST,
+        backend=backend,
+        device="cpu",
+        log=lambda m: None,
+    )
     assert tuned["best"]["f1"] >= 0.9
 
 
@@ -269,8 +402,19 @@ def test_masked_lm_resumes_and_both_backends_agree(data, tmp_path):
     settings = TrainSettings(epochs=2, batch_size=16, learning_rate=3e-3, vocab_size=400, seed=7)
     outs = {}
     for backend in BACKENDS:
-        outs[backend] = train(data["train_jsonl"], tmp_path / backend, config=data["config"], settings=settings, objective="mlm",
-                              backend=backend, device="cpu", log=lambda m: None)["loss"], read_weights(tmp_path / backend)
+        outs[backend] = (
+            train(
+                data["train_jsonl"],
+                tmp_path / backend,
+                config=data["config"],
+                settings=settings,
+                objective="mlm",
+                backend=backend,
+                device="cpu",
+                log=lambda m: None,
+            )["loss"],
+            read_weights(tmp_path / backend),
+        )
     assert outs["mlx"][0] == pytest.approx(outs["torch"][0], rel=1e-4)
     for key, value in outs["mlx"][1].items():
         np.testing.assert_allclose(np.array(value), np.array(outs["torch"][1][key]), atol=3e-4)
@@ -291,15 +435,38 @@ def test_masked_lm_resumes_and_both_backends_agree(data, tmp_path):
 def test_training_option_errors_come_before_any_training(data, tmp_path, capsys):
     # A map that pairs a model type with two data types cannot score dev data: said at once.
     with pytest.raises(AnnoError, match="pairs ORG with both"):
-        train(data["train"], tmp_path / "x", config=data["config"], dev_file=data["dev"], labels=["ORG"],
-              label_map=LabelMap.parse("ORG=PER,ORG=LOC"), settings=FAST, log=lambda m: None)
+        train(
+            data["train"],
+            tmp_path / "x",
+            config=data["config"],
+            dev_file=data["dev"],
+            labels=["ORG"],
+            label_map=LabelMap.parse("ORG=PER,ORG=LOC"),
+            settings=FAST,
+            log=lambda m: None,
+        )
     assert not (tmp_path / "x.state").exists()
     with pytest.raises(AnnoError, match="--map needs the model's types"):
-        train(data["train"], tmp_path / "x", config=data["config"], label_map=LabelMap.parse("conll"), settings=FAST)
+        train(
+            data["train"],
+            tmp_path / "x",
+            config=data["config"],
+            label_map=LabelMap.parse("conll"),
+            settings=FAST,
+        )
     with pytest.raises(AnnoError, match="--mask-rate 0.0 is not a share of tokens"):
-        train(data["train_jsonl"], tmp_path / "x", config=data["config"], objective="mlm", settings=TrainSettings(mask_rate=0.0, vocab_size=400))
+        train(
+            data["train_jsonl"],
+            tmp_path / "x",
+            config=data["config"],
+            objective="mlm",
+            settings=TrainSettings(mask_rate=0.0, vocab_size=400),
+        )
     coarse = tmp_path / "coarse.jsonl"
-    coarse.write_text(json.dumps({"text": "Anna went to Oslo", "entities": [{"start": 13, "end": 17, "label": "GPE|LOC"}]}) + "\n")
+    coarse.write_text(
+        json.dumps({"text": "Anna went to Oslo", "entities": [{"start": 13, "end": 17, "label": "GPE|LOC"}]})
+        + "\n"
+    )
     with pytest.raises(AnnoError, match="labels that allow several types"):
         train(coarse, tmp_path / "x", config=data["config"], settings=FAST)
     assert main(["eval", "--data", str(data["dev"]), "--map", "ORG=PER,ORG=LOC"]) == 2

@@ -39,7 +39,11 @@ def test_client_runs_the_model_and_reports_status(server, converted_model):
     n = len(expected(converted_model, TEXT))
     assert labels["value"] == ["PER", "ORG", "LOC", "MISC"]  # all shown after a run
     assert [choice[0] for choice in labels["choices"]] == labels["value"]
-    assert status.startswith(f"{n} entities") and "1 window" in status and (" on cpu" in status or " on gpu" in status)
+    assert (
+        status.startswith(f"{n} entities")
+        and "1 window" in status
+        and (" on cpu" in status or " on gpu" in status)
+    )
 
 
 def test_client_friendly_messages(server, converted_model, tmp_path):
@@ -48,7 +52,9 @@ def test_client_friendly_messages(server, converted_model, tmp_path):
     client = Client(server, verbose=False)
     _, status = client.predict("   ", str(converted_model), "", "first", api_name="/analyse")
     assert "Paste a document" in status
-    _, status = client.predict(TEXT, str(converted_model), str(tmp_path / "no-model"), "first", api_name="/analyse")
+    _, status = client.predict(
+        TEXT, str(converted_model), str(tmp_path / "no-model"), "first", api_name="/analyse"
+    )
     assert status.startswith("**Not a model folder.**")  # the same for every path: see test_ui_limits.py
     assert "Traceback" not in status
 
@@ -63,7 +69,6 @@ def test_binds_to_loopback_only(server):
         with socket.socket() as s:
             s.settimeout(1)
             assert s.connect_ex((address[0], port)) != 0
-
 
 
 def marks(page) -> list[tuple[str, str]]:
@@ -97,7 +102,8 @@ def test_browser_highlights_filters_and_stays_local(browser, server, converted_m
     status_before = page.locator("#status").inner_text()
     page.locator("#labels label", has_text=label).first.click()
     page.wait_for_function(
-        "l => ![...document.querySelectorAll('#highlighted mark.entity')].some(m => m.dataset.label === l)", arg=label
+        "l => ![...document.querySelectorAll('#highlighted mark.entity')].some(m => m.dataset.label === l)",
+        arg=label,
     )
     assert [tuple(m) for m in marks(page)] == [m for m in want if m[0] != label]
     assert page.locator("#status").inner_text() == status_before

@@ -69,7 +69,6 @@ def short_context(tmp_path_factory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ctx64"), max_position_embeddings=64, seed=4)
 
 
-
 def local_page(browser, requests: list[str]):
     page = browser.new_page()
     page.on("request", lambda request: requests.append(request.url))
@@ -82,7 +81,12 @@ def assert_local(requests: list[str]) -> None:
 
 
 def marks(page) -> list[tuple[str, str]]:
-    return [tuple(m) for m in page.eval_on_selector_all("#highlighted mark.entity", "els => els.map(e => [e.dataset.label, e.firstChild.textContent])")]
+    return [
+        tuple(m)
+        for m in page.eval_on_selector_all(
+            "#highlighted mark.entity", "els => els.map(e => [e.dataset.label, e.firstChild.textContent])"
+        )
+    ]
 
 
 def run_document(page, text: str) -> None:
@@ -161,14 +165,24 @@ def test_the_model_box_reveals_nothing_about_the_servers_files(app, tmp_path):
     (tmp_path / "file.txt").write_text("SECRET-FILE")
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "config.json").write_text(json.dumps({"model_type": "SECRET-TYPE", "num_hidden_layers": "SECRET-LAYERS"}))
+    (broken / "config.json").write_text(
+        json.dumps({"model_type": "SECRET-TYPE", "num_hidden_layers": "SECRET-LAYERS"})
+    )
     half = tmp_path / "half"
     half.mkdir()
     (half / "config.json").write_text('{"SECRET-KEY": ')
     client = Client(app.test_url, verbose=False)
     answers = {
         typed: client.predict(TEXT, "", typed, "first", api_name="/analyse")[1]
-        for typed in [str(tmp_path / "missing"), str(plain), str(tmp_path / "file.txt"), str(broken), str(half), "nobody/no-such-model", "/etc"]
+        for typed in [
+            str(tmp_path / "missing"),
+            str(plain),
+            str(tmp_path / "file.txt"),
+            str(broken),
+            str(half),
+            "nobody/no-such-model",
+            "/etc",
+        ]
     }
     assert set(answers.values()) == {NOT_A_MODEL}, answers  # a missing path reads like any other non-model
     assert not any("SECRET" in answer for answer in answers.values())
@@ -231,24 +245,40 @@ def test_gradio_refuses_an_over_limit_upload(app, browser, tmp_path):
 # -- downloads -------------------------------------------------------------------------------
 
 
-def test_downloads_are_written_once_per_run_and_go_with_the_session(app, browser, gradio_dir, converted_model):
+def test_downloads_are_written_once_per_run_and_go_with_the_session(
+    app, browser, gradio_dir, converted_model
+):
     requests: list[str] = []
     before = set(app.exports.sessions())
     page = local_page(browser, requests)
     page.goto(app.test_url)
     run_document(page, TEXT)
-    session, folder = wait_for(lambda: next(((s, f) for s, f in app.exports.sessions().items() if s not in before), None), what="a session folder")
-    wait_for(lambda: {p.name for p in folder.rglob("*") if p.is_file()} == {"entities.json", "entities.csv", "entities.html"}, what="the downloads")
+    session, folder = wait_for(
+        lambda: next(((s, f) for s, f in app.exports.sessions().items() if s not in before), None),
+        what="a session folder",
+    )
+    wait_for(
+        lambda: (
+            {p.name for p in folder.rglob("*") if p.is_file()}
+            == {"entities.json", "entities.csv", "entities.html"}
+        ),
+        what="the downloads",
+    )
     assert folder.is_relative_to(gradio_dir)
     (exported,) = folder.glob("run-*/entities.json")
     want = NER.from_pretrained(converted_model)(TEXT)
-    assert [(e["label"], e["text"]) for e in json.loads(exported.read_text())] == [(e.label, e.text) for e in want]
+    assert [(e["label"], e["text"]) for e in json.loads(exported.read_text())] == [
+        (e.label, e.text) for e in want
+    ]
 
     # Filters re-render the page and write nothing, anywhere under Gradio's folder.
     files = files_under(gradio_dir)
     label = want[0].label
     page.locator("#labels label", has_text=label).first.click()
-    page.wait_for_function("l => ![...document.querySelectorAll('#highlighted mark.entity')].some(m => m.dataset.label === l)", arg=label)
+    page.wait_for_function(
+        "l => ![...document.querySelectorAll('#highlighted mark.entity')].some(m => m.dataset.label === l)",
+        arg=label,
+    )
     assert marks(page) == [(e.label, e.text) for e in want if e.label != label]
     page.locator("#min-score input[type=number]").fill("1")
     page.locator("#min-score input[type=number]").press("Tab")  # the slider's release event
@@ -257,11 +287,17 @@ def test_downloads_are_written_once_per_run_and_go_with_the_session(app, browser
 
     # A second run replaces the first one's files.
     run_document(page, "Tokyo and Osaka signed a treaty in Geneva.")
-    wait_for(lambda: exported.parent.exists() is False and len(list(folder.glob("run-*/entities.json"))) == 1, what="the second run's downloads")
+    wait_for(
+        lambda: exported.parent.exists() is False and len(list(folder.glob("run-*/entities.json"))) == 1,
+        what="the second run's downloads",
+    )
 
     # Closing the tab ends the session: its folder goes.
     page.close()
-    wait_for(lambda: session not in app.exports.sessions() and not folder.exists(), what="the session folder's removal")
+    wait_for(
+        lambda: session not in app.exports.sessions() and not folder.exists(),
+        what="the session folder's removal",
+    )
     assert not any(p.name.startswith("entities.") for p in gradio_dir.rglob("*"))
     assert_local(requests)
 
@@ -290,7 +326,9 @@ def test_a_client_can_cancel_a_long_run(app, short_context, caplog):
     job = client.submit(long_document(), "", str(short_context), "first", api_name="/analyse")
     wait_for(lambda: job.status().progress_data, what="the run's first windows")  # the model is running
     job.cancel()
-    wait_for(lambda: any("analysis cancelled" in r.getMessage() for r in caplog.records), what="the worker's stop")
+    wait_for(
+        lambda: any("analysis cancelled" in r.getMessage() for r in caplog.records), what="the worker's stop"
+    )
     wait_for(lambda: job.status().code == Status.CANCELLED, what="the job's cancelled status")
     _, status = client.predict(TEXT, "", str(short_context), "first", api_name="/analyse")
     assert "entities ·" in status  # the model is free again
@@ -309,10 +347,15 @@ def test_the_cancel_button_stops_a_long_run(app, browser, short_context, convert
     )
     page.get_by_label("…or a model folder or hub id").fill(str(short_context))
     page.locator("#run").click()
-    page.wait_for_function("() => document.body.innerText.includes('window') && document.body.innerText.includes('%')", timeout=120_000)
+    page.wait_for_function(
+        "() => document.body.innerText.includes('window') && document.body.innerText.includes('%')",
+        timeout=120_000,
+    )
     page.locator("#cancel").click()
     page.wait_for_function("() => document.querySelector('#status').innerText.includes('Cancelled')")
-    wait_for(lambda: any("analysis cancelled" in r.getMessage() for r in caplog.records), what="the worker's stop")
+    wait_for(
+        lambda: any("analysis cancelled" in r.getMessage() for r in caplog.records), what="the worker's stop"
+    )
 
     # The page stays usable: the next run goes through.
     page.get_by_label("…or a model folder or hub id").fill("")

@@ -43,7 +43,10 @@ log = logging.getLogger("anno_mlx.ui")
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 TABLE_ROWS = 2000  # rows shown in the page's table; the downloads hold every entity
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # largest document, pasted or uploaded (UTF-8 bytes)
-CACHE_SWEEP = (3600, 86400)  # Gradio removes its cached files (uploads, downloads) older than a day, and all at exit
+CACHE_SWEEP = (
+    3600,
+    86400,
+)  # Gradio removes its cached files (uploads, downloads) older than a day, and all at exit
 NOT_A_MODEL = "**Not a model folder.** Type the folder of a converted model (config.json, tokenizer.json and weights), or a hub id."
 CANCELLED = "**Cancelled.** Press **Find entities** to run again."
 FONTS = ["-apple-system", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
@@ -77,7 +80,9 @@ def local_models() -> list[str]:
     root = models_dir()
     if not root.is_dir():
         return []
-    return sorted(str(p) for p in root.iterdir() if (p / "config.json").is_file() and (p / "tokenizer.json").is_file())
+    return sorted(
+        str(p) for p in root.iterdir() if (p / "config.json").is_file() and (p / "tokenizer.json").is_file()
+    )
 
 
 def read_upload(path: Optional[str], max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, str]:
@@ -118,9 +123,14 @@ def forget_upload(path: str) -> None:
 
 
 def legend_html(colours: dict[str, str]) -> str:
-    return '<div class="legend">' + "".join(
-        f'<span class="key" style="background:{c}">{html.escape(label)}</span>' for label, c in colours.items()
-    ) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(
+            f'<span class="key" style="background:{c}">{html.escape(label)}</span>'
+            for label, c in colours.items()
+        )
+        + "</div>"
+    )
 
 
 def bars_html(entities: list[Entity], colours: dict[str, str]) -> str:
@@ -139,9 +149,15 @@ def bars_html(entities: list[Entity], colours: dict[str, str]) -> str:
 
 def write_exports(result: Result, folder: Path) -> tuple[str, str, str]:
     """JSON, CSV and standalone HTML (the CLI's --format html) of every entity of the run."""
-    json_path, csv_path, html_path = folder / "entities.json", folder / "entities.csv", folder / "entities.html"
+    json_path, csv_path, html_path = (
+        folder / "entities.json",
+        folder / "entities.csv",
+        folder / "entities.html",
+    )
     entities = result.entities
-    json_path.write_text(json.dumps([e.to_dict() for e in entities], ensure_ascii=False, indent=2), encoding="utf-8")
+    json_path.write_text(
+        json.dumps([e.to_dict() for e in entities], ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     with open(csv_path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["text", "label", "score", "start", "end"])
@@ -157,7 +173,12 @@ def show(result: Optional[Result], labels: list[str], min_score: float):
         return "", [], ""
     shown = [e for e in result.entities if e.label in labels and e.score >= min_score]
     colours = label_colours(result.labels)
-    document = legend_html(colours) + '<div id="document">' + "".join(highlight(result.text, shown, colours)) + "</div>"
+    document = (
+        legend_html(colours)
+        + '<div id="document">'
+        + "".join(highlight(result.text, shown, colours))
+        + "</div>"
+    )
     rows = [[e.text, e.label, round(e.score, 4), e.start, e.end] for e in shown[:TABLE_ROWS]]
     return document, rows, bars_html(shown, colours)
 
@@ -243,7 +264,13 @@ def build_app(
         log.warning("model box: %r did not load: %s: %s", name, type(err).__name__, err)
         return NOT_A_MODEL
 
-    async def analyse(text: str, model_choice: Optional[str], model_path: str, aggregation: str, progress=gr.Progress(track_tqdm=True)):
+    async def analyse(
+        text: str,
+        model_choice: Optional[str],
+        model_path: str,
+        aggregation: str,
+        progress=gr.Progress(track_tqdm=True),
+    ):
         none = gr.CheckboxGroup(choices=[], value=[])
         name = (model_path or "").strip() or (model_choice or "")
         if not text or not text.strip():
@@ -259,7 +286,9 @@ def build_app(
         cancelled = threading.Event()
         stop_on_cancel(progress, cancelled)
         try:
-            (analysis,) = await asyncio.wrap_future(pool.submit(analyse_unless_cancelled, ner, text, aggregation, cancelled))
+            (analysis,) = await asyncio.wrap_future(
+                pool.submit(analyse_unless_cancelled, ner, text, aggregation, cancelled)
+            )
         except asyncio.CancelledError:  # the Cancel button (or a client's cancel)
             cancelled.set()
             raise
@@ -267,7 +296,11 @@ def build_app(
             return None, none, f"**Could not analyse the document:** {html.escape(str(err))}"
         except Exception as err:
             log.exception("the model failed on a document")
-            return None, none, f"**The model failed on this document** ({type(err).__name__}); the server's log has the details."
+            return (
+                None,
+                none,
+                f"**The model failed on this document** ({type(err).__name__}); the server's log has the details.",
+            )
         labels = ner.entity_types
         status = (
             f"{len(analysis.entities):,} entities · {analysis.n_tokens:,} tokens · {analysis.n_windows} "
@@ -292,11 +325,19 @@ def build_app(
         exports.close(request.session_hash)
 
     with gr.Blocks(title="anno-mlx", delete_cache=CACHE_SWEEP) as app:
-        gr.Markdown("# anno-mlx\nNamed entities in long documents, found on this computer with ModernBERT on MLX.")
+        gr.Markdown(
+            "# anno-mlx\nNamed entities in long documents, found on this computer with ModernBERT on MLX."
+        )
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=3):
-                text = gr.Textbox(label="Document", lines=14, max_lines=30, placeholder="Paste a document here…", elem_id="input-text")
+                text = gr.Textbox(
+                    label="Document",
+                    lines=14,
+                    max_lines=30,
+                    placeholder="Paste a document here…",
+                    elem_id="input-text",
+                )
                 upload = gr.File(
                     label=f"…or upload a .txt or .md file (up to {megabytes(max_bytes)})",
                     file_types=[".txt", ".md"],
@@ -304,16 +345,24 @@ def build_app(
                     elem_id="upload",
                 )
             with gr.Column(scale=1):
-                model = gr.Dropdown(choices=models, value=default_model or built_in, label="Model", allow_custom_value=True)
-                model_path = gr.Textbox(
-                    label="…or a model folder or hub id", placeholder="~/models/my-ner-mlx", visible=pool.allowed is None
+                model = gr.Dropdown(
+                    choices=models, value=default_model or built_in, label="Model", allow_custom_value=True
                 )
-                aggregation = gr.Dropdown(choices=list(AGGREGATIONS), value="first", label="Subword aggregation")
+                model_path = gr.Textbox(
+                    label="…or a model folder or hub id",
+                    placeholder="~/models/my-ner-mlx",
+                    visible=pool.allowed is None,
+                )
+                aggregation = gr.Dropdown(
+                    choices=list(AGGREGATIONS), value="first", label="Subword aggregation"
+                )
                 with gr.Row():
                     run = gr.Button("Find entities", variant="primary", elem_id="run")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
                 labels = gr.CheckboxGroup(choices=[], value=[], label="Show labels", elem_id="labels")
-                min_score = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Minimum score", elem_id="min-score")
+                min_score = gr.Slider(
+                    0.0, 1.0, value=0.0, step=0.01, label="Minimum score", elem_id="min-score"
+                )
         gr.Examples(examples=[[doc] for doc in example_documents()], inputs=[text], label="Examples")
         status = gr.Markdown("Paste a document, then press **Find entities**.", elem_id="status")
         document = gr.HTML(elem_id="highlighted")
@@ -329,14 +378,27 @@ def build_app(
         with gr.Row():
             json_file = gr.DownloadButton("Entities (JSON)", interactive=False, elem_id="download-json")
             csv_file = gr.DownloadButton("Entities (CSV)", interactive=False, elem_id="download-csv")
-            html_file = gr.DownloadButton("Highlighted document (HTML)", interactive=False, elem_id="download-html")
+            html_file = gr.DownloadButton(
+                "Highlighted document (HTML)", interactive=False, elem_id="download-html"
+            )
 
         view = [document, table, counts]
         upload.upload(read, inputs=upload, outputs=[text, status])
-        running = run.click(analyse, inputs=[text, model, model_path, aggregation], outputs=[state, labels, status], api_name="analyse")
+        running = run.click(
+            analyse,
+            inputs=[text, model, model_path, aggregation],
+            outputs=[state, labels, status],
+            api_name="analyse",
+        )
         viewing = running.then(show, inputs=[state, labels, min_score], outputs=view)
         exporting = viewing.then(export, inputs=[state], outputs=[json_file, csv_file, html_file])
-        cancel.click(lambda: CANCELLED, outputs=status, cancels=[running, viewing, exporting], api_name=False, show_progress="hidden")
+        cancel.click(
+            lambda: CANCELLED,
+            outputs=status,
+            cancels=[running, viewing, exporting],
+            api_name=False,
+            show_progress="hidden",
+        )
         labels.input(show, inputs=[state, labels, min_score], outputs=view, api_name=False)
         min_score.release(show, inputs=[state, labels, min_score], outputs=view, api_name=False)
         app.unload(end_session)
@@ -362,7 +424,9 @@ def launch(
 
     from ..serve import BodyLimit
 
-    app = build_app(model, backend, device, pool=ModelPool(backend, device, max_models=max_models), max_bytes=max_bytes)
+    app = build_app(
+        model, backend, device, pool=ModelPool(backend, device, max_models=max_models), max_bytes=max_bytes
+    )
     app.queue(default_concurrency_limit=1)  # one model run at a time; each session keeps its own result
     if block:
         print(f"anno-mlx UI: http://{host}:{port}  (Ctrl+C to stop)", flush=True)
@@ -377,7 +441,12 @@ def launch(
         max_file_size=max_bytes,
         # Request bodies beyond twice the document limit (JSON may escape characters) are refused
         # before they are read, so no client can grow the server's memory with oversized texts.
-        app_kwargs={"lifespan": remove_on_shutdown(app.exports), "middleware": [Middleware(BodyLimit, limit=2 * max_bytes + 2**20, hint="documents may be up to --max-size")]},
+        app_kwargs={
+            "lifespan": remove_on_shutdown(app.exports),
+            "middleware": [
+                Middleware(BodyLimit, limit=2 * max_bytes + 2**20, hint="documents may be up to --max-size")
+            ],
+        },
         theme=gr.themes.Base(font=FONTS, font_mono=MONO),
         css=CSS,
     )

@@ -23,7 +23,10 @@ def get_model_classes(config: dict[str, Any], head: Optional[str] = None) -> tup
     """The model class (from `architectures`, or `head` when given) and its ModelArgs class."""
     model_type = config.get("model_type")
     architectures = config.get("architectures")
-    if not isinstance(model_type, str) or (architectures is not None and not (isinstance(architectures, list) and all(isinstance(a, str) for a in architectures))):
+    if not isinstance(model_type, str) or (
+        architectures is not None
+        and not (isinstance(architectures, list) and all(isinstance(a, str) for a in architectures))
+    ):
         raise AnnoError("config.json needs model_type as a string and architectures as a list of class names")
     module = MODEL_TYPES.get(model_type)
     if module is None:

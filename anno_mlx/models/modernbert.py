@@ -30,10 +30,23 @@ ACTIVATIONS = {
 
 
 SIZES = (
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "max_position_embeddings", "local_attention", "global_attn_every_n_layers",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+    "local_attention",
+    "global_attn_every_n_layers",
 )
-BOOLEANS = ("norm_bias", "attention_bias", "mlp_bias", "classifier_bias", "decoder_bias", "tie_word_embeddings")
+BOOLEANS = (
+    "norm_bias",
+    "attention_bias",
+    "mlp_bias",
+    "classifier_bias",
+    "decoder_bias",
+    "tie_word_embeddings",
+)
 MAX_SIZE = 2**31 - 1
 MAX_POSITIONS = 2**20
 
@@ -116,8 +129,14 @@ class ModelArgs:
             if not _is_int(value) or not 1 <= value <= MAX_SIZE:
                 raise ValueError(f"{name} {value!r} is not a whole number from 1 to {MAX_SIZE:,}")
         if self.max_position_embeddings > MAX_POSITIONS:
-            raise ValueError(f"max_position_embeddings {self.max_position_embeddings:,} is above the {MAX_POSITIONS:,} this model supports")
-        for name, (low, high) in {"norm_eps": (1e-12, 1.0), "global_rope_theta": (1.0, 1e12), "local_rope_theta": (1.0, 1e12)}.items():
+            raise ValueError(
+                f"max_position_embeddings {self.max_position_embeddings:,} is above the {MAX_POSITIONS:,} this model supports"
+            )
+        for name, (low, high) in {
+            "norm_eps": (1e-12, 1.0),
+            "global_rope_theta": (1.0, 1e12),
+            "local_rope_theta": (1.0, 1e12),
+        }.items():
             value = getattr(self, name)
             if not _is_number(value) or not low <= float(value) <= high:
                 raise ValueError(f"{name} {value!r} is not a positive number from {low:g} to {high:g}")
@@ -129,11 +148,17 @@ class ModelArgs:
             if value is not None and (not _is_int(value) or not 0 <= value < self.vocab_size):
                 raise ValueError(f"{name} {value!r} is not a token id below vocab_size {self.vocab_size}")
         if self.layer_types is not None:
-            if not isinstance(self.layer_types, list) or any(t not in (GLOBAL, LOCAL) for t in self.layer_types):
+            if not isinstance(self.layer_types, list) or any(
+                t not in (GLOBAL, LOCAL) for t in self.layer_types
+            ):
                 raise ValueError(f"layer_types must be a list of {GLOBAL!r} and {LOCAL!r}")
             if len(self.layer_types) != self.num_hidden_layers:
-                raise ValueError(f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers")
-        if not isinstance(self.id2label, dict) or not all(isinstance(v, str) and v.strip() for v in self.id2label.values()):
+                raise ValueError(
+                    f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers"
+                )
+        if not isinstance(self.id2label, dict) or not all(
+            isinstance(v, str) and v.strip() for v in self.id2label.values()
+        ):
             raise ValueError("id2label must map label ids to label names")
         if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
             raise ValueError(f"id2label's ids must be 0 to {len(self.id2label) - 1}, one each")
@@ -161,8 +186,14 @@ class ModelArgs:
 
         layers = {int(match.group(1)) for key in shapes if (match := LAYER_KEY.search(key))}
         if len(layers) != self.num_hidden_layers:
-            return f"num_hidden_layers is {self.num_hidden_layers:,} but the weights hold {len(layers)} layers"
-        norm, embeddings, wi = shape("embeddings.norm.weight"), shape("embeddings.tok_embeddings.weight"), shape("layers.0.mlp.Wi.weight")
+            return (
+                f"num_hidden_layers is {self.num_hidden_layers:,} but the weights hold {len(layers)} layers"
+            )
+        norm, embeddings, wi = (
+            shape("embeddings.norm.weight"),
+            shape("embeddings.tok_embeddings.weight"),
+            shape("layers.0.mlp.Wi.weight"),
+        )
         if not norm or not embeddings or wi == ():
             return "the weights have no token embeddings (embeddings.tok_embeddings.weight, embeddings.norm.weight)"
         if norm[0] != self.hidden_size:
@@ -337,7 +368,9 @@ def banded_attention(q: mx.array, k: mx.array, v: mx.array, scale: float, masks:
 QUERY_CHUNK = 1024
 
 
-def global_attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optional[mx.array]) -> mx.array:
+def global_attention(
+    q: mx.array, k: mx.array, v: mx.array, scale: float, mask: Optional[mx.array]
+) -> mx.array:
     """Full attention, in chunks of queries on long sequences so that the score matrix held at
     once is [B, heads, 1024, L] rather than [B, heads, L, L] (3 GiB at 8,192 tokens) on backends
     that materialise it. Each chunk is exact: softmax runs over all keys."""
@@ -346,7 +379,9 @@ def global_attention(q: mx.array, k: mx.array, v: mx.array, scale: float, mask: 
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=mask)
     chunks = []
     for start in range(0, L, QUERY_CHUNK):
-        chunk = mx.fast.scaled_dot_product_attention(q[:, :, start : start + QUERY_CHUNK], k, v, scale=scale, mask=mask)
+        chunk = mx.fast.scaled_dot_product_attention(
+            q[:, :, start : start + QUERY_CHUNK], k, v, scale=scale, mask=mask
+        )
         chunks.append(mx.eval(chunk) or chunk)
     return mx.concatenate(chunks, axis=2)
 

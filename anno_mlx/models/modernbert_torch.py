@@ -134,7 +134,9 @@ class MLP(nn.Module):
 class EncoderLayer(nn.Module):
     def __init__(self, args: ModelArgs, index: int):
         super().__init__()
-        self.attn_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias) if index else nn.Identity()
+        self.attn_norm = (
+            nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias) if index else nn.Identity()
+        )
         self.attn = Attention(args, args.layer_types[index])
         self.mlp_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
         self.mlp = MLP(args)
