@@ -21,8 +21,8 @@ import sys
 import tempfile
 import threading
 import time
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 

@@ -45,8 +45,7 @@ def converted_dir(repo_id: str) -> Path:
 def download(repo_id: str) -> Path:
     """A local snapshot of `repo_id` (config, tokenizer, weights) from huggingface_hub's cache,
     downloading when allowed. With HF_HUB_OFFLINE=1 only the cache is used."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub import errors
+    from huggingface_hub import errors, snapshot_download
 
     try:
         return Path(snapshot_download(repo_id, allow_patterns=DOWNLOAD_PATTERNS))

@@ -12,7 +12,6 @@ from .hub import converted_dir, download, is_hub_id
 from .outputs import recover
 from .tokenizer import TOKENIZER_FILE, Tokenizer
 
-
 DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
 
 

@@ -18,7 +18,6 @@ from .corpus import (
     DOCUMENTS_PER_BATCH,
     MANIFEST_VERSION,
     Document,
-    parquet_file,
     arrow_schema,
     checked_document,
     file_document,
@@ -26,6 +25,7 @@ from .corpus import (
     input_kind,
     jsonl_document,
     new_output,
+    parquet_file,
     write_manifest,
 )
 from .errors import AnnoError

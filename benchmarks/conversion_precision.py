@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from anno_mlx.convert import convert
+
 from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
 
 VARIANTS = [

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import anno_mlx  # noqa: F401  (loads OpenBLAS before MLX on Linux)
 import mlx.core as mx
 
+import anno_mlx  # noqa: F401  (loads OpenBLAS before MLX on Linux)
 from anno_mlx.models.modernbert import LOCAL, Attention, AttentionMasks, ModelArgs, make_masks
 
 

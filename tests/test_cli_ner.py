@@ -108,7 +108,7 @@ def test_conll_tags_cover_the_entities(capsys, converted_model, expected, files)
     lines = out.splitlines()
     assert lines[0] == f"-DOCSTART- {files[0]}"
     rows = [line.split("\t") for line in lines[2:] if line]
-    for token, start, tag in rows:
+    for token, start, _tag in rows:
         assert TEXT[int(start) : int(start) + len(token)] == token
     # Rebuild spans from B-/I- tags: each must lie over exactly one entity of that type.
     spans, current = [], None

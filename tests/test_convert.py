@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 import transformers
-
-from anno_mlx import AnnoError, load
-from anno_mlx.checkpoint import load_folder
 from anno_mlx.convert import convert
 from conftest import put_in_hub_cache
 from reference import padded_batch, reference_output
+
+from anno_mlx import AnnoError, load
+from anno_mlx.checkpoint import load_folder
 
 # 64-wide so that every weight splits into groups of 32 and 64.
 QUANTIZABLE = dict(

@@ -222,24 +222,24 @@ def probs_from(labels: list[str], rows: list[dict[str, float]]) -> np.ndarray:
 @pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
 def test_a_type_change_inside_an_entity_is_resolved_not_split(aggregation):
     id2label = dict(enumerate(IOB))
-    O = {"O": 0.96}
+    outside = {"O": 0.96}
     # "Marie" leans ORG, "Curie" is surely a continuation, of a person: one PER entity, since
     # B-PER·I-PER (0.3·0.3) beats B-ORG·I-ORG (0.6·0.01) and any split with a B- for "Curie".
     labels = IOB + ["B-ORG", "I-ORG"]
-    rows = [{"B-ORG": 0.6, "B-PER": 0.3}, {"I-PER": 0.3, "I-LOC": 0.6}] + [O] * 5
+    rows = [{"B-ORG": 0.6, "B-PER": 0.3}, {"I-PER": 0.3, "I-LOC": 0.6}] + [outside] * 5
     probs = probs_from(labels, rows)
     (entity,) = decode(TEXT, tokens_of(TEXT, WORDS), probs, dict(enumerate(labels)), aggregation)
     assert (entity.text, entity.label) == ("Marie Curie", "PER")
     assert entity.score == pytest.approx((0.3 + 0.3) / 2)  # the chosen labels' probabilities
     # When two entities are likelier than either joined reading, they stay two.
-    rows = [{"B-PER": 0.9}, {"I-LOC": 0.5, "B-LOC": 0.4}] + [O] * 5
+    rows = [{"B-PER": 0.9}, {"I-LOC": 0.5, "B-LOC": 0.4}] + [outside] * 5
     entities = decode(TEXT, tokens_of(TEXT, WORDS), probs_from(IOB, rows), id2label, aggregation)
     assert spans(entities) == [("Marie", "PER"), ("Curie", "LOC")]
     # Entities around the repaired one keep their most probable labels.
     rows = [
         {"B-PER": 0.9},
         {"I-PER": 0.9},
-        O,
+        outside,
         {"B-ORG": 0.5, "B-PER": 0.4},
         {"I-PER": 0.7},
         {"B-LOC": 0.9},

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import put_in_hub_cache
+from reference import reference_output
 
 from anno_mlx import AnnoError, Encoder, EncoderArchitecture, EncoderConfig
 from anno_mlx.models.modernbert import GLOBAL, LOCAL
-from conftest import put_in_hub_cache
-from reference import reference_output
 
 
 def test_modernbert_base_from_name():

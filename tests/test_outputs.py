@@ -17,11 +17,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from synthetic import write_conll
 
 from anno_mlx import outputs
-from anno_mlx.cli import main, sigterm_as_interrupt, Terminated
+from anno_mlx.cli import Terminated, main, sigterm_as_interrupt
 from anno_mlx.outputs import MARKER
-from synthetic import write_conll
 
 TEXT = "Ada Lovelace worked with Charles Babbage in London."
 

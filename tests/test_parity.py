@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference import padded_batch, reference_output
 
 from anno_mlx import load
-from reference import padded_batch, reference_output
 
 TOLERANCE = 1e-4
 

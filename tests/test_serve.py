@@ -14,11 +14,11 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
+from servers import free_port, wait_until_up
 
 from anno_mlx.cli import main
 from anno_mlx.pool import ModelPool
 from anno_mlx.serve import build_api
-from servers import free_port, wait_until_up
 
 TEXTS = [
     "Marie Curie was born in Warsaw and moved to Paris, where the Sorbonne hired her.",

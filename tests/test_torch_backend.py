@@ -5,12 +5,12 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 import pytest
+from reference import padded_batch, reference_output
+from test_parity import CONFIGS, HEADS, TOLERANCE
 
 import anno_mlx.backends as backends
 from anno_mlx import NER, AnnoError, load
 from anno_mlx.backends import run
-from reference import padded_batch, reference_output
-from test_parity import CONFIGS, HEADS, TOLERANCE
 
 
 @pytest.mark.parametrize("head", HEADS)

@@ -8,17 +8,16 @@ import json
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
+from synthetic import write_conll, write_jsonl
 
 from anno_mlx import NER, AnnoError
 from anno_mlx.checkpoint import read_weights
-from anno_mlx.datasets import Example, read_examples
-from anno_mlx.metrics import evaluate
 from anno_mlx.cli import main
+from anno_mlx.datasets import Example, read_examples
 from anno_mlx.labelmap import LabelMap
-from anno_mlx.tokenizer import pad_rows
+from anno_mlx.metrics import evaluate
+from anno_mlx.tokenizer import Tokenizer, pad_rows
 from anno_mlx.train import FRESH_DEFAULTS, TrainSettings, build_model, train
-from anno_mlx.tokenizer import Tokenizer
-from synthetic import write_conll, write_jsonl
 
 FRESH = dict(
     hidden_size=64,

@@ -7,9 +7,9 @@ import socket
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 from anno_mlx import NER
-from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 from anno_mlx import NER
 from anno_mlx.pool import ModelPool
-from servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Marie Curie was born in Warsaw and moved to Paris, where the Sorbonne hired her."
@@ -156,9 +156,8 @@ def test_a_server_pool_holds_every_model_it_serves(make_checkpoint):
 
 
 def test_the_model_box_reveals_nothing_about_the_servers_files(app, tmp_path):
-    from gradio_client import Client
-
     from anno_mlx.ui.app import NOT_A_MODEL
+    from gradio_client import Client
 
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -380,7 +379,6 @@ def test_oversized_request_bodies_are_refused_unread():
     """Texts far over the limit sent to Gradio's API are refused before they are read, so no
     client can grow the server's memory with them."""
     import httpx
-
     from anno_mlx.ui.app import launch
     from servers import free_port
 
