@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 from .backends import BACKENDS, DEVICES
 from .decode import AGGREGATIONS
 from .errors import AnnoError
+from .ner import DEFAULT_AGGREGATION, DEFAULT_BATCH_SIZE
 from .outputs import check_text_output, write_text_file
 from .render import FORMATS
 
@@ -36,12 +37,17 @@ def add_filter_options(parser: argparse.ArgumentParser) -> None:
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--aggregation",
-        default="first",
+        default=DEFAULT_AGGREGATION,
         choices=AGGREGATIONS,
-        help="how subword labels combine (default: first)",
+        help=f"how subword labels combine (default: {DEFAULT_AGGREGATION})",
     )
     parser.add_argument("--max-length", type=int, help="tokens per pass (default: the model's context)")
-    parser.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"windows per forward pass (default {DEFAULT_BATCH_SIZE})",
+    )
 
 
 class OneLineParser(argparse.ArgumentParser):

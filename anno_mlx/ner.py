@@ -19,6 +19,8 @@ from .windows import best_window, default_stride, plan_windows
 
 TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
 DEFAULT_NAME = "default model (built in)"
+DEFAULT_AGGREGATION = "first"  # the options' defaults, declared once for the library, CLI, API and UI
+DEFAULT_BATCH_SIZE = 8
 
 
 @dataclass
@@ -44,8 +46,8 @@ class NER:
         *,
         max_length: Optional[int] = None,
         stride: Optional[int] = None,
-        batch_size: int = 8,
-        aggregation: str = "first",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        aggregation: str = DEFAULT_AGGREGATION,
         labels: Optional[Iterable[str]] = None,
         min_score: float = 0.0,
         name: str = "",

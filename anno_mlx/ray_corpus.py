@@ -29,7 +29,7 @@ from .corpus import (
     write_manifest,
 )
 from .errors import AnnoError
-from .ner import NER, label_set
+from .ner import DEFAULT_AGGREGATION, DEFAULT_BATCH_SIZE, NER, label_set
 
 
 class Annotator:
@@ -93,9 +93,9 @@ def run_ray(
     id_column: str = "id",
     labels: Optional[Iterable[str]] = None,
     min_score: float = 0.0,
-    aggregation: str = "first",
+    aggregation: str = DEFAULT_AGGREGATION,
     max_length: Optional[int] = None,
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     address: Optional[str] = None,
     num_actors: Optional[int] = None,
     num_cpus: Optional[int] = None,

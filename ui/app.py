@@ -33,7 +33,7 @@ from ..entities import Entity
 from ..errors import AnnoError
 from ..hub import models_dir
 from ..loading import DEFAULT_MODEL
-from ..ner import DEFAULT_NAME, NER
+from ..ner import DEFAULT_AGGREGATION, DEFAULT_NAME, NER
 from ..pool import DEFAULT_MAX_MODELS, ModelPool
 from ..render import highlight, label_colours, render
 from .exports import SessionFolders
@@ -354,7 +354,7 @@ def build_app(
                     visible=pool.allowed is None,
                 )
                 aggregation = gr.Dropdown(
-                    choices=list(AGGREGATIONS), value="first", label="Subword aggregation"
+                    choices=list(AGGREGATIONS), value=DEFAULT_AGGREGATION, label="Subword aggregation"
                 )
                 with gr.Row():
                     run = gr.Button("Find entities", variant="primary", elem_id="run")
