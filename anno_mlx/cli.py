@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from .backends import BACKENDS, DEVICES
+from .corpus import DOCUMENTS_PER_SHARD
 from .decode import AGGREGATIONS
 from .errors import AnnoError
 from .ner import DEFAULT_AGGREGATION, DEFAULT_BATCH_SIZE
 from .outputs import check_text_output, write_text_file
+from .pool import DEFAULT_MAX_MODELS
 from .render import FORMATS
+from .tokenizer import unpaired_surrogate
 
 
 def add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +35,13 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="only these entity types, comma-separated (e.g. PER,ORG)")
     parser.add_argument("--min-score", type=float, default=0.0, help="drop entities scoring below this")
+
+
+def add_server_options(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)"
+    )
+    parser.add_argument("--port", type=int, default=port, help=f"port (default {port})")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -127,10 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="model to select at start (converted folder, Hugging Face folder or hub id; default: the built-in model)",
     )
-    ui.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)"
-    )
-    ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    add_server_options(ui, port=7860)
     ui.add_argument(
         "--max-size",
         type=float,
@@ -141,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "--max-models",
         type=int,
-        default=2,
+        default=DEFAULT_MAX_MODELS,
         metavar="N",
-        help="models kept loaded at once; the least recently used is dropped (default 2)",
+        help=f"models kept loaded at once; the least recently used is dropped (default {DEFAULT_MAX_MODELS})",
     )
     add_backend_options(ui)
     ui.set_defaults(run=run_ui)
@@ -176,7 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_filter_options(co)
     add_run_options(co)
-    co.add_argument("--shard-size", type=int, default=1000, help="documents per shard (default 1000)")
+    co.add_argument(
+        "--shard-size",
+        type=int,
+        default=DOCUMENTS_PER_SHARD,
+        help=f"documents per shard (default {DOCUMENTS_PER_SHARD})",
+    )
     co.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTPUT")
     co.add_argument(
         "--ray",
@@ -205,10 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODEL",
         help="a model to serve: folder, hub id, or default for the built-in one (repeatable; the first is the default; default: the built-in model)",
     )
-    sv.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)"
-    )
-    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_server_options(sv, port=8000)
     sv.add_argument(
         "--api-key",
         default=os.environ.get("ANNO_MLX_API_KEY"),
@@ -621,15 +630,14 @@ def read_stdin() -> bytes:
 def argument_text(text: str) -> str:
     """TEXT as given on the command line; bytes that were not UTF-8 reach Python as lone
     surrogates (U+DC80-U+DCFF), which no text can hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        code = ord(text[err.start])
+    bad = unpaired_surrogate(text)
+    if bad is not None:
+        code = ord(text[bad])
         what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
         raise AnnoError(
-            f"TEXT is not valid UTF-8 ({what} at character {err.start}); "
+            f"TEXT is not valid UTF-8 ({what} at character {bad}); "
             f"put it in a file and pass --file F with --encoding, or set the terminal to UTF-8"
-        ) from None
+        )
     return text
 
 

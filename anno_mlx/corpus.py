@@ -109,7 +109,7 @@ def checked_document(doc_id: Any, text: Any) -> Document:
     ):
         return Document(repr(doc_id), error="no usable id (a string or a number)")
     doc_id = str(doc_id)
-    if not doc_id.isprintable() or _surrogates(doc_id):
+    if not doc_id.isprintable():  # also refuses lone surrogates (category Cs)
         return Document(
             doc_id.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"),
             error="the id is not printable Unicode text",
@@ -119,14 +119,6 @@ def checked_document(doc_id: Any, text: Any) -> Document:
             doc_id, error="no text" if text is None else f"text is a {type(text).__name__}, not a string"
         )
     return Document(doc_id, text)  # anything else wrong with the text, the pipeline reports (entity_rows)
-
-
-def _surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return False
-    except UnicodeEncodeError:
-        return True
 
 
 def read_documents(

@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 
 from .decode import tag_spans
 from .errors import AnnoError
+from .tokenizer import unpaired_surrogate
 
 FORMATS = ("conll", "jsonl")
 COLUMNS = re.compile(r"[ \t]+")
@@ -131,12 +132,11 @@ def read_jsonl(content: str, name: str) -> list[Example]:
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise AnnoError(f'{where}: expected an object with a "text" string')
         text, spans = record["text"], []
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as err:
+        bad = unpaired_surrogate(text)
+        if bad is not None:
             raise AnnoError(
-                f"{where}: the text holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}"
-            ) from None
+                f"{where}: the text holds an unpaired surrogate (U+{ord(text[bad]):04X}) at index {bad}"
+            )
         entities = record.get("entities", [])
         if not isinstance(entities, list):
             raise AnnoError(f'{where}: "entities" must be a list')

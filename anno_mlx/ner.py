@@ -14,7 +14,7 @@ from .backends import is_torch_model, run
 from .decode import check_aggregation, decode, entity_types
 from .entities import Entity
 from .errors import AnnoError
-from .tokenizer import Tokenizer, Tokens, pad_rows
+from .tokenizer import Tokenizer, Tokens, pad_rows, unpaired_surrogate
 from .windows import best_window, default_stride, plan_windows
 
 TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
@@ -158,12 +158,11 @@ class NER:
             which = f"text {i}" if len(texts) > 1 else "the text"
             if not isinstance(text, str):
                 raise AnnoError(f"{which} is a {type(text).__name__}, not a string")
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as err:
+            bad = unpaired_surrogate(text)
+            if bad is not None:
                 raise AnnoError(
-                    f"{which} holds an unpaired surrogate (U+{ord(text[err.start]):04X}) at index {err.start}; it is not valid Unicode"
-                ) from None
+                    f"{which} holds an unpaired surrogate (U+{ord(text[bad]):04X}) at index {bad}; it is not valid Unicode"
+                )
         aggregation = check_aggregation(aggregation or self.aggregation)
         tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
         probs, plans = self._probabilities(tokens, progress)
@@ -220,10 +219,6 @@ class NER:
     def _forward(self, rows: list[np.ndarray]) -> list[np.ndarray]:
         """Label probabilities for each row of token ids (special tokens included)."""
         ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.model.args.vocab_size):
-            raise AnnoError(
-                f"token id {int(ids.max())} is outside the model's {self.model.args.vocab_size:,} embeddings; the tokenizer belongs to another model"
-            )
         probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
         if not np.isfinite(probs).all():
             raise AnnoError(

@@ -43,6 +43,7 @@ class ModelPool:
         self.allowed = None if allowed is None else dict(allowed)
         self.max_models = max(max_models, len(self.allowed or ()))
         self._models: OrderedDict[Path, NER] = OrderedDict()
+        self._folders: dict[str, Path] = {}  # name as given -> the folder it resolved to
         self._worker_thread: Optional[threading.Thread] = None
         self._worker = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="anno-mlx-model", initializer=self._mark_worker
@@ -79,8 +80,9 @@ class ModelPool:
         return self.allowed[name]
 
     def _load(self, name: str) -> NER:
-        source = self._source(name)
-        folder = resolve_model(source).resolve()
+        folder = self._folders.get(name)  # a name seen before costs no file-system lookups
+        if folder not in self._models:
+            folder = self._folders[name] = resolve_model(self._source(name)).resolve()
         if folder in self._models:
             self._models.move_to_end(folder)
             return self._models[folder]
@@ -88,6 +90,6 @@ class ModelPool:
             self._models.popitem(last=False)
             gc.collect()  # free the dropped weights before the next model's are read
         self._models[folder] = NER.from_pretrained(
-            source, backend=self.backend, device=self.device
+            self._source(name), backend=self.backend, device=self.device
         )  # errors name it as given
         return self._models[folder]

@@ -61,10 +61,7 @@ class Annotator:
             ]
         if self.kind == "jsonl":
             return [jsonl_document(line, None) for line in batch["text"]]
-        return [
-            checked_document(i.item() if hasattr(i, "item") and getattr(i, "ndim", 1) == 0 else i, t)
-            for i, t in zip(batch[self.id_column], batch[self.text_column])
-        ]
+        return [checked_document(i, t) for i, t in zip(batch[self.id_column], batch[self.text_column])]
 
     def __call__(self, batch: dict):
         import pyarrow as pa

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .decode import AGGREGATIONS
 from .errors import AnnoError
 from .pool import ModelPool
+from .tokenizer import unpaired_surrogate
 
 BUILT_IN = "default"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
@@ -340,10 +341,9 @@ def _stream_document(number: int, raw: bytes, max_chars: int) -> dict:
             "id": doc_id,
             "error": f"{where} has {len(text):,} characters, over this server's {max_chars:,} (--max-chars)",
         }
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return {"id": doc_id, "error": f"{where}: the text holds an unpaired surrogate at index {err.start}"}
+    bad = unpaired_surrogate(text)
+    if bad is not None:
+        return {"id": doc_id, "error": f"{where}: the text holds an unpaired surrogate at index {bad}"}
     return {"id": doc_id, "text": text}
 
 

@@ -393,6 +393,16 @@ def word_starts(text: str, offsets: np.ndarray, words: np.ndarray) -> tuple[np.n
     return content, starts
 
 
+def unpaired_surrogate(text: str) -> Optional[int]:
+    """Index of the first lone surrogate in `text` (None: there is none). Such text is not valid
+    Unicode: tokenizers refuses it, and JSON's "\\ud800" or undecodable bytes produce it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return err.start
+    return None
+
+
 def check_model_file(path: Path, folder: Path) -> None:
     """A file a model folder provides must be a plain file that stays inside the folder (a
     Hugging Face cache snapshot links into its repository's blobs/, which counts as inside)."""

@@ -435,19 +435,8 @@ def stage_label(work: Path, args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------
 # augment: names in new contexts, labelled again by the teacher
 
-SWAPPED_TYPES = {
-    "PERSON",
-    "NORP",
-    "FAC",
-    "ORG",
-    "GPE",
-    "LOC",
-    "PRODUCT",
-    "EVENT",
-    "WORK_OF_ART",
-    "LAW",
-    "LANGUAGE",
-}
+NUMERIC_TYPES = {"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"}
+SWAPPED_TYPES = set(TYPES) - NUMERIC_TYPES  # names, not dates and numbers
 SWAP_SHARE = 0.5  # of a document's distinct names
 
 

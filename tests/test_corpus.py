@@ -151,21 +151,9 @@ def test_killed_run_resumes_without_loss_or_duplicates(ner, tmp_path):
     with open(source, "w", encoding="utf-8") as out:
         for i in range(400):
             out.write(json.dumps({"id": i, "text": document(i)}) + "\n")
-    command = [
-        sys.executable,
-        "-m",
-        "anno_mlx",
-        "corpus",
-        str(source),
-        "-o",
-        str(tmp_path / "out"),
-        "--shard-size",
-        "10",
-        "--backend",
-        "mlx",
-    ]
+    args = ["corpus", str(source), "-o", str(tmp_path / "out"), "--shard-size", "10", "--backend", "mlx"]
     process = subprocess.Popen(
-        command,
+        [sys.executable, "-m", "anno_mlx", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -184,22 +172,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(ner, tmp_path):
         b"a shard the manifest never listed"
     )
 
-    assert (
-        main(
-            [
-                "corpus",
-                str(source),
-                "-o",
-                str(tmp_path / "out"),
-                "--shard-size",
-                "10",
-                "--backend",
-                "mlx",
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    assert main([*args, "--resume"]) == 0
     resumed = read_manifest(tmp_path / "out")
     assert resumed["complete"] and [s["first_document"] for s in resumed["shards"]] == list(range(0, 400, 10))
     run_corpus(source, tmp_path / "whole", ner, model_name="default", documents_per_shard=10, progress=False)

@@ -307,43 +307,21 @@ BAD_SETTINGS = {
 }
 
 
+def train_command(model: Path, data: Path, out: Path) -> list[str]:
+    return ["train", "-m", str(model), "--train", str(data), "-o", str(out), "--backend", "mlx"]
+
+
 @pytest.mark.parametrize("case", list(BAD_SETTINGS))
 def test_bad_training_settings(case, converted_model, train_data, tmp_path, capsys):
     extra, message = BAD_SETTINGS[case]
-    line = cli_error(
-        capsys,
-        "train",
-        "-m",
-        str(converted_model),
-        "--train",
-        str(train_data),
-        "-o",
-        str(tmp_path / "out"),
-        "--backend",
-        "mlx",
-        *extra,
-    )
+    line = cli_error(capsys, *train_command(converted_model, train_data, tmp_path / "out"), *extra)
     assert message in line
     assert not (tmp_path / "out").exists()
 
 
 def test_damaged_or_finished_resume_state(converted_model, train_data, tmp_path, capsys):
     out = tmp_path / "out"
-    args = [
-        "train",
-        "-m",
-        str(converted_model),
-        "--train",
-        str(train_data),
-        "-o",
-        str(out),
-        "--backend",
-        "mlx",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "4",
-    ]
+    args = [*train_command(converted_model, train_data, out), "--epochs", "2", "--batch-size", "4"]
     state = tmp_path / "out.state"
     state.mkdir()
     for content, message in [
