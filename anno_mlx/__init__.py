@@ -8,7 +8,16 @@ from .encoder import Encoder, EncoderArchitecture, EncoderConfig  # noqa: E402
 from .entities import Entity  # noqa: E402
 from .errors import AnnoError  # noqa: E402
 from .loading import load  # noqa: E402
-from .ner import NER  # noqa: E402
+from .ner import NER, NEROptions  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["NER", "AnnoError", "Encoder", "EncoderArchitecture", "EncoderConfig", "Entity", "load"]
+__all__ = [
+    "NER",
+    "NEROptions",
+    "AnnoError",
+    "Encoder",
+    "EncoderArchitecture",
+    "EncoderConfig",
+    "Entity",
+    "load",
+]

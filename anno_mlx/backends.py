@@ -1,7 +1,7 @@
 """Which engine runs the model: MLX (Apple Silicon first, any CPU) or PyTorch (CUDA, CPU, MPS).
 
 `auto` picks MLX on Apple Silicon, PyTorch on a machine with CUDA, and on other CPUs PyTorch
-when it is installed: on the 2-core x86 development machine a ModernBERT-base forward pass of
+when it is installed: on a 2-core x86 Linux CPU a ModernBERT-base forward pass of
 512 tokens ran 2.2x faster in PyTorch (oneDNN) than in MLX's CPU backend
 (`python -m anno_mlx bench` measures it on yours).
 """

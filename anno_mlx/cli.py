@@ -503,7 +503,7 @@ def run_bench(args: argparse.Namespace) -> None:
 
     if not torch_available():
         raise AnnoError(f"the benchmark compares with transformers: {TORCH_HINT}")
-    from .bench import main as bench_main
+    from .bench.throughput import main as bench_main
 
     bench_main([a for a in args.rest if a != "--"])
 

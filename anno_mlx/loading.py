@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 from .checkpoint import load_folder
+from .convert import convert_hub_model
 from .errors import AnnoError
-from .hub import converted_dir, download, is_hub_id
+from .hub import is_hub_id
 from .outputs import recover
 from .tokenizer import TOKENIZER_FILE, Tokenizer
 
@@ -18,8 +18,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
 def resolve_model(path_or_id: Optional[str | Path]) -> Path:
     """A local model folder for `path_or_id` (None: the embedded default model).
 
-    A hub id is converted on first use into `converted_dir(id)` (from huggingface_hub's cache,
-    downloading if allowed) and read from there afterwards, with no network.
+    A hub id is converted on first use (`convert.convert_hub_model`) and read from its converted
+    folder afterwards, with no network.
     """
     if path_or_id is None:
         if not (DEFAULT_MODEL / "config.json").is_file():
@@ -37,16 +37,7 @@ def resolve_model(path_or_id: Optional[str | Path]) -> Path:
         raise AnnoError(
             f"model {name} does not exist; give a model folder or a hub id like answerdotai/ModernBERT-base"
         )
-    target = converted_dir(name)
-    if not (target / "config.json").is_file():
-        from .convert import convert
-
-        snapshot = download(name)
-        print(f"first use of {name}: converting it into {target}", file=sys.stderr)
-        convert(
-            snapshot, target, force=target.exists(), source_name=name, log=lambda m: print(m, file=sys.stderr)
-        )
-    return target
+    return convert_hub_model(name)
 
 
 def load(

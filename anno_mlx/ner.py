@@ -1,10 +1,11 @@
-"""The NER pipeline: text -> tokens -> windows -> model -> stitched probabilities -> entities."""
+"""The NER pipeline: text -> tokens -> windows -> model -> stitched probabilities -> entities -> filter."""
 
 from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from numbers import Integral
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -15,12 +16,37 @@ from .decode import check_aggregation, decode, entity_types
 from .entities import Entity
 from .errors import AnnoError
 from .tokenizer import Tokenizer, Tokens, pad_rows, unpaired_surrogate
-from .windows import best_window, default_stride, plan_windows
+from .windows import best_window, check_windows, default_stride, plan_windows
 
 TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
 DEFAULT_NAME = "default model (built in)"
 DEFAULT_AGGREGATION = "first"  # the options' defaults, declared once for the library, CLI, API and UI
 DEFAULT_BATCH_SIZE = 8
+
+
+@dataclass(frozen=True)
+class NEROptions:
+    """What one call may choose. `NER.options(...)` checks a set of choices against the model and
+    fills the rest from the pipeline's defaults, so every stage receives checked values."""
+
+    labels: Optional[frozenset[str]] = None  # entity types to keep; None: all the model predicts
+    min_score: float = 0.0  # entities scored below are dropped
+    aggregation: str = DEFAULT_AGGREGATION  # how tokens become words (see decode.py)
+    max_length: Optional[int] = None  # tokens per window with special tokens; None: the model's positions
+    stride: Optional[int] = None  # tokens neighbouring windows share; None: windows.default_stride
+    batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (fewer when they are long)
+
+
+OPTION_NAMES = tuple(f.name for f in fields(NEROptions))
+
+
+@dataclass
+class Prepared:
+    """One text made ready for the model: its tokens (None for a blank text) and its windows."""
+
+    text: str
+    tokens: Optional[Tokens]
+    windows: list[tuple[int, int]]
 
 
 @dataclass
@@ -36,43 +62,20 @@ class NER:
 
     >>> ner = NER.from_pretrained("path/to/converted-model")
     >>> [e.to_dict() for e in ner("Marie Curie was born in Warsaw.")]
+
+    A call runs four stages, each a method: `prepare` (check, tokenize, plan windows), `forward`
+    (batch the windows, run the model, stitch probabilities), `decode` (probabilities ->
+    entities) and `select` (the labels/min_score filter). Options (`NEROptions`) given to the
+    constructor are the defaults; any call may override them.
     """
 
-    def __init__(
-        self,
-        model,
-        tokenizer: Tokenizer,
-        id2label: dict[int, str],
-        *,
-        max_length: Optional[int] = None,
-        stride: Optional[int] = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        aggregation: str = DEFAULT_AGGREGATION,
-        labels: Optional[Iterable[str]] = None,
-        min_score: float = 0.0,
-        name: str = "",
-    ):
+    def __init__(self, model, tokenizer: Tokenizer, id2label: dict[int, str], *, name: str = "", **options):
         self.model = model
         self.tokenizer = tokenizer
         self.id2label = dict(id2label)
         self.name = name
         self.prefix, self.suffix = tokenizer.special_tokens()
-        limit = model.args.max_position_embeddings
-        self.max_length = limit if max_length is None else int(max_length)
-        if not len(self.prefix) + len(self.suffix) < self.max_length <= limit:
-            raise AnnoError(
-                f"max_length {self.max_length} must be above {len(self.prefix) + len(self.suffix)} "
-                f"and at most the model's {limit} positions"
-            )
-        self.capacity = self.max_length - len(self.prefix) - len(self.suffix)
-        self.stride = default_stride(self.capacity) if stride is None else int(stride)
-        plan_windows(self.capacity + 1, self.capacity, self.stride)  # validates the stride now
-        if batch_size < 1:
-            raise AnnoError(f"batch_size must be at least 1, not {batch_size}")
-        self.batch_size = batch_size
-        self.aggregation = check_aggregation(aggregation)
-        self.labels = self._check_labels(labels)
-        self.min_score = check_min_score(min_score)
+        self.defaults = self.options(NEROptions(), **options)
 
     @classmethod
     def from_pretrained(
@@ -85,7 +88,8 @@ class NER:
     ) -> "NER":
         """A converted folder, a Hugging Face folder or a hub id of a token-classification model
         (None: the embedded default model, see anno_mlx/default_model/MODEL_CARD.md), run by
-        `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.backends`)."""
+        `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.backends`); `options`
+        are `NEROptions` fields."""
         from .loading import load
 
         model, tokenizer = load(path_or_id, backend=backend, device=device, dtype=dtype)
@@ -102,6 +106,54 @@ class NER:
             )
         return cls(model, tokenizer, model.args.id2label, name=str(path_or_id), **options)
 
+    def options(self, base: Optional[NEROptions] = None, **overrides) -> NEROptions:
+        """`base` (default: this pipeline's defaults) with the `overrides` that are not None,
+        every field checked against this model; the one place options are validated."""
+        unknown = sorted(set(overrides) - set(OPTION_NAMES))
+        if unknown:
+            raise AnnoError(f"unknown option {', '.join(unknown)}; the options are {', '.join(OPTION_NAMES)}")
+        chosen = replace(
+            self.defaults if base is None else base, **{k: v for k, v in overrides.items() if v is not None}
+        )
+        if not isinstance(chosen.batch_size, Integral) or chosen.batch_size < 1:
+            raise AnnoError(f"batch_size must be a whole number of at least 1, not {chosen.batch_size!r}")
+        labels = self._check_labels(chosen.labels)
+        checked = replace(
+            chosen,
+            labels=None if labels is None else frozenset(labels),
+            min_score=check_min_score(chosen.min_score),
+            aggregation=check_aggregation(chosen.aggregation),
+        )
+        self.window_shape(checked)
+        return checked
+
+    def window_shape(self, options: NEROptions) -> tuple[int, int]:
+        """(text tokens per window, tokens shared by neighbours) for `options`."""
+        specials = len(self.prefix) + len(self.suffix)
+        limit = self.model.args.max_position_embeddings
+        max_length = limit if options.max_length is None else int(options.max_length)
+        if not specials < max_length <= limit:
+            raise AnnoError(
+                f"max_length {max_length} must be above {specials} and at most the model's {limit} positions"
+            )
+        capacity = max_length - specials
+        stride = default_stride(capacity) if options.stride is None else int(options.stride)
+        check_windows(capacity, stride)
+        return capacity, stride
+
+    @property
+    def capacity(self) -> int:
+        """Text tokens per window by default."""
+        return self.window_shape(self.defaults)[0]
+
+    @property
+    def stride(self) -> int:
+        return self.window_shape(self.defaults)[1]
+
+    @property
+    def aggregation(self) -> str:
+        return self.defaults.aggregation
+
     @property
     def backend(self) -> str:
         """What runs the model, e.g. "MLX on gpu" or "PyTorch on cuda"."""
@@ -115,44 +167,48 @@ class NER:
     def entity_types(self) -> list[str]:
         return entity_types(self.id2label)
 
-    def __call__(self, text: str, **options) -> list[Entity]:
-        """Entities of one text; `options` override labels, min_score, aggregation, progress."""
-        return self.batch([text], **options)[0]
+    def __call__(self, text: str, options: Optional[NEROptions] = None, **overrides) -> list[Entity]:
+        """Entities of one text; `overrides` are `NEROptions` fields, or `progress`."""
+        return self.batch([text], options, **overrides)[0]
 
     def batch(
         self,
         texts: Sequence[str],
+        options: Optional[NEROptions] = None,
         *,
-        labels: Optional[Iterable[str]] = None,
-        min_score: Optional[float] = None,
-        aggregation: Optional[str] = None,
         progress: bool = False,
+        **overrides,
     ) -> list[list[Entity]]:
-        """Entities of many texts. Windows of all texts are grouped by length, so short texts do
-        not pay for long ones' padding; each result equals a one-at-a-time call."""
-        keep = self.selection(labels, min_score)
+        """Entities of many texts. Windows of all texts are grouped by length, so a batch of
+        short texts runs short rows; each result equals a one-at-a-time call."""
+        options = self.options(options, **overrides)
         return [
-            keep(result.entities)
-            for result in self.analyze(texts, aggregation=aggregation, progress=progress)
-        ]
-
-    def selection(
-        self, labels: Optional[Iterable[str]] = None, min_score: Optional[float] = None
-    ) -> Callable[[list[Entity]], list[Entity]]:
-        """The labels/min_score filter (defaults: this pipeline's), checked now, applied to
-        `analyze` results by the returned function."""
-        wanted = self._check_labels(labels) if labels is not None else self.labels
-        threshold = self.min_score if min_score is None else check_min_score(min_score)
-        return lambda entities: [
-            e for e in entities if e.score >= threshold and (wanted is None or e.label in wanted)
+            self.select(result.entities, options)
+            for result in self.analyze(texts, options, progress=progress)
         ]
 
     def analyze(
-        self, texts: Sequence[str], *, aggregation: Optional[str] = None, progress: bool = False
+        self,
+        texts: Sequence[str],
+        options: Optional[NEROptions] = None,
+        *,
+        progress: bool = False,
+        **overrides,
     ) -> list["Analysis"]:
-        """Every entity of each text, before the labels/min_score filters, with the token and
+        """Every entity of each text, before the labels/min_score filter, with the token and
         window counts and the time taken (for status lines and benchmarks)."""
         started = time.perf_counter()
+        options = self.options(options, **overrides)
+        prepared = self.prepare(texts, options)
+        found = self.decode(prepared, self.forward(prepared, options, progress), options)
+        seconds = time.perf_counter() - started
+        return [
+            Analysis(entities, 0 if p.tokens is None else len(p.tokens), len(p.windows), seconds)
+            for entities, p in zip(found, prepared)
+        ]
+
+    def prepare(self, texts: Sequence[str], options: NEROptions) -> list[Prepared]:
+        """Stage 1: each text checked, tokenized and cut into windows."""
         texts = list(texts)
         for i, text in enumerate(texts):
             which = f"text {i}" if len(texts) > 1 else "the text"
@@ -163,60 +219,68 @@ class NER:
                 raise AnnoError(
                     f"{which} holds an unpaired surrogate (U+{ord(text[bad]):04X}) at index {bad}; it is not valid Unicode"
                 )
-        aggregation = check_aggregation(aggregation or self.aggregation)
-        tokens = [self.tokenizer.tokenize(text) if text.strip() else None for text in texts]
-        probs, plans = self._probabilities(tokens, progress)
-        found = [
-            [] if t is None else decode(text, t, p, self.id2label, aggregation)
-            for text, t, p in zip(texts, tokens, probs)
-        ]
-        seconds = time.perf_counter() - started
-        return [
-            Analysis(entities, 0 if t is None else len(t), 0 if plan is None else len(plan), seconds)
-            for entities, t, plan in zip(found, tokens, plans)
-        ]
+        capacity, stride = self.window_shape(options)
+        prepared = []
+        for text in texts:
+            tokens = self.tokenizer.tokenize(text) if text.strip() else None
+            windows = [] if tokens is None else plan_windows(len(tokens), capacity, stride)
+            prepared.append(Prepared(text, tokens, windows))
+        return prepared
 
-    def _probabilities(self, documents: list[Optional[Tokens]], progress: bool) -> tuple[list, list]:
-        """Stitched label probabilities [n_tokens, n_labels] for each tokenized document, and
-        each document's windows."""
-        plans = [None if d is None else plan_windows(len(d), self.capacity, self.stride) for d in documents]
-        items = [(doc, w) for doc, plan in enumerate(plans) if plan for w in range(len(plan))]
-        items.sort(key=lambda item: -(plans[item[0]][item[1]][1] - plans[item[0]][item[1]][0]))
-        keep = [
-            None if plan is None else best_window(len(documents[i]), plan) for i, plan in enumerate(plans)
+    def forward(
+        self, prepared: list[Prepared], options: NEROptions, progress: bool = False
+    ) -> list[Optional[np.ndarray]]:
+        """Stage 2: stitched label probabilities [n_tokens, n_labels] for each text (None for a
+        blank one). All texts' windows run together, longest first, in batches of similar width."""
+        items = [(doc, w) for doc, p in enumerate(prepared) for w in range(len(p.windows))]
+        items.sort(key=lambda item: -_width(prepared[item[0]].windows[item[1]]))
+        keep = [None if p.tokens is None else best_window(len(p.tokens), p.windows) for p in prepared]
+        out = [
+            None if p.tokens is None else np.zeros((len(p.tokens), len(self.id2label)), np.float32)
+            for p in prepared
         ]
-        out = [None if d is None else np.zeros((len(d), len(self.id2label)), np.float32) for d in documents]
-
         bar = _progress(len(items), progress)
-        for batch in self._batches(items, plans):
+        for batch in _batches(items, prepared, options.batch_size):
             rows = []
             for doc, w in batch:
-                start, end = plans[doc][w]
-                rows.append(np.concatenate([self.prefix, documents[doc].ids[start:end], self.suffix]))
-            batch_probs = self._forward(rows)
-            for (doc, w), p in zip(batch, batch_probs):
-                start, end = plans[doc][w]
+                start, end = prepared[doc].windows[w]
+                rows.append(np.concatenate([self.prefix, prepared[doc].tokens.ids[start:end], self.suffix]))
+            for (doc, w), p in zip(batch, self._run(rows)):
+                start, end = prepared[doc].windows[w]
                 window_probs = p[len(self.prefix) : len(self.prefix) + end - start]
                 mine = keep[doc][start:end] == w
                 out[doc][start:end][mine] = window_probs[mine]
             bar.update(len(batch))
         bar.close()
-        return out, plans
+        return out
 
-    def _batches(self, items, plans):
-        budget = self.batch_size * TOKENS_PER_BATCH_ITEM
-        batch: list = []
-        for item in items:
-            start, end = plans[item[0]][item[1]]
-            width = max([end - start] + [plans[d][w][1] - plans[d][w][0] for d, w in batch])
-            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > budget):
-                yield batch
-                batch = []
-            batch.append(item)
-        if batch:
-            yield batch
+    def decode(
+        self, prepared: list[Prepared], probabilities: list[Optional[np.ndarray]], options: NEROptions
+    ) -> list[list[Entity]]:
+        """Stage 3: the entities of each text, by `options.aggregation`."""
+        return [
+            [] if p.tokens is None else decode(p.text, p.tokens, probs, self.id2label, options.aggregation)
+            for p, probs in zip(prepared, probabilities)
+        ]
 
-    def _forward(self, rows: list[np.ndarray]) -> list[np.ndarray]:
+    @staticmethod
+    def select(entities: list[Entity], options: NEROptions) -> list[Entity]:
+        """Stage 4: the entities of the wanted labels scored at least `min_score`."""
+        return [
+            e
+            for e in entities
+            if e.score >= options.min_score and (options.labels is None or e.label in options.labels)
+        ]
+
+    def selection(
+        self, labels: Optional[Iterable[str]] = None, min_score: Optional[float] = None
+    ) -> Callable[[list[Entity]], list[Entity]]:
+        """Stage 4 with these labels/min_score (defaults: this pipeline's), checked now, for
+        `analyze` results."""
+        options = self.options(labels=labels, min_score=min_score)
+        return lambda entities: self.select(entities, options)
+
+    def _run(self, rows: list[np.ndarray]) -> list[np.ndarray]:
         """Label probabilities for each row of token ids (special tokens included)."""
         ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
         probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
@@ -236,6 +300,27 @@ class NER:
                 f"label {', '.join(unknown)} is not one this model predicts; it predicts {', '.join(self.entity_types)}"
             )
         return wanted
+
+
+def _width(window: tuple[int, int]) -> int:
+    return window[1] - window[0]
+
+
+def _batches(items: list[tuple[int, int]], prepared: list[Prepared], batch_size: int):
+    """Consecutive (text, window) items in groups of at most `batch_size`, and fewer when their
+    padded width would pass the token budget."""
+    budget = batch_size * TOKENS_PER_BATCH_ITEM
+    batch: list = []
+    width = 0
+    for doc, w in items:
+        item_width = _width(prepared[doc].windows[w])
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * max(width, item_width) > budget):
+            yield batch
+            batch, width = [], 0
+        batch.append((doc, w))
+        width = max(width, item_width)
+    if batch:
+        yield batch
 
 
 def label_set(labels: Optional[Iterable[str] | str]) -> Optional[set[str]]:

@@ -18,12 +18,17 @@ def default_stride(capacity: int) -> int:
     return min(512, capacity // 4)
 
 
-def plan_windows(n_tokens: int, capacity: int, stride: int) -> list[tuple[int, int]]:
-    """[start, end) token ranges covering `n_tokens`, each at most `capacity` long."""
+def check_windows(capacity: int, stride: int) -> None:
+    """Windows of `capacity` text tokens overlapping by `stride` must advance through a document."""
     if capacity < 1:
         raise AnnoError(f"max_length leaves no room for text (capacity {capacity}); raise it")
     if not 0 <= stride < capacity:
         raise AnnoError(f"stride {stride} must be at least 0 and below the window's {capacity} text tokens")
+
+
+def plan_windows(n_tokens: int, capacity: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) token ranges covering `n_tokens`, each at most `capacity` long."""
+    check_windows(capacity, stride)
     if n_tokens <= capacity:
         return [(0, n_tokens)]
     step = capacity - stride

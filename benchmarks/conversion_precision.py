@@ -14,7 +14,7 @@ from pathlib import Path
 
 from anno_mlx.convert import convert
 
-from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
 VARIANTS = [
     ("float32", {}),

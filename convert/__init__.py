@@ -1,5 +1,5 @@
 """Conversion of Hugging Face ModernBERT checkpoints to MLX (installed as `anno_mlx.convert`)."""
 
-from .converter import DTYPES, convert, verify_conversion
+from anno_mlx.convert.converter import DTYPES, convert, convert_hub_model, verify_conversion
 
-__all__ = ["DTYPES", "convert", "verify_conversion"]
+__all__ = ["DTYPES", "convert", "convert_hub_model", "verify_conversion"]

@@ -20,12 +20,12 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
-from ..checkpoint import load_folder, read_config, save_folder
-from ..errors import AnnoError
-from ..hub import download, is_hub_id
-from ..models import get_model_classes
-from ..outputs import check_output_folder
-from ..tokenizer import Tokenizer, check_model_file
+from anno_mlx.checkpoint import load_folder, read_config, save_folder
+from anno_mlx.errors import AnnoError
+from anno_mlx.hub import converted_dir, download, is_hub_id
+from anno_mlx.models import get_model_classes
+from anno_mlx.outputs import check_output_folder
+from anno_mlx.tokenizer import Tokenizer, check_model_file
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 Q_BITS = (4, 8)
@@ -145,6 +145,19 @@ def convert(
         summary["verify"] = verify_conversion(src_path, dst)
         log(format_verification(summary["verify"]))
     return summary
+
+
+def convert_hub_model(name: str) -> Path:
+    """The converted folder of hub id `name`: converted on first use into `converted_dir(name)`
+    from huggingface_hub's cache (downloading if allowed), read from there afterwards."""
+    target = converted_dir(name)
+    if not (target / "config.json").is_file():
+        snapshot = download(name)
+        print(f"first use of {name}: converting it into {target}", file=sys.stderr)
+        convert(
+            snapshot, target, force=target.exists(), source_name=name, log=lambda m: print(m, file=sys.stderr)
+        )
+    return target
 
 
 def _tokenizer_files(src: Path, scratch: Path, vocab_size: int) -> dict[str, Path]:

@@ -31,7 +31,7 @@ def isolated_home(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def make_checkpoint(tmp_path_factory):
     """`make_checkpoint(head=..., **config)` -> folder; identical requests share one folder."""
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     made: dict[str, Path] = {}
 
@@ -60,7 +60,7 @@ def put_in_hub_cache(folder: Path, repo_id: str, hub_cache: Path) -> Path:
 def converted_model(tmp_path_factory) -> Path:
     """A tiny NER checkpoint converted through the CLI, as a user would do it."""
     from anno_mlx.cli import main
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     src = make_tiny_checkpoint(tmp_path_factory.mktemp("hf"), seed=11)
     out = tmp_path_factory.mktemp("mlx") / "model"

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import anno_mlx.tokenizer as tokenizer_module
-from anno_mlx import NER, AnnoError, Entity
+from anno_mlx import NER, AnnoError, Entity, NEROptions
 from anno_mlx.backends import run
-from anno_mlx.tiny_checkpoint import TOKENIZER_STYLES
+from anno_mlx.testing.tiny_checkpoint import TOKENIZER_STYLES
 from anno_mlx.windows import best_window, plan_windows
 
 SAMPLE = (
@@ -38,7 +38,7 @@ def check_invariants(text: str, entities: list[Entity]) -> None:
 @pytest.fixture(scope="module")
 def ners(tmp_path_factory):
     """A tiny NER model per tokenizer style."""
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     return {
         style: NER.from_pretrained(
@@ -51,7 +51,7 @@ def ners(tmp_path_factory):
 @pytest.fixture(scope="module")
 def short_context(tmp_path_factory):
     """A model whose context is 64 tokens, so that long texts need many windows."""
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ctx64"), max_position_embeddings=64, seed=5)
 
@@ -306,8 +306,10 @@ def test_long_document_windows_stitch_cleanly(short_context, backend):
     assert len({(e.start, e.end) for e in entities}) == len(entities), "no entity twice"
 
     # Tokens well inside a window get that window's own single-pass prediction.
-    (probs,), _ = ner._probabilities([tokens], progress=False)
-    windows = plan_windows(len(tokens), ner.capacity, ner.stride)
+    (prepared,) = ner.prepare([text], ner.defaults)
+    (probs,) = ner.forward([prepared], ner.defaults)
+    windows = prepared.windows
+    assert windows == plan_windows(len(tokens), ner.capacity, ner.stride)
     assert len(windows) > 100
     for index in (1, len(windows) // 2, len(windows) - 2):
         start, end = windows[index]
@@ -325,7 +327,9 @@ def test_one_window_document_is_one_pass(short_context):
     text = "Marie Curie was born in Warsaw."
     tokens = ner.tokenizer.tokenize(text)
     assert len(tokens) <= ner.capacity
-    (probs,), _ = ner._probabilities([tokens], progress=False)
+    (prepared,) = ner.prepare([text], ner.defaults)
+    assert prepared.windows == [(0, len(tokens))]
+    (probs,) = ner.forward([prepared], ner.defaults)
     ids = np.concatenate([ner.prefix, tokens.ids, ner.suffix])[None]
     single = run(ner.model, ids, None, softmax=True)[0, len(ner.prefix) : -len(ner.suffix)]
     np.testing.assert_allclose(probs, single, atol=1e-6)
@@ -358,6 +362,32 @@ def test_options_filter_and_validate(ners):
         ner(SAMPLE, aggregation="mean")
     with pytest.raises(AnnoError, match="not a string"):
         ner.batch([b"bytes"])
+
+
+def test_per_call_options_equal_a_pipeline_built_with_them(short_context):
+    """Window and batch options given to one call give what a pipeline made with them as its
+    defaults gives, an `NEROptions` object works like keywords, and the stages compose to a call."""
+    text = (SAMPLE * 8)[:2_000]
+    plain = NER.from_pretrained(short_context, backend="mlx")
+    for chosen in ({"max_length": 40, "stride": 5}, {"stride": 0, "batch_size": 1}, {"aggregation": "max"}):
+        made = NER.from_pretrained(short_context, backend="mlx", **chosen)
+        assert plain(text, **chosen) == made(text)
+        assert plain(text, NEROptions(**chosen)) == made(text)
+        assert made.defaults == plain.options(**chosen)
+    options = plain.options(max_length=40, labels="PER,LOC", min_score=0.2)
+    assert options.labels == frozenset({"PER", "LOC"})
+    prepared = plain.prepare([text, " "], options)
+    assert prepared[1].tokens is None and prepared[1].windows == []
+    assert all(end - start <= 40 - 2 for start, end in prepared[0].windows)
+    entities = plain.decode(prepared, plain.forward(prepared, options), options)
+    assert [plain.select(e, options) for e in entities] == plain.batch([text, " "], options)
+    with pytest.raises(AnnoError, match="unknown option strid; the options are labels, min_score"):
+        plain(text, strid=3)
+    for size in (0, 2.5, "8"):
+        with pytest.raises(AnnoError, match="batch_size must be a whole number of at least 1"):
+            plain(text, batch_size=size)
+    with pytest.raises(AnnoError, match="stride 40 must be"):
+        plain(text, max_length=42, stride=40)
 
 
 def test_entity_dict_has_pipeline_keys(ners):

@@ -41,7 +41,7 @@ def test_same_entities_on_both_backends(converted_model):
 
 
 def test_long_documents_on_torch_match_mlx(tmp_path_factory):
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     folder = make_tiny_checkpoint(tmp_path_factory.mktemp("ctx"), max_position_embeddings=64, seed=9)
     text = "The United Nations met in New York; Tokyo and Osaka signed. " * 150

@@ -142,7 +142,7 @@ def test_browser_runs_a_million_characters_without_freezing(browser, server, tmp
     """A 1,000,000-character paste runs in windows while the page stays responsive and shows progress."""
     import time
 
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     short = make_tiny_checkpoint(tmp_path_factory.mktemp("ctx64"), max_position_embeddings=64, seed=4)
     text = ((ROOT / "ui" / "examples" / "04-long-dossier.txt").read_text() * 100)[:1_000_000]

@@ -64,7 +64,7 @@ def app(gradio_dir, converted_model):
 @pytest.fixture(scope="module")
 def short_context(tmp_path_factory) -> Path:
     """A model with 64-token windows: a long document takes thousands of windows."""
-    from anno_mlx.tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("ctx64"), max_position_embeddings=64, seed=4)
 

@@ -1,1 +1,1 @@
-"""The Gradio app (installed as `anno_mlx.ui`); built on the NER pipeline, see the UI issue."""
+"""The Gradio app (installed as `anno_mlx.ui`), built on the NER pipeline and render.py."""

@@ -1,7 +1,8 @@
 """ModernBERT in MLX: the encoder and its token-classification and masked-LM heads.
 
 The module tree mirrors the Hugging Face key names, so `sanitize()` only has to drop the
-prefix of bare-encoder checkpoints and the tied decoder weight. See shared/modernbert-spec.md.
+prefix of bare-encoder checkpoints and the tied decoder weight. The architecture, for a reader:
+docs/architecture.md ("The model, for a reader").
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ def flops_per_token(args, length: int) -> float:
 
 
 def build(work: Path, quick: bool, seed: int = 0) -> Path:
-    from .tiny_checkpoint import make_tiny_checkpoint
+    from anno_mlx.testing.tiny_checkpoint import make_tiny_checkpoint
 
     config = dict(BASE, num_hidden_layers=4, vocab_size=512) if quick else dict(BASE)
     return make_tiny_checkpoint(work / "hf", seed=seed, **config)
@@ -211,12 +211,12 @@ def prepare(args, folder: Path, dtype: str, names: list[str]):
     import torch
     import transformers
 
-    from . import NER, load
-    from .backends import run
-    from .checkpoint import read_config
-    from .models.modernbert import ModelArgs
-    from .tokenizer import Tokenizer
-    from .windows import default_stride, plan_windows
+    from anno_mlx import NER, load
+    from anno_mlx.backends import run
+    from anno_mlx.checkpoint import read_config
+    from anno_mlx.models.modernbert import ModelArgs
+    from anno_mlx.tokenizer import Tokenizer, pad_rows
+    from anno_mlx.windows import default_stride, plan_windows
 
     model_args = ModelArgs.from_dict(read_config(folder))
     tokenizer = Tokenizer.from_folder(folder, model_args.pad_token_id)
@@ -255,12 +255,8 @@ def prepare(args, folder: Path, dtype: str, names: list[str]):
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
         out = []
         for start in range(0, len(order), batch):
-            chunk = [lengths[i] for i in order[start : start + batch]]
-            ids = np.full((len(chunk), max(chunk)), tokenizer.pad_token_id, np.int64)
-            mask = np.zeros_like(ids)
-            for r, n in enumerate(chunk):
-                ids[r, :n] = rng.integers(5, vocab, n)
-                mask[r, :n] = 1
+            rows = [rng.integers(5, vocab, lengths[i]) for i in order[start : start + batch]]
+            ids, mask = pad_rows(rows, tokenizer.pad_token_id)
             out.append((ids, None if mask.all() else mask))
         return out
 
@@ -347,7 +343,7 @@ def memory_table(args, folder: Path, names: list[str]) -> None:
                 [
                     sys.executable,
                     "-m",
-                    "anno_mlx.bench",
+                    "anno_mlx.bench.throughput",
                     *passed,
                     "--only",
                     key,

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from .tokenizer import MODERNBERT_SPECIAL_TOKENS as SPECIAL_TOKENS
+from anno_mlx.tokenizer import MODERNBERT_SPECIAL_TOKENS as SPECIAL_TOKENS
 
 TOKENIZER_TEXT = (
     "Ada Lovelace worked with Charles Babbage in London on the Analytical Engine. "
@@ -34,7 +34,7 @@ def make_tokenizer(style: str = "bpe", vocab_size: int = 300):
     SentencePiece-style Metaspace/Unigram one (the Japanese ModernBERT models' kind)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-    from .tokenizer import add_template, train_bpe
+    from anno_mlx.tokenizer import add_template, train_bpe
 
     corpus = [TOKENIZER_TEXT] * 4
     if style == "bpe":
