@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="converted model folder, Hugging Face folder or hub id (default: the built-in model)",
     )
-    ner.add_argument("--format", default="table", choices=FORMATS, help="output format (default: table)")
+    ner.add_argument(
+        "--format", default="table", choices=list(FORMATS), help="output format (default: table)"
+    )
     ner.add_argument("-o", "--output", help="write here instead of standard output")
     add_filter_options(ner)
     add_run_options(ner)

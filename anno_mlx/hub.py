@@ -42,6 +42,17 @@ def converted_dir(repo_id: str) -> Path:
     return models_dir() / repo_folder_name(repo_id=repo_id, repo_type="model")
 
 
+def local_models() -> list[Path]:
+    """The converted models in `models_dir()` (folders with a config and a tokenizer), sorted, so
+    that model pickers need not know how that folder is laid out."""
+    root = models_dir()
+    if not root.is_dir():
+        return []
+    return sorted(
+        p for p in root.iterdir() if (p / "config.json").is_file() and (p / "tokenizer.json").is_file()
+    )
+
+
 def download(repo_id: str) -> Path:
     """A local snapshot of `repo_id` (config, tokenizer, weights) from huggingface_hub's cache,
     downloading when allowed. With HF_HUB_OFFLINE=1 only the cache is used."""

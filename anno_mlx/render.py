@@ -1,20 +1,38 @@
-"""Entities written out for people and programs: table, JSON, JSON lines, CoNLL and HTML.
+"""Entities written out for people and programs: table, JSON, JSON lines, CoNLL, HTML and CSV.
 
-The HTML page is standalone (inline CSS, no scripts, no fonts from anywhere) so that it renders
-complete offline; the CLI's `--format html` and the UI's export share it.
+Each output format is one entry of `FORMATS` (writer, file suffix, MIME type), so that the CLI's
+`--format` and the web app's downloads offer the same formats written the same way. The HTML page
+is standalone (inline CSS, no scripts, no fonts from anywhere) so that it renders complete offline;
+its highlighted document, legend and their CSS are also what the web app shows.
 """
 
 from __future__ import annotations
 
 import colorsys
+import csv
 import html
+import io
 import json
 import re
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 from .entities import Entity
+from .errors import AnnoError
 
-FORMATS = ("table", "json", "jsonl", "conll", "html")
+Documents = Sequence[tuple[str, str, list[Entity]]]  # (source name, text, entities) per document
+
+
+@dataclass(frozen=True)
+class Format:
+    """An output format: its writer (documents -> pieces of text), file suffix and MIME type."""
+
+    name: str
+    write: Callable[[Documents], Iterator[str]]
+    suffix: str
+    mime: str
+
+
 # Words for CoNLL output: runs of letters/digits, single CJK/kana characters, single other symbols.
 CONLL_TOKEN = re.compile(
     r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\w\s]",
@@ -22,16 +40,22 @@ CONLL_TOKEN = re.compile(
 )
 
 
-def render(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> str:
+def output_format(name: str) -> Format:
+    """The registered format called `name`."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise AnnoError(f"unknown output format {name!r}; known: {', '.join(FORMATS)}") from None
+
+
+def render(documents: Documents, fmt: str) -> str:
     """`documents` are (source name, text, entities); returns the whole output."""
     return "".join(render_chunks(documents, fmt))
 
 
-def render_chunks(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> Iterator[str]:
+def render_chunks(documents: Documents, fmt: str) -> Iterator[str]:
     """The output in pieces, so that a million entities are written without building one string."""
-    return {"table": table, "json": as_json, "jsonl": as_jsonl, "conll": conll, "html": html_page}[fmt](
-        documents
-    )
+    return output_format(fmt).write(documents)
 
 
 def table(documents) -> Iterator[str]:
@@ -93,6 +117,27 @@ def conll_tokens(text: str, entities: list[Entity]) -> Iterator[tuple[str, int, 
         previous = entity
 
 
+def as_csv(documents) -> Iterator[str]:
+    """Text, label, score, start, end per entity (a leading source column for several documents),
+    quoted as spreadsheets read it."""
+    many = len(documents) > 1
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(row: list) -> str:
+        writer.writerow(row)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield line((["source"] if many else []) + ["text", "label", "score", "start", "end"])
+    for source, _, entities in documents:
+        for e in entities:
+            yield line(([source] if many else []) + [e.text, e.label, f"{e.score:.4f}", e.start, e.end])
+
+
+# HTML: the highlighted document, its legend and their CSS, shared by the standalone page and the web app.
 def label_colours(labels: Sequence[str]) -> dict[str, str]:
     """A light, distinct background colour per label, the same for the same label set."""
     colours = {}
@@ -100,6 +145,18 @@ def label_colours(labels: Sequence[str]) -> dict[str, str]:
         r, g, b = colorsys.hls_to_rgb((i * 0.618034) % 1.0, 0.82, 0.75)
         colours[label] = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
     return colours
+
+
+HIGHLIGHT_CSS = """
+.doc { white-space: pre-wrap; line-height: 2; }
+.doc mark.entity { padding: 0.1em 0.25em; border-radius: 0.3em; }
+.doc mark.entity .label { font-size: 0.65em; font-weight: 600; margin-left: 0.3em; opacity: 0.7; }
+.legend .key { display: inline-block; padding: 0.1em 0.5em; margin: 0 0.3em 0.3em 0; border-radius: 0.3em; font-size: 0.85em; }
+"""
+PAGE_CSS = """body { font-family: -apple-system, system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+.doc { font-size: 1rem; }
+.count { color: #666; font-size: 0.9em; }
+"""
 
 
 def highlight(text: str, entities: list[Entity], colours: dict[str, str]) -> Iterator[str]:
@@ -116,29 +173,50 @@ def highlight(text: str, entities: list[Entity], colours: dict[str, str]) -> Ite
     yield html.escape(text[position:])
 
 
-def html_page(documents) -> Iterator[str]:
-    colours = label_colours({e.label for _, _, entities in documents for e in entities})
-    legend = "".join(
+def highlighted_document(
+    text: str, entities: list[Entity], colours: dict[str, str], element_id: str = ""
+) -> Iterator[str]:
+    """The highlighted text in its `doc` block (styled by HIGHLIGHT_CSS)."""
+    yield '<div class="doc"' + (f' id="{html.escape(element_id)}"' if element_id else "") + ">"
+    yield from highlight(text, entities, colours)
+    yield "</div>"
+
+
+def legend(colours: dict[str, str]) -> str:
+    """One key per label, in its colour."""
+    keys = "".join(
         f'<span class="key" style="background:{colour}">{html.escape(label)}</span>'
         for label, colour in colours.items()
     )
+    return f'<div class="legend">{keys}</div>'
+
+
+def html_page(documents) -> Iterator[str]:
+    colours = label_colours({e.label for _, _, entities in documents for e in entities})
     yield f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>anno-mlx entities</title>
-<style>
-body {{ font-family: -apple-system, system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }}
-.doc {{ white-space: pre-wrap; line-height: 2; font-size: 1rem; }}
-mark.entity {{ padding: 0.1em 0.25em; border-radius: 0.3em; }}
-mark.entity .label {{ font-size: 0.65em; font-weight: 600; margin-left: 0.3em; opacity: 0.7; }}
-.legend .key {{ display: inline-block; padding: 0.1em 0.5em; margin: 0 0.3em 0.3em 0; border-radius: 0.3em; font-size: 0.85em; }}
-.count {{ color: #666; font-size: 0.9em; }}
-</style></head>
-<body><h1>Entities</h1><div class="legend">{legend}</div>"""
+<style>{HIGHLIGHT_CSS}{PAGE_CSS}</style></head>
+<body><h1>Entities</h1>{legend(colours)}"""
     for source, text, entities in documents:
-        yield f'<section><h2>{html.escape(source)}</h2><p class="count">{len(entities)} entities</p><div class="doc">'
-        yield from highlight(text, entities, colours)
-        yield "</div></section>"
+        yield f'<section><h2>{html.escape(source)}</h2><p class="count">{len(entities)} entities</p>'
+        yield from highlighted_document(text, entities, colours)
+        yield "</section>"
     yield "</body></html>\n"
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+# Every output format, by the name `--format` and the web app's downloads use.
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("table", table, ".txt", "text/plain"),
+        Format("json", as_json, ".json", "application/json"),
+        Format("jsonl", as_jsonl, ".jsonl", "application/x-ndjson"),
+        Format("conll", conll, ".conll", "text/plain"),
+        Format("html", html_page, ".html", "text/html"),
+        Format("csv", as_csv, ".csv", "text/csv"),
+    )
+}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import subprocess
@@ -10,8 +12,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from anno_mlx import NER
+from anno_mlx import NER, AnnoError
 from anno_mlx.cli import main
+from anno_mlx.render import FORMATS, output_format
 
 TEXT = "Ada Lovelace worked with Charles Babbage in London.\nMarie Curie moved to Paris; 東京と大阪。 Zoë & <b>tags</b>"
 OTHER = "The United Nations met in New York on Tuesday."
@@ -124,6 +127,36 @@ def test_conll_tags_cover_the_entities(capsys, converted_model, expected, files)
     assert len(spans) == len(expected[TEXT])
     for (a, b, label), e in zip(spans, expected[TEXT]):
         assert label == e.label and a < e.end and e.start < b
+
+
+def test_csv_offsets_are_the_text_slices(capsys, converted_model, expected, files):
+    one = list(
+        csv.reader(io.StringIO(run(capsys, "ner", OTHER, "-m", str(converted_model), "--format", "csv")))
+    )
+    assert one[0] == ["text", "label", "score", "start", "end"]
+    assert [(int(start), int(end), label, text) for text, label, _, start, end in one[1:]] == as_tuples(
+        expected[OTHER]
+    )
+    out = run(
+        capsys, "ner", "-f", str(files[0]), "-f", str(files[1]), "-m", str(converted_model), "--format", "csv"
+    )
+    header, *rows = csv.reader(io.StringIO(out))
+    assert header == ["source", "text", "label", "score", "start", "end"]
+    texts = {str(files[0]): TEXT, str(files[1]): OTHER}
+    assert rows and all(
+        texts[source][int(start) : int(end)] == text for source, text, _, _, start, end in rows
+    )
+    assert [(r[0], int(r[4]), int(r[5]), r[2], r[1]) for r in rows] == [
+        (str(f), *entity) for f, text in zip(files, (TEXT, OTHER)) for entity in as_tuples(expected[text])
+    ]
+
+
+def test_every_format_has_a_suffix_and_type_and_unknown_ones_are_named():
+    assert all(f.suffix.startswith(".") and "/" in f.mime for f in FORMATS.values())
+    with pytest.raises(
+        AnnoError, match="unknown output format 'xml'; known: table, json, jsonl, conll, html, csv"
+    ):
+        output_format("xml")
 
 
 class Marks(HTMLParser):

@@ -15,9 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 import asyncio
 import atexit
-import csv
 import html
-import json
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -31,11 +29,11 @@ from gradio.utils import get_upload_folder
 from ..decode import AGGREGATIONS
 from ..entities import Entity
 from ..errors import AnnoError
-from ..hub import models_dir
+from ..hub import local_models
 from ..loading import DEFAULT_MODEL
 from ..ner import DEFAULT_AGGREGATION, DEFAULT_NAME, NER
 from ..pool import DEFAULT_MAX_MODELS, ModelPool
-from ..render import highlight, label_colours, render
+from ..render import HIGHLIGHT_CSS, highlighted_document, label_colours, legend, output_format, render_chunks
 from .exports import SessionFolders
 
 log = logging.getLogger("anno_mlx.ui")
@@ -51,14 +49,17 @@ NOT_A_MODEL = "**Not a model folder.** Type the folder of a converted model (con
 CANCELLED = "**Cancelled.** Press **Find entities** to run again."
 FONTS = ["-apple-system", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
-CSS = """
-#document { white-space: pre-wrap; line-height: 2; max-height: 70vh; overflow-y: auto; padding: 0.5rem; }
-#document mark.entity { padding: 0.1em 0.25em; border-radius: 0.3em; }
-#document mark.entity .label { font-size: 0.65em; font-weight: 600; margin-left: 0.3em; opacity: 0.7; }
-.legend .key { display: inline-block; padding: 0.1em 0.5em; margin: 0 0.3em 0.3em 0; border-radius: 0.3em; font-size: 0.85em; }
+# The downloads of a run: output formats (render.py) and their buttons' words.
+DOWNLOADS = {"json": "Entities (JSON)", "csv": "Entities (CSV)", "html": "Highlighted document (HTML)"}
+# The highlighted document is styled as in the standalone page; the rest is this page's own.
+CSS = (
+    HIGHLIGHT_CSS
+    + """
+#document { max-height: 70vh; overflow-y: auto; padding: 0.5rem; }
 .bars { display: grid; grid-template-columns: max-content 1fr max-content; gap: 0.3rem 0.6rem; align-items: center; }
 .bars .bar { height: 0.9rem; border-radius: 0.2rem; }
 """
+)
 
 
 @dataclass
@@ -73,16 +74,6 @@ class Result:
 
 def example_documents() -> list[str]:
     return [p.read_text(encoding="utf-8") for p in sorted(EXAMPLES_DIR.glob("*.txt"))]
-
-
-def local_models() -> list[str]:
-    """Converted models in the model directory (those made from hub ids), by folder."""
-    root = models_dir()
-    if not root.is_dir():
-        return []
-    return sorted(
-        str(p) for p in root.iterdir() if (p / "config.json").is_file() and (p / "tokenizer.json").is_file()
-    )
 
 
 def read_upload(path: Optional[str], max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, str]:
@@ -122,17 +113,6 @@ def forget_upload(path: str) -> None:
             pass
 
 
-def legend_html(colours: dict[str, str]) -> str:
-    return (
-        '<div class="legend">'
-        + "".join(
-            f'<span class="key" style="background:{c}">{html.escape(label)}</span>'
-            for label, c in colours.items()
-        )
-        + "</div>"
-    )
-
-
 def bars_html(entities: list[Entity], colours: dict[str, str]) -> str:
     counts: dict[str, int] = {}
     for e in entities:
@@ -147,23 +127,16 @@ def bars_html(entities: list[Entity], colours: dict[str, str]) -> str:
     return f'<div class="bars" id="counts">{rows}</div>'
 
 
-def write_exports(result: Result, folder: Path) -> tuple[str, str, str]:
-    """JSON, CSV and standalone HTML (the CLI's --format html) of every entity of the run."""
-    json_path, csv_path, html_path = (
-        folder / "entities.json",
-        folder / "entities.csv",
-        folder / "entities.html",
-    )
-    entities = result.entities
-    json_path.write_text(
-        json.dumps([e.to_dict() for e in entities], ensure_ascii=False, indent=2), encoding="utf-8"
-    )
-    with open(csv_path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["text", "label", "score", "start", "end"])
-        writer.writerows([e.text, e.label, f"{e.score:.4f}", e.start, e.end] for e in entities)
-    html_path.write_text(render([(result.source, result.text, entities)], "html"), encoding="utf-8")
-    return str(json_path), str(csv_path), str(html_path)
+def write_exports(result: Result, folder: Path) -> tuple[str, ...]:
+    """Every entity of the run in each of DOWNLOADS' formats, written as the CLI's --format writes
+    them; the files' paths, in DOWNLOADS' order."""
+    paths = []
+    for name in DOWNLOADS:
+        path = folder / f"entities{output_format(name).suffix}"
+        with open(path, "w", newline="", encoding="utf-8") as out:  # CSV's own line ends kept
+            out.writelines(render_chunks([(result.source, result.text, result.entities)], name))
+        paths.append(str(path))
+    return tuple(paths)
 
 
 def show(result: Optional[Result], labels: list[str], min_score: float):
@@ -173,12 +146,7 @@ def show(result: Optional[Result], labels: list[str], min_score: float):
         return "", [], ""
     shown = [e for e in result.entities if e.label in labels and e.score >= min_score]
     colours = label_colours(result.labels)
-    document = (
-        legend_html(colours)
-        + '<div id="document">'
-        + "".join(highlight(result.text, shown, colours))
-        + "</div>"
-    )
+    document = legend(colours) + "".join(highlighted_document(result.text, shown, colours, "document"))
     rows = [[e.text, e.label, round(e.score, 4), e.start, e.end] for e in shown[:TABLE_ROWS]]
     return document, rows, bars_html(shown, colours)
 
@@ -248,7 +216,7 @@ def build_app(
         models = [(name, name) for name in pool.allowed]
         default_model = default_model or models[0][1]
     else:
-        models = [(DEFAULT_NAME, built_in)] + [(m, m) for m in local_models()]
+        models = [(DEFAULT_NAME, built_in)] + [(str(m), str(m)) for m in local_models()]
         if default_model and default_model not in [value for _, value in models]:
             models.insert(0, (default_model, default_model))
     known = {value for _, value in models}
@@ -314,7 +282,7 @@ def build_app(
         """Downloads of the run, written once into the session's folder."""
         if result is None:
             exports.clear(request.session_hash)
-            return (gr.DownloadButton(value=None, interactive=False),) * 3
+            return (gr.DownloadButton(value=None, interactive=False),) * len(DOWNLOADS)
         paths = write_exports(result, exports.new_run(request.session_hash))
         return tuple(gr.DownloadButton(value=path, interactive=True) for path in paths)
 
@@ -376,11 +344,10 @@ def build_app(
             )
             counts = gr.HTML(label="Entities per label")
         with gr.Row():
-            json_file = gr.DownloadButton("Entities (JSON)", interactive=False, elem_id="download-json")
-            csv_file = gr.DownloadButton("Entities (CSV)", interactive=False, elem_id="download-csv")
-            html_file = gr.DownloadButton(
-                "Highlighted document (HTML)", interactive=False, elem_id="download-html"
-            )
+            downloads = [
+                gr.DownloadButton(words, interactive=False, elem_id=f"download-{name}")
+                for name, words in DOWNLOADS.items()
+            ]
 
         view = [document, table, counts]
         upload.upload(read, inputs=upload, outputs=[text, status])
@@ -391,7 +358,7 @@ def build_app(
             api_name="analyse",
         )
         viewing = running.then(show, inputs=[state, labels, min_score], outputs=view)
-        exporting = viewing.then(export, inputs=[state], outputs=[json_file, csv_file, html_file])
+        exporting = viewing.then(export, inputs=[state], outputs=downloads)
         cancel.click(
             lambda: CANCELLED,
             outputs=status,
