@@ -155,7 +155,7 @@ class NER:
         return self.defaults.aggregation
 
     @property
-    def backend(self) -> str:
+    def runs_on(self) -> str:
         """What runs the model, e.g. "MLX on gpu" or "PyTorch on cuda"."""
         if is_torch_model(self.model):
             return f"PyTorch on {next(self.model.parameters()).device.type}"

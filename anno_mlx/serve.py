@@ -229,7 +229,7 @@ def build_api(
         for name in pool.allowed:
             ner = pool.get(name)
             data.append(
-                {"name": name, "default": name == default, "labels": ner.entity_types, "backend": ner.backend}
+                {"name": name, "default": name == default, "labels": ner.entity_types, "backend": ner.runs_on}
             )
         return {"models": data}
 

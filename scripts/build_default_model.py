@@ -1182,7 +1182,7 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
         ner = NER.from_pretrained(folder, backend=backend)
         ner(texts[0])  # warm-up
         seconds, predicted = timed(lambda: ner.batch(texts))
-        speed[f"anno-mlx default model ({ner.backend})"] = n_words / seconds
+        speed[f"anno-mlx default model ({ner.runs_on})"] = n_words / seconds
         if backend == backends[0]:
             student = [[(e.start, e.end, e.label) for e in doc] for doc in predicted]
             results["agreement"] = agreement([spans_of(r) for r in held_out], student)

@@ -37,7 +37,7 @@ def test_same_entities_on_both_backends(converted_model):
     on_torch = NER.from_pretrained(converted_model, backend="torch", device="cpu")(text)
     assert [(e.start, e.end, e.label) for e in on_mlx] == [(e.start, e.end, e.label) for e in on_torch]
     np.testing.assert_allclose([e.score for e in on_mlx], [e.score for e in on_torch], atol=1e-4)
-    assert NER.from_pretrained(converted_model, backend="mlx").backend.startswith("MLX on")
+    assert NER.from_pretrained(converted_model, backend="mlx").runs_on.startswith("MLX on")
 
 
 def test_long_documents_on_torch_match_mlx(tmp_path_factory):
@@ -127,5 +127,5 @@ def test_same_entities_on_cuda_in_float32(converted_model):
     text = "Ada Lovelace worked with Charles Babbage in London. Marie Curie moved to Paris. " * 40
     on_cpu = NER.from_pretrained(converted_model, backend="torch", device="cpu")(text)
     on_gpu = NER.from_pretrained(converted_model, backend="torch", device="cuda", dtype="float32")
-    assert on_gpu.backend == "PyTorch on cuda"
+    assert on_gpu.runs_on == "PyTorch on cuda"
     assert [(e.start, e.end, e.label) for e in on_cpu] == [(e.start, e.end, e.label) for e in on_gpu(text)]

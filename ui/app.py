@@ -24,17 +24,24 @@ from pathlib import Path
 from typing import Optional
 
 import gradio as gr
+from anno_mlx.ui.exports import SessionFolders
 from gradio.utils import get_upload_folder
 
-from ..decode import AGGREGATIONS
-from ..entities import Entity
-from ..errors import AnnoError
-from ..hub import local_models
-from ..loading import DEFAULT_MODEL
-from ..ner import DEFAULT_AGGREGATION, DEFAULT_NAME, NER
-from ..pool import DEFAULT_MAX_MODELS, ModelPool
-from ..render import HIGHLIGHT_CSS, highlighted_document, label_colours, legend, output_format, render_chunks
-from .exports import SessionFolders
+from anno_mlx.decode import AGGREGATIONS
+from anno_mlx.entities import Entity
+from anno_mlx.errors import AnnoError
+from anno_mlx.hub import local_models
+from anno_mlx.loading import DEFAULT_MODEL
+from anno_mlx.ner import DEFAULT_AGGREGATION, DEFAULT_NAME, NER
+from anno_mlx.pool import DEFAULT_MAX_MODELS, ModelPool
+from anno_mlx.render import (
+    HIGHLIGHT_CSS,
+    highlighted_document,
+    label_colours,
+    legend,
+    output_format,
+    render_chunks,
+)
 
 log = logging.getLogger("anno_mlx.ui")
 
@@ -273,7 +280,7 @@ def build_app(
         status = (
             f"{len(analysis.entities):,} entities · {analysis.n_tokens:,} tokens · {analysis.n_windows} "
             f"window{'s' if analysis.n_windows != 1 else ''} · {analysis.seconds:.2f} s · "
-            f"{ner.backend} · model `{html.escape(DEFAULT_NAME if name == built_in else name)}`"
+            f"{ner.runs_on} · model `{html.escape(DEFAULT_NAME if name == built_in else name)}`"
         )
         result = Result(source="document", text=text, entities=analysis.entities, labels=labels)
         return result, gr.CheckboxGroup(choices=labels, value=labels), status
@@ -389,7 +396,7 @@ def launch(
         raise AnnoError(f"the size limit must be at least 1 byte, not {max_bytes}")
     from starlette.middleware import Middleware
 
-    from ..serve import BodyLimit
+    from anno_mlx.serve import BodyLimit
 
     app = build_app(
         model, backend, device, pool=ModelPool(backend, device, max_models=max_models), max_bytes=max_bytes
