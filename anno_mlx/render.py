@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import colorsys
 import html
+import itertools
 import json
 import re
 from typing import Iterator, Sequence
 
 from .entities import Entity
+from .schemes import iob2_tags
+from .unspaced import character_class
 
 FORMATS = ("table", "json", "jsonl", "conll", "html")
-# Words for CoNLL output: runs of letters/digits, single CJK/kana characters, single other symbols.
-CONLL_TOKEN = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\w\s]",
-    re.UNICODE,
+# Words for CoNLL output: runs of letters/digits, single kana and CJK ideographs, single other symbols.
+_SINGLE = character_class(
+    ("kana", "CJK ideographs, extension A", "CJK ideographs", "CJK compatibility ideographs")
 )
+CONLL_TOKEN = re.compile(rf"[{_SINGLE}]|[^\W{_SINGLE}]+|[^\w\s]", re.UNICODE)
 
 
 def render(documents: Sequence[tuple[str, str, list[Entity]]], fmt: str) -> str:
@@ -79,18 +82,21 @@ def conll(documents) -> Iterator[str]:
 
 
 def conll_tokens(text: str, entities: list[Entity]) -> Iterator[tuple[str, int, str]]:
-    index, previous = 0, None
-    for match in CONLL_TOKEN.finditer(text):
-        start, end = match.span()
-        while index < len(entities) and entities[index].end <= start:
-            index += 1
-        entity = entities[index] if index < len(entities) and entities[index].start < end else None
-        if entity is None:
-            tag = "O"
-        else:
-            tag = ("I-" if previous is entity else "B-") + entity.label
-        yield match.group(), start, tag
-        previous = entity
+    """(token, start, IOB2 tag) of each CoNLL token of `text`; a token overlapping an entity
+    belongs to it. Streams: one token is held at a time."""
+
+    def owners(matches) -> Iterator:
+        index = 0
+        for match in matches:
+            start, end = match.span()
+            while index < len(entities) and entities[index].end <= start:
+                index += 1
+            inside = index < len(entities) and entities[index].start < end
+            yield (index, entities[index].label) if inside else None
+
+    matches, to_tag = itertools.tee(CONLL_TOKEN.finditer(text))
+    for match, tag in zip(matches, iob2_tags(owners(to_tag))):
+        yield match.group(), match.start(), tag
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, str]:
