@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .decode import tag_spans
 from .errors import AnnoError
+from .schemes import tag_spans, valid_tag
 from .tokenizer import unpaired_surrogate
 
 FORMATS = ("conll", "jsonl")
 COLUMNS = re.compile(r"[ \t]+")
-TAG = re.compile(r"^(O|[BIESLU][-_][^\s]+|(?![BIESLU][-_])[A-Za-z][\w.$-]*)$")
 
 
 @dataclass
@@ -93,7 +92,7 @@ def read_conll(content: str, name: str) -> list[Example]:
                 f"{name}:{number}: expected a token and a tag separated by whitespace, found {line.strip()!r}"
             )
         tag = columns[-1]
-        if not TAG.match(tag):
+        if not valid_tag(tag):
             raise AnnoError(
                 f"{name}:{number}: tag {tag!r} is not O, a prefixed tag like B-PER, or a plain type"
             )

@@ -1,11 +1,7 @@
 """Token label probabilities -> entities with exact character spans.
 
-Label schemes are read from `id2label`: IOB2 and IOB1 (`B-`, `I-`), BIOES (`S-`, `E-`), BILOU
-(`U-`, `L-`), and plain labels with no prefix. One rule covers them all, and for IOB it is the
-Hugging Face pipeline's: a unit whose label is `O` ends the current entity; `B-`/`S-`/`U-`, or a
-type change, starts a new one; `I-`/`E-`/`L-` or a plain label of the same type continues it
-(so an `I-` after `O` starts an entity, as IOB1 intends); `E-`/`L-`/`S-`/`U-` close it.
-Plain labels cannot separate two adjacent entities of the same type.
+Labels are read from `id2label` through `schemes` (IOB1, IOB2, BIOES, BILOU, plain), whose rule
+says where entities begin and end; for IOB it is the Hugging Face pipeline's.
 
 Each unit takes its most probable label, with one exception where we part from the pipeline: a
 continuation whose type differs from the open entity's (`B-ORG` then `I-PER`) would cut one name
@@ -22,39 +18,16 @@ units' scores, each the probability of the label it was given.
 from __future__ import annotations
 
 import unicodedata
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from .entities import Entity
 from .errors import AnnoError
+from .schemes import BEGIN, END, INSIDE, chunks, parse_label
 from .tokenizer import Tokens
 
 AGGREGATIONS = ("simple", "first", "average", "max")
-BEGIN, INSIDE, END, SINGLE = "B", "I", "E", "S"
-PREFIXES = {"B": BEGIN, "I": INSIDE, "E": END, "S": SINGLE, "L": END, "U": SINGLE}
-OUTSIDE = {"O", "OUTSIDE", "0"}
-
-
-def parse_label(label: str) -> tuple[Optional[str], Optional[str]]:
-    """`B-PER` -> ("B", "PER"); `PER` -> (None, "PER"); `O` -> (None, None)."""
-    if label.upper() in OUTSIDE:
-        return None, None
-    for separator in ("-", "_"):
-        head, sep, tail = label.partition(separator)
-        if sep and head.upper() in PREFIXES and tail:
-            return PREFIXES[head.upper()], tail
-    return None, label
-
-
-def entity_types(id2label: dict[int, str]) -> list[str]:
-    """The entity types a model can predict, in label order."""
-    types: list[str] = []
-    for label in id2label.values():
-        kind = parse_label(label)[1]
-        if kind is not None and kind not in types:
-            types.append(kind)
-    return types
 
 
 def check_aggregation(aggregation: str) -> str:
@@ -145,33 +118,6 @@ def _consistent(rows: np.ndarray, parsed) -> np.ndarray:
             labels[u] = best
             best = int(back[u - start, best])
     return labels
-
-
-def chunks(units: Sequence[tuple[Optional[str], Optional[str]]]) -> Iterator[tuple[int, int, str]]:
-    """(first, end, type) of each entity in a sequence of parsed labels (`parse_label` pairs),
-    by the rule in this module's docstring; `end` is exclusive. The decoder, the metrics and
-    the data readers all read label sequences through this one function."""
-    kind: Optional[str] = None  # the open entity's type
-    first, closed = 0, False
-    for i, (prefix, unit_kind) in enumerate(units):
-        if unit_kind is None:
-            if kind is not None:
-                yield first, i, kind
-            kind = None
-            continue
-        if kind is None or closed or unit_kind != kind or prefix in (BEGIN, SINGLE):
-            if kind is not None:
-                yield first, i, kind
-            kind, first, closed = unit_kind, i, False
-        if prefix in (END, SINGLE):
-            closed = True
-    if kind is not None:
-        yield first, len(units), kind
-
-
-def tag_spans(tags: Sequence[str]) -> list[tuple[int, int, str]]:
-    """Entities of a tag sequence (`["B-PER", "I-PER", "O"]` -> `[(0, 2, "PER")]`)."""
-    return list(chunks([parse_label(tag) for tag in tags]))
 
 
 def _group(

@@ -12,9 +12,10 @@ from typing import Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from .backends import is_torch_model, run
-from .decode import check_aggregation, decode, entity_types
+from .decode import check_aggregation, decode
 from .entities import Entity
 from .errors import AnnoError
+from .schemes import entity_types
 from .tokenizer import Tokenizer, Tokens, pad_rows, unpaired_surrogate
 from .windows import best_window, check_windows, default_stride, plan_windows
 

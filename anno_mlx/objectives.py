@@ -17,13 +17,10 @@ import numpy as np
 from .datasets import Example
 from .labelmap import LabelMap, allowed_types
 from .metrics import score
+from .schemes import iob2_labels, iob2_tags, parse_label, write_tag
 from .tokenizer import Tokenizer, pad_rows
 
 IGNORE = -100  # a masked-LM target that is not predicted
-
-
-def iob2_labels(types: list[str]) -> list[str]:
-    return ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in "BI"]
 
 
 def token_labels(
@@ -39,20 +36,20 @@ def token_labels(
     gets B-. A span label may allow several types (`GPE|LOC`); a word outside every span is O
     or any type in `unannotated`. With one allowed label per word this is plain cross-entropy."""
     allowed = np.zeros((len(tokens), len(label2id)), dtype=bool)
-    outside = [label2id["O"]] + [label2id[f"{p}-{t}"] for t in unannotated for p in "BI"]
+    outside = [label2id[tag] for tag in iob2_labels(unannotated)]  # O, or an unannotated type
     starts = [s for s, _, _ in spans]
-    last_entity = -1
-    for i in np.flatnonzero(tokens.word_start).tolist():
+    words = np.flatnonzero(tokens.word_start).tolist()
+    owners = []  # (span index, span label) of each word, None outside every span
+    for i in words:
         a, b = int(tokens.offsets[i, 0]), int(tokens.offsets[i, 1])
         while a < b and text[a].isspace():
             a += 1
         k = bisect.bisect_right(starts, a) - 1
-        if k >= 0 and spans[k][0] <= a < spans[k][1]:
-            prefix = "I-" if k == last_entity else "B-"
-            allowed[i, [label2id[prefix + kind] for kind in allowed_types(spans[k][2])]] = True
-            last_entity = k
-        else:
-            allowed[i, outside] = True
+        owners.append((k, spans[k][2]) if k >= 0 and spans[k][0] <= a < spans[k][1] else None)
+    for i, tag in zip(words, iob2_tags(owners)):
+        role, label = parse_label(tag)  # a coarse label (`B-GPE|LOC`) allows each of its types
+        fine = outside if label is None else [label2id[write_tag(role, t)] for t in allowed_types(label)]
+        allowed[i, fine] = True
     return allowed
 
 

@@ -12,6 +12,7 @@ import colorsys
 import csv
 import html
 import io
+import itertools
 import json
 import re
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Callable, Iterator, Sequence
 
 from .entities import Entity
 from .errors import AnnoError
+from .schemes import iob2_tags
+from .unspaced import character_class
 
 Documents = Sequence[tuple[str, str, list[Entity]]]  # (source name, text, entities) per document
 
@@ -33,11 +36,11 @@ class Format:
     mime: str
 
 
-# Words for CoNLL output: runs of letters/digits, single CJK/kana characters, single other symbols.
-CONLL_TOKEN = re.compile(
-    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\w\s]",
-    re.UNICODE,
+# Words for CoNLL output: runs of letters/digits, single kana and CJK ideographs, single other symbols.
+_SINGLE = character_class(
+    ("kana", "CJK ideographs, extension A", "CJK ideographs", "CJK compatibility ideographs")
 )
+CONLL_TOKEN = re.compile(rf"[{_SINGLE}]|[^\W{_SINGLE}]+|[^\w\s]", re.UNICODE)
 
 
 def output_format(name: str) -> Format:
@@ -103,18 +106,21 @@ def conll(documents) -> Iterator[str]:
 
 
 def conll_tokens(text: str, entities: list[Entity]) -> Iterator[tuple[str, int, str]]:
-    index, previous = 0, None
-    for match in CONLL_TOKEN.finditer(text):
-        start, end = match.span()
-        while index < len(entities) and entities[index].end <= start:
-            index += 1
-        entity = entities[index] if index < len(entities) and entities[index].start < end else None
-        if entity is None:
-            tag = "O"
-        else:
-            tag = ("I-" if previous is entity else "B-") + entity.label
-        yield match.group(), start, tag
-        previous = entity
+    """(token, start, IOB2 tag) of each CoNLL token of `text`; a token overlapping an entity
+    belongs to it. Streams: one token is held at a time."""
+
+    def owners(matches) -> Iterator:
+        index = 0
+        for match in matches:
+            start, end = match.span()
+            while index < len(entities) and entities[index].end <= start:
+                index += 1
+            inside = index < len(entities) and entities[index].start < end
+            yield (index, entities[index].label) if inside else None
+
+    matches, to_tag = itertools.tee(CONLL_TOKEN.finditer(text))
+    for match, tag in zip(matches, iob2_tags(owners(to_tag))):
+        yield match.group(), match.start(), tag
 
 
 def as_csv(documents) -> Iterator[str]:

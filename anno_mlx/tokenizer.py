@@ -14,6 +14,7 @@ import numpy as np
 import tokenizers
 
 from .errors import AnnoError
+from .unspaced import UNSPACED_SCRIPTS
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -218,20 +219,8 @@ def add_template(tokenizer: tokenizers.Tokenizer) -> None:
     )
 
 
-# Python's str.isspace() characters, and the scripts written without spaces between words
-# (kana, CJK ideographs, Thai, Lao, Myanmar, Khmer, half-width katakana), by code point.
+# Python's str.isspace() characters, by code point.
 WHITESPACE = np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.uint32)
-UNSPACED_RANGES = [
-    (0x0E00, 0x0EFF),
-    (0x1000, 0x109F),
-    (0x1780, 0x17FF),
-    (0x3040, 0x30FF),
-    (0x3400, 0x4DBF),
-    (0x4E00, 0x9FFF),
-    (0xF900, 0xFAFF),
-    (0xFF66, 0xFF9F),
-    (0x20000, 0x3134F),
-]
 
 
 def code_points(text: str) -> np.ndarray:
@@ -374,7 +363,7 @@ def word_starts(text: str, offsets: np.ndarray, words: np.ndarray) -> tuple[np.n
     a, b = offsets[:, 0], offsets[:, 1]
     content = solid[b] - solid[a] > 0
     unspaced = np.zeros(len(points) + 1, dtype=bool)
-    for low, high in UNSPACED_RANGES:
+    for low, high in UNSPACED_SCRIPTS.values():
         unspaced[:-1] |= (points >= low) & (points <= high)
     kind = _char_classes()[points]
     joined = np.append(_glued(kind), False)

@@ -39,12 +39,12 @@ from mlx.utils import tree_flatten, tree_unflatten
 from .backends import choose
 from .checkpoint import check_weights, read_config, read_weights, save_folder
 from .datasets import entity_types_of, read_examples
-from .decode import entity_types
 from .errors import AnnoError
 from .labelmap import ANY, LabelMap, allowed_types, coarse_examples
 from .models.modernbert import ModelArgs, ModernBertForMaskedLM, ModernBertForTokenClassification
 from .objectives import MaskedLM, TokenClassification
 from .outputs import check_output_folder, check_replaceable, write_marker
+from .schemes import entity_types
 from .tokenizer import TOKENIZER_FILE, Tokenizer, pad_rows, train_bpe
 
 # Defaults where a setting is left unset (None): fine-tuning a trained encoder wants a small

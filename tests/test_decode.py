@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anno_mlx.decode import decode, entity_types, parse_label
+from anno_mlx.decode import decode
+from anno_mlx.schemes import entity_types, parse_label
 from anno_mlx.tokenizer import Tokens, word_starts
 
 IOB = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]

@@ -12,7 +12,8 @@ import pytest
 from anno_mlx import AnnoError
 from anno_mlx.datasets import Example, read_examples
 from anno_mlx.labelmap import LabelMap, coarse_examples, rename_predictions
-from anno_mlx.objectives import TokenClassification, iob2_labels, token_labels
+from anno_mlx.objectives import TokenClassification, token_labels
+from anno_mlx.schemes import iob2_labels
 from anno_mlx.tokenizer import Tokenizer
 
 ONTONOTES = [

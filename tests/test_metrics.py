@@ -7,8 +7,8 @@ import random
 import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 
-from anno_mlx.decode import tag_spans
 from anno_mlx.metrics import evaluate, format_report
+from anno_mlx.schemes import tag_spans
 
 TYPES = ["PER", "ORG", "LOC"]
 TAGS = ["O"] + [f"{p}-{t}" for t in TYPES for p in "BI"]

@@ -18,6 +18,7 @@ import anno_mlx.tokenizer as tokenizer_module
 from anno_mlx import NER, AnnoError, Entity, NEROptions
 from anno_mlx.backends import run
 from anno_mlx.testing.tiny_checkpoint import TOKENIZER_STYLES
+from anno_mlx.unspaced import UNSPACED_SCRIPTS
 from anno_mlx.windows import best_window, plan_windows
 
 SAMPLE = (
@@ -117,7 +118,7 @@ def test_small_pieces_keep_offsets_exact(ners, text, size, monkeypatch):
 
 
 def unspaced(char: str) -> bool:
-    return any(low <= ord(char) <= high for low, high in tokenizer_module.UNSPACED_RANGES)
+    return any(low <= ord(char) <= high for low, high in UNSPACED_SCRIPTS.values())
 
 
 def inside_word(text: str, i: int) -> bool:
