@@ -2,7 +2,8 @@
 
 One path for both layouts: read `config.json`, read the weights (single or sharded safetensors,
 or `pytorch_model.bin` with `weights_only=True`), let the model class `sanitize()` the keys,
-check them against the model, rebuild quantized layers, load.
+check them against the model, rebuild quantized layers, load. A model to train goes the same
+way, with the head it is trained for left new where the folder has none (`training_model`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import stat
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,6 +23,7 @@ from mlx.utils import tree_flatten
 from .errors import AnnoError
 from .models import build_args, get_model_classes
 from .outputs import check_replaceable, recover, replace_folder, staging_folder, write_marker
+from .tokenizer import Tokenizer
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHTS = "pytorch_model.bin"
@@ -230,9 +233,11 @@ def build_model(
     source: Path,
     head: Optional[str] = None,
     full_check: bool = False,
+    may_lack: tuple[str, ...] = (),
 ) -> nn.Module:
     """Instantiate the model for `config`, quantize it as recorded there, and load `weights`
-    (checked first: dtypes, finite values — all of them with `full_check` —, sizes)."""
+    (checked first: dtypes, finite values — all of them with `full_check` —, sizes). Keys
+    starting with `may_lack` may be missing and keep their fresh initial values."""
     model_class, args_class = get_model_classes(config, head)
     args = build_args(config, args_class)
     quantization = check_quantization(config.get("quantization"), source)
@@ -247,8 +252,8 @@ def build_model(
             bits=quantization["bits"],
             class_predicate=lambda path, module: f"{path}.scales" in weights,
         )
-    check_weights(model, weights, source)
-    model.load_weights(list(weights.items()), strict=True)
+    check_weights(model, weights, source, may_lack)
+    model.load_weights(list(weights.items()), strict=not may_lack)  # check_weights did the strict part
     model.eval()
     mx.eval(model.parameters())
     return model
@@ -267,6 +272,75 @@ def load_folder(
     )  # an unsupported model fails before reading gigabytes
     build_args(config, args_class)  # so does a malformed config
     return build_model(config, read_weights(folder), folder, head, full_check), config
+
+
+def config_labels(config: dict[str, Any]) -> dict[int, str]:
+    """A config's id2label with whole-number ids (JSON object keys are strings); {} when none."""
+    return {int(k): v for k, v in (config.get("id2label") or {}).items()}
+
+
+def training_model(
+    base: Optional[Path], config_file: Optional[Path], tokenizer: Tokenizer, labels: Optional[list[str]]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A float32 model to train, and the config its output folder gets: token classification
+    for `labels`, masked LM when `labels` is None. From `base` (a converted or Hugging Face
+    masked-LM or token-classification folder) it keeps the encoder and prediction head, and the
+    classifier only when the labels are the same; a head `base` lacks starts from the current
+    MLX seed. Without `base`, a fresh model from the ModelArgs in `config_file`, sized to the
+    tokenizer."""
+    given = read_config(base) if base is not None else _fresh_config(config_file, tokenizer)
+    if base is not None and given.get("quantization"):
+        raise AnnoError(f"{base} is quantized; fine-tune from a float checkpoint")
+    if given.get("model_type") != "modernbert":
+        raise AnnoError(f"model_type {given.get('model_type')!r} cannot be trained; only modernbert")
+    config = dict(given)
+    id2label = dict(enumerate(labels)) if labels is not None else None
+    if id2label is not None:
+        config.update(
+            architectures=["ModernBertForTokenClassification"],
+            id2label={str(i): label for i, label in id2label.items()},
+            label2id={label: i for i, label in id2label.items()},
+        )
+    else:
+        config["architectures"] = ["ModernBertForMaskedLM"]
+        for key in ("id2label", "label2id", "num_labels"):
+            config.pop(key, None)
+    config.pop("quantization", None)
+    config.pop("quantization_config", None)
+    model_class, args_class = get_model_classes(config)
+    try:
+        args = args_class.from_dict(config)
+    except (TypeError, ValueError) as err:
+        raise AnnoError(f"the model config is not usable: {err}") from None
+    if base is None:
+        model = model_class(args)
+    else:
+        weights = read_weights(base)
+        if config_labels(given) != id2label:  # another label set: a new classifier
+            weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
+        model = build_model(config, weights, base, may_lack=("classifier.", "decoder."))
+    # Written out in full, so that the output folder describes the model without our defaults.
+    config.update(
+        {
+            k: v
+            for k, v in asdict(args).items()
+            if k != "id2label" and (id2label is not None or k != "num_labels")
+        }
+    )
+    model.set_dtype(mx.float32)
+    return model, config
+
+
+def _fresh_config(config_file: Optional[Path], tokenizer: Tokenizer) -> dict[str, Any]:
+    """The --config file's model settings, with the tokenizer's vocabulary size and special ids."""
+    try:
+        config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise AnnoError(f"--config {config_file} is not a readable JSON file ({err})") from None
+    config.setdefault("model_type", "modernbert")
+    config["vocab_size"] = tokenizer.vocab_size
+    config.update({f"{name}_token_id": i for name, i in tokenizer.special_ids().items() if i is not None})
+    return config
 
 
 def save_folder(model: nn.Module, config: dict[str, Any], dst: Path, files: dict[str, Path]) -> None:

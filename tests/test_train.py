@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import json
 
+import mlx.core as mx
 import numpy as np
 import pytest
 from mlx.utils import tree_flatten
 from synthetic import write_conll, write_jsonl
 
 from anno_mlx import NER, AnnoError
-from anno_mlx.checkpoint import read_weights
+from anno_mlx.checkpoint import config_labels, read_config, read_weights, training_model
 from anno_mlx.cli import main
 from anno_mlx.datasets import Example, read_examples
 from anno_mlx.labelmap import LabelMap
 from anno_mlx.metrics import evaluate
 from anno_mlx.tokenizer import Tokenizer, pad_rows
-from anno_mlx.train import FRESH_DEFAULTS, TrainSettings, build_model, train
+from anno_mlx.train import TrainSettings, train
+from anno_mlx.training.settings import FRESH_DEFAULTS
 
 FRESH = dict(
     hidden_size=64,
@@ -127,7 +129,7 @@ def test_fine_tuning_starts_from_the_converted_masked_lm_encoder(data, make_chec
     src = make_checkpoint(head="masked-lm", hidden_size=32, intermediate_size=48, max_position_embeddings=256)
     assert main(["convert", str(src), "-o", str(tmp_path / "mlm")]) == 0
     tokenizer = Tokenizer.from_folder(tmp_path / "mlm")
-    model, _ = build_model(tmp_path / "mlm", None, tokenizer, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
+    model, _ = training_model(tmp_path / "mlm", None, tokenizer, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
     loaded = read_weights(tmp_path / "mlm")
     params = dict(tree_flatten(model.parameters()))
     for key, value in loaded.items():
@@ -145,6 +147,28 @@ def test_fine_tuning_starts_from_the_converted_masked_lm_encoder(data, make_chec
     )
     assert 0.0 <= summary["best"]["f1"] <= 1.0
     assert NER.from_pretrained(tmp_path / "tuned").entity_types == ["LOC", "PER"]
+
+
+def test_a_classifier_is_kept_only_for_the_same_labels(converted_model):
+    """A token-classification base keeps its classifier when trained for its own labels; other
+    labels, or a masked-LM objective, get a new head and keep the encoder."""
+    tokenizer = Tokenizer.from_folder(converted_model)
+    own = [label for _, label in sorted(config_labels(read_config(converted_model)).items())]
+    stored = read_weights(converted_model)
+    for labels in (own, ["O", "B-X", "I-X"], None):
+        model, config = training_model(converted_model, None, tokenizer, labels)
+        params = dict(tree_flatten(model.parameters()))
+        assert all(v.dtype == mx.float32 for v in params.values())
+        np.testing.assert_array_equal(
+            np.array(params["model.embeddings.tok_embeddings.weight"]),
+            np.array(stored["model.embeddings.tok_embeddings.weight"].astype(mx.float32)),
+        )
+        if labels is None:
+            assert config["architectures"] == ["ModernBertForMaskedLM"] and "id2label" not in config
+            continue
+        kept = np.array_equal(np.array(params["classifier.weight"]), np.array(stored["classifier.weight"]))
+        assert kept == (labels == own)
+        assert params["classifier.weight"].shape[0] == len(labels)
 
 
 def test_train_and_eval_commands(data, tmp_path, capsys):
