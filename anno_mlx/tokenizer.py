@@ -26,19 +26,19 @@ class Tokenizer:
     decides lengths (long documents are windowed, not cut).
     """
 
-    def __init__(self, backend: tokenizers.Tokenizer, pad_token_id: Optional[int] = None):
-        backend.no_padding()
-        backend.no_truncation()
-        self.backend = backend
+    def __init__(self, inner: tokenizers.Tokenizer, pad_token_id: Optional[int] = None):
+        inner.no_padding()
+        inner.no_truncation()
+        self.inner = inner
         self.pad_token_id = pad_token_id if pad_token_id is not None else (self.special_ids()["pad"] or 0)
 
     @classmethod
     def from_file(cls, path: str | Path, pad_token_id: Optional[int] = None) -> "Tokenizer":
         try:
-            backend = tokenizers.Tokenizer.from_file(str(path))
+            inner = tokenizers.Tokenizer.from_file(str(path))
         except Exception as err:  # tokenizers raises its own exception type with varying texts
             raise AnnoError(f"{path} is not a readable tokenizer ({err})") from None
-        return cls(backend, pad_token_id)
+        return cls(inner, pad_token_id)
 
     @classmethod
     def from_folder(cls, folder: str | Path, pad_token_id: Optional[int] = None) -> "Tokenizer":
@@ -55,7 +55,7 @@ class Tokenizer:
         """The largest id this tokenizer can produce: its vocabulary, added tokens and the ids its
         template inserts (a template may name ids that are in no vocabulary)."""
         prefix, suffix = self.special_tokens()
-        return max([*self.backend.get_vocab(with_added_tokens=True).values(), *prefix, *suffix], default=-1)
+        return max([*self.inner.get_vocab(with_added_tokens=True).values(), *prefix, *suffix], default=-1)
 
     def check_fits(self, vocab_size: int, source: str | Path) -> None:
         """Ids beyond the model's embedding rows would read out of bounds (garbage entities on
@@ -71,28 +71,28 @@ class Tokenizer:
         (None where the vocabulary has none); they differ from model to model."""
         ids = {}
         for name, tokens in SPECIAL_NAMES.items():
-            found = (self.backend.token_to_id(t) for t in tokens)
+            found = (self.inner.token_to_id(t) for t in tokens)
             ids[name] = next((i for i in found if i is not None), None)
         return ids
 
     def encode(self, text: str, add_special_tokens: bool = True) -> tokenizers.Encoding:
         """Token ids and `offsets` (Python string indices into `text`) of one text."""
-        return self.backend.encode(text, add_special_tokens=add_special_tokens)
+        return self.inner.encode(text, add_special_tokens=add_special_tokens)
 
     def _encode(self, text: str, add_special_tokens: bool) -> tokenizers.Encoding:
         try:
-            return self.backend.encode(text, add_special_tokens=add_special_tokens)
+            return self.inner.encode(text, add_special_tokens=add_special_tokens)
         except Exception as err:  # tokenizers raises a bare Exception for a broken vocabulary
             raise AnnoError(
                 f"the model's tokenizer cannot encode this text ({err}); its tokenizer.json is broken"
             ) from None
 
     def encode_batch(self, texts: list[str], add_special_tokens: bool = True) -> list[tokenizers.Encoding]:
-        return self.backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+        return self.inner.encode_batch(list(texts), add_special_tokens=add_special_tokens)
 
     @property
     def vocab_size(self) -> int:
-        return self.backend.get_vocab_size()
+        return self.inner.get_vocab_size()
 
     def special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer's template puts before and after a single text

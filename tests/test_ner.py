@@ -101,7 +101,7 @@ def test_tokenizing_in_pieces_equals_one_call(ners, style, words, size, monkeypa
     most 12 characters), pieces tokenize exactly as the whole text."""
     text = " ".join(words)
     tokenizer = ners[style].tokenizer
-    whole = tokenizer.backend.encode(text, add_special_tokens=False)
+    whole = tokenizer.inner.encode(text, add_special_tokens=False)
     monkeypatch.setattr(tokenizer_module, "PIECE_CHARS", size)
     pieces = tokenizer.tokenize(text)
     assert pieces.ids.tolist() == whole.ids

@@ -82,7 +82,7 @@ def new_state_folder(state_dir: Path, tokenizer: Tokenizer) -> None:
     except OSError as err:
         raise AnnoError(f"cannot write {state_dir}: {err.strerror}") from None
     write_marker(state_dir, "training state")
-    tokenizer.backend.save(str(state_dir / TOKENIZER_FILE))
+    tokenizer.inner.save(str(state_dir / TOKENIZER_FILE))
 
 
 def save_epoch_state(state_dir: Path, step: Step, epoch: int, best: dict, backend: str) -> None:
