@@ -21,7 +21,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from .errors import AnnoError
-from .models import build_args, get_model_classes
+from .models import build_args, family, get_model_classes
 from .outputs import check_replaceable, recover, replace_folder, staging_folder, write_marker
 from .tokenizer import Tokenizer
 
@@ -291,18 +291,17 @@ def training_model(
     given = read_config(base) if base is not None else _fresh_config(config_file, tokenizer)
     if base is not None and given.get("quantization"):
         raise AnnoError(f"{base} is quantized; fine-tune from a float checkpoint")
-    if given.get("model_type") != "modernbert":
-        raise AnnoError(f"model_type {given.get('model_type')!r} cannot be trained; only modernbert")
+    heads = family(given.get("model_type"))
     config = dict(given)
     id2label = dict(enumerate(labels)) if labels is not None else None
     if id2label is not None:
         config.update(
-            architectures=["ModernBertForTokenClassification"],
+            architectures=[heads.HEADS["token-classification"]],
             id2label={str(i): label for i, label in id2label.items()},
             label2id={label: i for i, label in id2label.items()},
         )
     else:
-        config["architectures"] = ["ModernBertForMaskedLM"]
+        config["architectures"] = [heads.HEADS["masked-lm"]]
         for key in ("id2label", "label2id", "num_labels"):
             config.pop(key, None)
     config.pop("quantization", None)
@@ -316,9 +315,11 @@ def training_model(
         model = model_class(args)
     else:
         weights = read_weights(base)
+        classifier = heads.TASK_KEYS["token-classification"]
         if config_labels(given) != id2label:  # another label set: a new classifier
-            weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
-        model = build_model(config, weights, base, may_lack=("classifier.", "decoder."))
+            weights = {k: v for k, v in weights.items() if not k.startswith(classifier)}
+        new_heads = tuple(prefix for keys in heads.TASK_KEYS.values() for prefix in keys)
+        model = build_model(config, weights, base, may_lack=new_heads)
     # Written out in full, so that the output folder describes the model without our defaults.
     config.update(
         {

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from .backends import BACKENDS, DEVICES
 from .corpus import DOCUMENTS_PER_SHARD
 from .decode import AGGREGATIONS
 from .errors import AnnoError
@@ -19,6 +18,7 @@ from .ner import DEFAULT_AGGREGATION, DEFAULT_BATCH_SIZE
 from .outputs import check_text_output, write_text_file
 from .pool import DEFAULT_MAX_MODELS
 from .render import FORMATS
+from .runners import BACKENDS, DEVICES
 from .tokenizer import unpaired_surrogate
 
 
@@ -501,7 +501,7 @@ def run_serve(args: argparse.Namespace) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from .backends import TORCH_HINT, torch_available
+    from .runners import TORCH_HINT, torch_available
 
     if not torch_available():
         raise AnnoError(f"the benchmark compares with transformers: {TORCH_HINT}")

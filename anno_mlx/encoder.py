@@ -13,10 +13,10 @@ from typing import Optional
 
 import numpy as np
 
-from .backends import run
 from .checkpoint import read_config
 from .errors import AnnoError
 from .models.modernbert import GLOBAL, ModelArgs
+from .runners import runner_for
 from .tokenizer import pad_rows
 
 
@@ -192,7 +192,7 @@ class Encoder:
     """Text -> contextual token embeddings `[seq_len, hidden]` (special tokens included)."""
 
     def __init__(self, model, tokenizer, config: EncoderConfig, batch_size: int = 8):
-        self.model = model
+        self.runner = runner_for(model)  # an MLX or PyTorch model in memory is wrapped in its runner
         self.tokenizer = tokenizer
         self.config = config
         self.batch_size = batch_size
@@ -201,13 +201,13 @@ class Encoder:
     def from_pretrained(
         cls, path_or_id: str | Path, batch_size: int = 8, backend: str = "auto", device: Optional[str] = None
     ) -> "Encoder":
-        from .loading import load, resolve_model
+        from .loading import load_runner, resolve_model
 
         folder = resolve_model(path_or_id)
-        model, tokenizer = load(folder, head="encoder", backend=backend, device=device)
+        runner, tokenizer = load_runner(folder, head="encoder", backend=backend, device=device)
         if tokenizer is None:
             raise AnnoError(f"{path_or_id} has no tokenizer.json; an Encoder needs one to read text")
-        return cls(model, tokenizer, EncoderConfig.from_pretrained(folder), batch_size)
+        return cls(runner, tokenizer, EncoderConfig.from_pretrained(folder), batch_size)
 
     @classmethod
     def from_architecture(cls, architecture: EncoderArchitecture) -> "Encoder":
@@ -215,6 +215,11 @@ class Encoder:
         if architecture not in SUPPORTED:
             raise AnnoError(f"{architecture.value} encoders are not supported yet; supported: modernbert")
         return cls.from_pretrained(architecture.default_model)
+
+    @property
+    def model(self):
+        """The network the runner runs (an MLX or PyTorch module)."""
+        return self.runner.model
 
     def encode(self, text: str) -> tuple[np.ndarray, int]:
         return self.encode_batch([text])[0]
@@ -237,7 +242,7 @@ class Encoder:
             ids, mask = pad_rows(
                 [np.asarray(encodings[i].ids, dtype=np.int32) for i in chunk], self.tokenizer.pad_token_id
             )
-            hidden = run(self.model, ids, None if mask.all() else mask)
+            hidden = self.runner(ids, None if mask.all() else mask)
             for row, i in enumerate(chunk):
                 n = len(encodings[i].ids)
                 results[i] = (hidden[row, :n], n)

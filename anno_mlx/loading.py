@@ -10,6 +10,7 @@ from .convert import convert_hub_model
 from .errors import AnnoError
 from .hub import is_hub_id
 from .outputs import recover
+from .runners import Runner, choose, make_runner
 from .tokenizer import TOKENIZER_FILE, Tokenizer
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
@@ -40,23 +41,17 @@ def resolve_model(path_or_id: Optional[str | Path]) -> Path:
     return convert_hub_model(name)
 
 
-def load(
+def load_runner(
     path_or_id: Optional[str | Path] = None,
     head: Optional[str] = None,
     backend: str = "mlx",
     device: Optional[str] = None,
     dtype: Optional[str] = None,
-):
-    """Model and tokenizer from a converted folder, a Hugging Face folder or a hub id (None:
-    the embedded default model).
-
-    `head` overrides the class from config.json: "encoder", "token-classification" or
-    "masked-lm" (for example "encoder" to get hidden states from a masked-LM checkpoint).
-    The model is called as `model(input_ids, attention_mask)` on `[batch, length]` arrays.
-    `backend="torch"` (or "auto") gives the PyTorch mirror of the same model, on `device`.
-    """
-    from .backends import choose, to_backend
-
+) -> tuple[Runner, Optional[Tokenizer]]:
+    """A runner (`anno_mlx.runners`) for the model in a converted folder, a Hugging Face folder
+    or a hub id (None: the embedded default model), and its tokenizer (None when the folder has
+    none). `head` overrides the class from config.json: "encoder", "token-classification" or
+    "masked-lm" (for example "encoder" to get hidden states from a masked-LM checkpoint)."""
     chosen = choose(backend, device)
     folder = resolve_model(path_or_id)
     model, config = load_folder(folder, head)
@@ -64,4 +59,20 @@ def load(
     if (folder / TOKENIZER_FILE).is_file():
         tokenizer = Tokenizer.from_folder(folder, config.get("pad_token_id"))
         tokenizer.check_fits(model.args.vocab_size, folder)
-    return to_backend(model, chosen, dtype), tokenizer
+    return make_runner(model, chosen, dtype), tokenizer
+
+
+def load(
+    path_or_id: Optional[str | Path] = None,
+    head: Optional[str] = None,
+    backend: str = "mlx",
+    device: Optional[str] = None,
+    dtype: Optional[str] = None,
+):
+    """Model and tokenizer, in the manner of `mlx_lm.load` (arguments as for `load_runner`).
+
+    The model is called as `model(input_ids, attention_mask)` on `[batch, length]` arrays;
+    `backend="torch"` (or "auto") gives the PyTorch mirror of the same model, on `device`.
+    """
+    runner, tokenizer = load_runner(path_or_id, head, backend, device, dtype)
+    return runner.model, tokenizer

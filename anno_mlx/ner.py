@@ -11,10 +11,10 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .backends import is_torch_model, run
 from .decode import check_aggregation, decode
 from .entities import Entity
 from .errors import AnnoError
+from .runners import Runner, runner_for
 from .schemes import entity_types
 from .tokenizer import Tokenizer, Tokens, pad_rows, unpaired_surrogate
 from .windows import best_window, check_windows, default_stride, plan_windows
@@ -70,8 +70,10 @@ class NER:
     constructor are the defaults; any call may override them.
     """
 
-    def __init__(self, model, tokenizer: Tokenizer, id2label: dict[int, str], *, name: str = "", **options):
-        self.model = model
+    def __init__(
+        self, runner: Runner, tokenizer: Tokenizer, id2label: dict[int, str], *, name: str = "", **options
+    ):
+        self.runner = runner_for(runner)  # an MLX or PyTorch model in memory is wrapped in its runner
         self.tokenizer = tokenizer
         self.id2label = dict(id2label)
         self.name = name
@@ -89,14 +91,14 @@ class NER:
     ) -> "NER":
         """A converted folder, a Hugging Face folder or a hub id of a token-classification model
         (None: the embedded default model, see anno_mlx/default_model/MODEL_CARD.md), run by
-        `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.backends`); `options`
+        `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.runners`); `options`
         are `NEROptions` fields."""
-        from .loading import load
+        from .loading import load_runner
 
-        model, tokenizer = load(path_or_id, backend=backend, device=device, dtype=dtype)
+        runner, tokenizer = load_runner(path_or_id, backend=backend, device=device, dtype=dtype)
         if path_or_id is None:
             path_or_id = DEFAULT_NAME
-        if not hasattr(model, "classifier"):
+        if not hasattr(runner.model, "classifier"):
             raise AnnoError(
                 f"{path_or_id} is not a token-classification model (it has no classifier head); "
                 f"give an NER checkpoint, or fine-tune this one first"
@@ -105,7 +107,7 @@ class NER:
             raise AnnoError(
                 f"{path_or_id} has no tokenizer.json; convert it with `python -m anno_mlx convert`"
             )
-        return cls(model, tokenizer, model.args.id2label, name=str(path_or_id), **options)
+        return cls(runner, tokenizer, runner.args.id2label, name=str(path_or_id), **options)
 
     def options(self, base: Optional[NEROptions] = None, **overrides) -> NEROptions:
         """`base` (default: this pipeline's defaults) with the `overrides` that are not None,
@@ -131,7 +133,7 @@ class NER:
     def window_shape(self, options: NEROptions) -> tuple[int, int]:
         """(text tokens per window, tokens shared by neighbours) for `options`."""
         specials = len(self.prefix) + len(self.suffix)
-        limit = self.model.args.max_position_embeddings
+        limit = self.runner.args.max_position_embeddings
         max_length = limit if options.max_length is None else int(options.max_length)
         if not specials < max_length <= limit:
             raise AnnoError(
@@ -156,13 +158,14 @@ class NER:
         return self.defaults.aggregation
 
     @property
+    def model(self):
+        """The network the runner runs (an MLX or PyTorch module)."""
+        return self.runner.model
+
+    @property
     def runs_on(self) -> str:
         """What runs the model, e.g. "MLX on gpu" or "PyTorch on cuda"."""
-        if is_torch_model(self.model):
-            return f"PyTorch on {next(self.model.parameters()).device.type}"
-        import mlx.core as mx
-
-        return f"MLX on {mx.default_device().type.name}"
+        return self.runner.describe()
 
     @property
     def entity_types(self) -> list[str]:
@@ -284,7 +287,7 @@ class NER:
     def _run(self, rows: list[np.ndarray]) -> list[np.ndarray]:
         """Label probabilities for each row of token ids (special tokens included)."""
         ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
-        probs = run(self.model, ids, None if mask.all() else mask, softmax=True)
+        probs = self.runner(ids, None if mask.all() else mask, softmax=True)
         if not np.isfinite(probs).all():
             raise AnnoError(
                 f"{self.name or 'the model'} computes NaN or infinite scores; its weights or config.json are broken"

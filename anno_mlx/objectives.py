@@ -17,6 +17,7 @@ import numpy as np
 from .datasets import Example
 from .labelmap import LabelMap, allowed_types
 from .metrics import score
+from .runners import Runner
 from .schemes import iob2_labels, iob2_tags, parse_label, write_tag
 from .tokenizer import Tokenizer, pad_rows
 
@@ -130,11 +131,11 @@ class TokenClassification:
         return (losses * valid).sum() / valid.sum().clamp(min=1)
 
     def evaluate(
-        self, model, tokenizer: Tokenizer, examples: list[Example], max_length: int
+        self, runner: Runner, tokenizer: Tokenizer, examples: list[Example], max_length: int
     ) -> tuple[float, dict]:
         from .ner import NER
 
-        ner = NER(model, tokenizer, dict(enumerate(self.labels)), max_length=max_length)
+        ner = NER(runner, tokenizer, dict(enumerate(self.labels)), max_length=max_length)
         report = score(ner, examples, self.dev_map)
         return report["strict"]["micro"]["f1"], report
 
@@ -200,10 +201,8 @@ class MaskedLM:
         return losses / (targets != IGNORE).sum().clamp(min=1)  # 0, not NaN, when a batch hides nothing
 
     def evaluate(
-        self, model, tokenizer: Tokenizer, examples: list[Example], max_length: int
+        self, runner: Runner, tokenizer: Tokenizer, examples: list[Example], max_length: int
     ) -> tuple[float, dict]:
-        from .backends import run
-
         rows = self.rows(examples, tokenizer, max_length)
         rng = np.random.default_rng(0)
         total, count = 0.0, 0
@@ -212,7 +211,7 @@ class MaskedLM:
             ids, mask = pad_rows([ids for ids, _ in chosen], tokenizer.pad_token_id)
             inputs, targets = self.targets(chosen, ids, mask, rng)
             count_here = int((targets != IGNORE).sum())
-            total += self.loss(mx.array(run(model, inputs, mask)), mx.array(targets)).item() * count_here
+            total += self.loss(mx.array(runner(inputs, mask)), mx.array(targets)).item() * count_here
             count += count_here
         loss = total / max(count, 1)
         return -loss, {"mlm_loss": loss, "tokens_predicted": count}

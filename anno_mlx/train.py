@@ -24,11 +24,11 @@ from typing import Any, Callable, Optional
 import mlx.core as mx
 import numpy as np
 
-from .backends import choose
 from .checkpoint import save_folder, training_model
 from .datasets import read_examples
 from .errors import AnnoError
 from .labelmap import LabelMap
+from .runners import choose
 from .tokenizer import TOKENIZER_FILE
 from .training.data import OBJECTIVES, Objective, batches, make_objective, training_tokenizer, training_types
 from .training.settings import TrainSettings
@@ -122,7 +122,7 @@ def train(
             step, rows, task, settings, epoch, tokenizer.pad_token_id, steps_per_epoch, out, best
         )
         if dev_examples is not None:
-            figure, summary["dev"] = task.evaluate(step.model(), tokenizer, dev_examples, max_length)
+            figure, summary["dev"] = task.evaluate(step.runner(), tokenizer, dev_examples, max_length)
         else:
             figure = -summary["loss"]  # without dev data the last epoch is kept
         improved = figure > best["figure"] or dev_examples is None

@@ -13,7 +13,8 @@ import time
 import mlx.core as mx
 
 import anno_mlx  # noqa: F401  (loads OpenBLAS before MLX on Linux)
-from anno_mlx.models.modernbert import LOCAL, Attention, AttentionMasks, ModelArgs, make_masks
+from anno_mlx.models.modernbert import LOCAL, ModelArgs
+from anno_mlx.models.modernbert.mlx_model import Attention, AttentionMasks, make_masks
 
 
 def timed(fn, repeat: int) -> float:

@@ -708,7 +708,7 @@ def train_command(work: Path, args: argparse.Namespace, phase: str) -> list[str]
 def training_environment(args: argparse.Namespace) -> dict:
     """The training process's environment: where PyTorch trains, without the OpenBLAS that
     anno-mlx loads for MLX on Linux, which slows PyTorch about threefold in the same process."""
-    from anno_mlx.backends import choose
+    from anno_mlx.runners import choose
 
     env = dict(os.environ)
     if "ANNO_MLX_BLAS" not in env and choose(args.backend, args.device).name == "torch":
@@ -1155,7 +1155,7 @@ def gold_scores(args: argparse.Namespace, systems: dict) -> dict:
 
 def stage_measure(work: Path, args: argparse.Namespace) -> None:
     from anno_mlx import NER
-    from anno_mlx.backends import torch_available
+    from anno_mlx.runners import torch_available
 
     folder = args.ship_to
     held_out = read_jsonl(work / "heldout.jsonl")

@@ -31,3 +31,17 @@ def test_no_docstring_points_outside_the_repository():
     for path in [*ROOT.glob("anno_mlx/**/*.py"), *ROOT.glob("convert/*.py"), *ROOT.glob("ui/*.py")]:
         text = path.read_text(encoding="utf-8")
         assert "shared/" not in text and "modernbert-spec" not in text, path.relative_to(ROOT)
+
+
+def test_every_package_is_installed():
+    """A new package under anno_mlx/ (a model family, a runner) must be in pyproject's list, or a
+    wheel ships without it while the tests, run from the tree, still pass."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for path in (ROOT / "anno_mlx").rglob("__init__.py")
+        if "default_model" not in path.parts and not path.parent.is_symlink()
+    }
+    assert found - listed == set()

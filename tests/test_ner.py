@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 import anno_mlx.tokenizer as tokenizer_module
 from anno_mlx import NER, AnnoError, Entity, NEROptions
-from anno_mlx.backends import run
 from anno_mlx.testing.tiny_checkpoint import TOKENIZER_STYLES
 from anno_mlx.unspaced import UNSPACED_SCRIPTS
 from anno_mlx.windows import best_window, plan_windows
@@ -315,7 +314,7 @@ def test_long_document_windows_stitch_cleanly(short_context, backend):
     for index in (1, len(windows) // 2, len(windows) - 2):
         start, end = windows[index]
         ids = np.concatenate([ner.prefix, tokens.ids[start:end], ner.suffix])[None]
-        single = run(ner.model, ids, None, softmax=True)[0, len(ner.prefix) : -len(ner.suffix)]
+        single = ner.runner(ids, None, softmax=True)[0, len(ner.prefix) : -len(ner.suffix)]
         # The tokens this window was chosen for: each has at least stride/2 context both sides.
         mine = best_window(len(tokens), windows)[start:end] == index
         assert mine.sum() >= ner.capacity // 3
@@ -332,7 +331,7 @@ def test_one_window_document_is_one_pass(short_context):
     assert prepared.windows == [(0, len(tokens))]
     (probs,) = ner.forward([prepared], ner.defaults)
     ids = np.concatenate([ner.prefix, tokens.ids, ner.suffix])[None]
-    single = run(ner.model, ids, None, softmax=True)[0, len(ner.prefix) : -len(ner.suffix)]
+    single = ner.runner(ids, None, softmax=True)[0, len(ner.prefix) : -len(ner.suffix)]
     np.testing.assert_allclose(probs, single, atol=1e-6)
 
 

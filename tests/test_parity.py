@@ -149,7 +149,7 @@ def test_any_lengths_and_padding_match_reference(make_checkpoint, lengths, seed)
 @pytest.mark.parametrize("length,half_window", [(10, 2), (40, 4), (300, 8), (1000, 64)])
 def test_masks_leave_no_query_row_empty(length, half_window):
     """Backends differ on fully masked rows (NaN on some): ours never have one."""
-    from anno_mlx.models.modernbert import make_masks
+    from anno_mlx.models.modernbert.mlx_model import make_masks
 
     attention_mask = mx.array(np.array([[1] * length, [1] * 3 + [0] * (length - 3), [0] * length]))
     masks = make_masks(attention_mask, 3, length, half_window)

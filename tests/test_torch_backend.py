@@ -8,9 +8,9 @@ import pytest
 from reference import padded_batch, reference_output
 from test_parity import CONFIGS, HEADS, TOLERANCE
 
-import anno_mlx.backends as backends
+import anno_mlx.runners as backends
 from anno_mlx import NER, AnnoError, load
-from anno_mlx.backends import run
+from anno_mlx.runners import runner_for
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -24,7 +24,7 @@ def test_torch_matches_transformers_and_mlx(make_checkpoint, head, index):
     ids, mask = padded_batch(
         np.random.default_rng(index), lengths, mlx_model.args.vocab_size, tokenizer.pad_token_id
     )
-    ours = run(torch_model, ids, mask)
+    ours = runner_for(torch_model)(ids, mask)
     real = mask.astype(bool)
     assert np.isfinite(ours).all()
     assert np.abs(ours - reference_output(folder, head, ids, mask))[real].max() <= TOLERANCE
@@ -63,7 +63,10 @@ def test_quantized_folders_run_on_torch_dequantized(make_checkpoint, tmp_path):
         np.random.default_rng(0), [60, 33], mlx_model.args.vocab_size, tokenizer.pad_token_id
     )
     # The same dequantized weights: equal up to float rounding, not up to quantization error.
-    assert np.abs(run(torch_model, ids, mask) - run(mlx_model, ids, mask))[mask.astype(bool)].max() <= 1e-3
+    assert (
+        np.abs(runner_for(torch_model)(ids, mask) - runner_for(mlx_model)(ids, mask))[mask.astype(bool)].max()
+        <= 1e-3
+    )
 
 
 def test_backend_choices(monkeypatch):
@@ -113,13 +116,13 @@ def test_cuda_runs_bfloat16_by_default_and_matches_the_cpu(make_checkpoint):
         np.random.default_rng(3), [300, 170, 40], cpu_model.args.vocab_size, tokenizer.pad_token_id
     )
     real = mask.astype(bool)
-    reference = run(cpu_model, ids, mask)[real]
+    reference = runner_for(cpu_model)(ids, mask)[real]
 
     def relative(out):
         return np.linalg.norm(out[real] - reference) / np.linalg.norm(reference)
 
-    assert relative(run(gpu32, ids, mask)) < 1e-4
-    assert relative(run(gpu_model, ids, mask)) < 3e-2
+    assert relative(runner_for(gpu32)(ids, mask)) < 1e-4
+    assert relative(runner_for(gpu_model)(ids, mask)) < 3e-2
 
 
 @needs_cuda

@@ -211,9 +211,9 @@ def prepare(args, folder: Path, dtype: str, names: list[str]):
     import torch
     import transformers
 
-    from anno_mlx import NER, load
-    from anno_mlx.backends import run
+    from anno_mlx import NER
     from anno_mlx.checkpoint import read_config
+    from anno_mlx.loading import load_runner
     from anno_mlx.models.modernbert import ModelArgs
     from anno_mlx.tokenizer import Tokenizer, pad_rows
     from anno_mlx.windows import default_stride, plan_windows
@@ -222,11 +222,11 @@ def prepare(args, folder: Path, dtype: str, names: list[str]):
     tokenizer = Tokenizer.from_folder(folder, model_args.pad_token_id)
     impls: dict[str, object] = {}
     if MLX in names:
-        impls[MLX] = load(folder, backend="mlx")[0]
+        impls[MLX] = load_runner(folder, backend="mlx")[0]
     if TORCH in names:
-        impls[TORCH] = load(folder, backend="torch", device=args.device, dtype=dtype)[0]
+        impls[TORCH] = load_runner(folder, backend="torch", device=args.device, dtype=dtype)[0]
     forwards = {
-        name: (lambda ids, mask, m=model: run(m, ids, mask, softmax=True)) for name, model in impls.items()
+        name: (lambda ids, mask, r=runner: r(ids, mask, softmax=True)) for name, runner in impls.items()
     }
     if HF in names:
         reference = (

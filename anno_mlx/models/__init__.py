@@ -1,22 +1,37 @@
-"""Model registry: pick the MLX class for a Hugging Face `config.json`."""
+"""The model registry: which family package serves a `config.json`, and which class its head is.
+
+A family is a package here with `config.py` (`ModelArgs`, framework-free), `mlx_model.py`
+(`ARCHITECTURES`: class name -> MLX class) and `torch_model.py` (`from_mlx`: the PyTorch mirror),
+and in its `__init__` `HEADS` (generic head name -> class name) and `TASK_KEYS` (each task
+head's key prefixes, which a checkpoint of another task lacks). Adding one is its package and
+one line in `FAMILIES`.
+"""
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import Any, Optional
 
 import mlx.nn as nn
 
 from ..errors import AnnoError
-from . import modernbert
 
-MODEL_TYPES = {"modernbert": modernbert}
-
-# What users may ask for instead of a class name.
-HEADS = {
-    "encoder": "ModernBertModel",
-    "token-classification": "ModernBertForTokenClassification",
-    "masked-lm": "ModernBertForMaskedLM",
+# config.json's model_type -> the family package that reads it.
+FAMILIES = {
+    "modernbert": "modernbert",
 }
+GENERIC_HEADS = ("encoder", "token-classification", "masked-lm")
+
+
+def family(model_type: Any) -> ModuleType:
+    """The family package for a `model_type`, with a one-line error for one we do not run."""
+    name = FAMILIES.get(model_type) if isinstance(model_type, str) else None
+    if name is None:
+        raise AnnoError(
+            f"model_type {model_type!r} is not supported; supported: {', '.join(sorted(FAMILIES))}"
+        )
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def get_model_classes(config: dict[str, Any], head: Optional[str] = None) -> tuple[type[nn.Module], type]:
@@ -28,24 +43,32 @@ def get_model_classes(config: dict[str, Any], head: Optional[str] = None) -> tup
         and not (isinstance(architectures, list) and all(isinstance(a, str) for a in architectures))
     ):
         raise AnnoError("config.json needs model_type as a string and architectures as a list of class names")
-    module = MODEL_TYPES.get(model_type)
-    if module is None:
-        raise AnnoError(
-            f"model_type {model_type!r} is not supported; supported: {', '.join(sorted(MODEL_TYPES))}"
-        )
+    module = family(model_type)
     if head is not None:
-        if head not in HEADS and head not in module.ARCHITECTURES:
-            raise AnnoError(f"unknown head {head!r}; choose one of: {', '.join(HEADS)}")
-        name = HEADS.get(head, head)
+        if head not in module.HEADS and head not in module.ARCHITECTURES:
+            raise AnnoError(f"unknown head {head!r}; choose one of: {', '.join(GENERIC_HEADS)}")
+        name = module.HEADS.get(head, head)
     else:
-        names = [a for a in config.get("architectures") or [] if a in module.ARCHITECTURES]
-        if config.get("architectures") and not names:
+        names = [a for a in architectures or [] if a in module.ARCHITECTURES]
+        if architectures and not names:
             raise AnnoError(
-                f"architecture {config['architectures'][0]!r} is not supported; supported: "
+                f"architecture {architectures[0]!r} is not supported; supported: "
                 f"{', '.join(module.ARCHITECTURES)}"
             )
-        name = names[0] if names else "ModernBertModel"
+        name = names[0] if names else module.HEADS["encoder"]
     return module.ARCHITECTURES[name], module.ModelArgs
+
+
+def head_of(model: nn.Module) -> str:
+    """The generic head name of an MLX model ("encoder", "token-classification", "masked-lm")."""
+    module = family(model.args.model_type)
+    return next(h for h, name in module.HEADS.items() if module.ARCHITECTURES[name] is type(model))
+
+
+def torch_mirror(mlx_model: nn.Module, dtype: Any, device: str):
+    """The same model in PyTorch (its family's `torch_model.from_mlx`), with the MLX model's weights."""
+    module = family(mlx_model.args.model_type)
+    return importlib.import_module(f"{module.__name__}.torch_model").from_mlx(mlx_model, dtype, device)
 
 
 def build_args(config: dict[str, Any], args_class: type) -> Any:

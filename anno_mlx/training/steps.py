@@ -1,12 +1,12 @@
 """One optimisation step per backend, behind `Step`: AdamW with linear warm-up and decay
 (`learning_rate`) and gradient clipping, on the MLX model itself (`MLXStep`) or on its PyTorch
-mirror of `models/modernbert_torch.py` (`TorchStep`: on CUDA in bfloat16 autocast with float32
+mirror from the family's `torch_model.py` (`TorchStep`: on CUDA in bfloat16 autocast with float32
 weights). Either way the MLX model is what gets saved, so the output folder is the same."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -14,20 +14,21 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_unflatten
 
-from ..backends import Backend
+from ..models import torch_mirror
+from ..runners import Backend, Runner, runner_class
 from .data import Objective
 from .settings import TrainSettings
 
 
 class Step(Protocol):
-    """What the loop needs of a backend: a step, the model to evaluate, seeds for dropout, the
+    """What the loop needs of a backend: a step, a runner to evaluate with, seeds for dropout, the
     MLX model brought up to date before a save, and the state a resumed run reloads."""
 
     width_multiple: int  # batches are padded to a multiple of this width
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, targets: np.ndarray) -> float: ...
 
-    def model(self) -> Any: ...
+    def runner(self) -> Runner: ...
 
     def reseed(self, seed: int) -> None: ...
 
@@ -44,7 +45,7 @@ def make_step(
     """The step for `backend`, over `total` steps in all (the learning-rate schedule's length)."""
     if backend.name == "torch":
         return TorchStep(net, settings, total, backend.device, objective)
-    return MLXStep(net, settings, total, objective)
+    return MLXStep(net, settings, total, objective, backend.device)
 
 
 def learning_rate(step: int, settings: TrainSettings, total: int) -> float:
@@ -60,8 +61,11 @@ class MLXStep:
 
     width_multiple = 1
 
-    def __init__(self, net: nn.Module, settings: TrainSettings, total: int, objective: Objective):
+    def __init__(
+        self, net: nn.Module, settings: TrainSettings, total: int, objective: Objective, device: str = "cpu"
+    ):
         self.net = net
+        self.device = mx.Device(mx.gpu if device == "gpu" else mx.cpu)
         self.settings = settings
         self.optimizer = optim.AdamW(
             learning_rate=lambda step: mx.array(learning_rate(int(step), settings, total), dtype=mx.float32),
@@ -74,15 +78,16 @@ class MLXStep:
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, targets: np.ndarray) -> float:
         self.net.train()  # dropout on
-        loss, grads = self.value_and_grad(self.net, mx.array(ids), mx.array(mask), mx.array(targets))
-        grads, _ = optim.clip_grad_norm(grads, self.settings.max_grad_norm)
-        self.optimizer.update(self.net, grads)
-        mx.eval(loss, self.net.parameters(), self.optimizer.state)
+        with mx.stream(self.device):
+            loss, grads = self.value_and_grad(self.net, mx.array(ids), mx.array(mask), mx.array(targets))
+            grads, _ = optim.clip_grad_norm(grads, self.settings.max_grad_norm)
+            self.optimizer.update(self.net, grads)
+            mx.eval(loss, self.net.parameters(), self.optimizer.state)
         return loss.item()
 
-    def model(self) -> nn.Module:
-        """The model to evaluate with (dropout off)."""
-        return self.net.eval()
+    def runner(self) -> Runner:
+        """The model to evaluate with (dropout off), on the training device."""
+        return runner_class("mlx")(self.net.eval(), self.device.type.name)
 
     def reseed(self, seed: int) -> None:
         mx.random.seed(seed)
@@ -118,14 +123,12 @@ class TorchStep:
     ):
         import torch
 
-        from ..models.modernbert_torch import from_mlx
-
         self.torch = torch
         self.net = net
         self.settings = settings
         self.device = device
         self.objective = objective
-        self.mirror = from_mlx(net, torch.float32, device).train()
+        self.mirror = torch_mirror(net, torch.float32, device).train()
         self.optimizer = torch.optim.AdamW(
             self.mirror.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay, eps=1e-8
         )
@@ -156,9 +159,9 @@ class TorchStep:
         self.schedule.step()
         return float(loss.item())
 
-    def model(self) -> Any:
+    def runner(self) -> Runner:
         """The PyTorch mirror, to evaluate with (dropout off)."""
-        return self.mirror.eval()
+        return runner_class("torch")(self.mirror.eval())
 
     def reseed(self, seed: int) -> None:
         self.torch.manual_seed(seed)

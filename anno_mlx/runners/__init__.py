@@ -1,4 +1,10 @@
-"""Which engine runs the model: MLX (Apple Silicon first, any CPU) or PyTorch (CUDA, CPU, MPS).
+"""What runs a model: one `Runner` type, and one registry of engines behind it.
+
+A runner is built from the MLX model that `checkpoint.load_folder` reads (every folder layout
+through one loader) and is called with token ids and an attention mask, returning float32
+numpy; the pipeline, `Encoder`, training's evaluation and the benchmark hold a runner and never
+ask which engine it is. Engines: MLX (Apple Silicon first, any CPU) and PyTorch (CUDA, CPU, MPS).
+A new one (ONNX, Core ML) is a module here with a `Runner` subclass and one line in `RUNNERS`.
 
 `auto` picks MLX on Apple Silicon, PyTorch on a machine with CUDA, and on other CPUs PyTorch
 when it is installed: on a 2-core x86 Linux CPU a ModernBERT-base forward pass of
@@ -8,14 +14,15 @@ when it is installed: on a 2-core x86 Linux CPU a ModernBERT-base forward pass o
 
 from __future__ import annotations
 
+import importlib
 import platform
 import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
-from .errors import AnnoError
+from ..errors import AnnoError
 
 BACKENDS = ("auto", "mlx", "torch")
 DEVICES = ("cpu", "cuda", "mps")
@@ -63,9 +70,7 @@ def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
             raise AnnoError(
                 f"the MLX backend runs on the CPU or Apple's GPU, not {device}; use --backend torch"
             )
-        if device == "cpu":
-            mx.set_default_device(mx.cpu)
-        return Backend("mlx", mx.default_device().type.name)
+        return Backend("mlx", device or mx.default_device().type.name)
     if not torch_available():
         raise AnnoError(TORCH_HINT)
     import torch
@@ -81,51 +86,52 @@ def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
     return Backend("torch", device)
 
 
-def to_backend(mlx_model, backend: Backend, dtype: Optional[str] = None):
-    """The model for `backend`: the MLX model itself, or its PyTorch mirror (bfloat16 on CUDA
-    unless `dtype` says otherwise, float32 elsewhere). On MLX's CPU backend, float16/bfloat16
-    weights are computed in float32 unless `dtype` says otherwise: it has no fast half-precision
-    matrix products (a float16 model ran ~10x slower than the same model in float32)."""
-    if backend.name == "mlx":
-        import mlx.core as mx
-        import mlx.nn as nn
+class Runner:
+    """Runs one model: token ids `[batch, length]` and an attention mask (None: nothing padded)
+    in, the model's output as float32 numpy out (label probabilities with `softmax`)."""
 
-        quantized = any(isinstance(m, nn.QuantizedLinear) for _, m in mlx_model.named_modules())
-        if dtype is None and backend.device == "cpu" and not quantized:
-            dtype = "float32"
-        if dtype is not None and not quantized:
-            mlx_model.set_dtype(getattr(mx, dtype))
-        # Read the weights now: arrays still lazy would belong to the loading thread's stream,
-        # and a model must run on any thread (web servers, Ray actors).
-        mx.eval(mlx_model.parameters())
-        return mlx_model
-    import torch
+    name: str  # its key in RUNNERS
+    model: Any  # the network it runs
 
-    from .models.modernbert_torch import from_mlx
+    @classmethod
+    def from_mlx(cls, mlx_model, device: str, dtype: Optional[str] = None) -> "Runner":
+        raise NotImplementedError
 
-    dtype = dtype or ("bfloat16" if backend.device == "cuda" else "float32")
-    return from_mlx(mlx_model, getattr(torch, dtype), backend.device)
+    def describe(self) -> str:
+        """What runs the model, for status lines: e.g. "MLX on gpu" or "PyTorch on cuda"."""
+        raise NotImplementedError
+
+    def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def args(self):
+        """The model's ModelArgs (sizes, labels, positions)."""
+        return self.model.args
 
 
-def is_torch_model(model) -> bool:
+# backend name -> (module, class) of its runner, imported only when chosen.
+RUNNERS = {
+    "mlx": ("anno_mlx.runners.mlx_runner", "MLXRunner"),
+    "torch": ("anno_mlx.runners.torch_runner", "TorchRunner"),
+}
+
+
+def runner_class(name: str) -> type[Runner]:
+    module, cls = RUNNERS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_runner(mlx_model, backend: Backend, dtype: Optional[str] = None) -> Runner:
+    """The runner `backend` names for a loaded MLX model, in `dtype` where given."""
+    return runner_class(backend.name).from_mlx(mlx_model, backend.device, dtype)
+
+
+def runner_for(model) -> Runner:
+    """A runner for a model already in memory (an MLX module, a PyTorch module, or a runner)."""
+    if isinstance(model, Runner):
+        return model
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
-
-
-def run(model, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
-    """The model's output (logits or hidden states; label probabilities with `softmax`) as
-    float32 numpy, whichever backend the model belongs to."""
-    if is_torch_model(model):
-        import torch
-
-        device = next(model.parameters()).device
-        with torch.inference_mode():
-            out = model(
-                torch.from_numpy(ids.astype(np.int64)).to(device),
-                None if mask is None else torch.from_numpy(mask.astype(np.int64)).to(device),
-            ).float()
-            return (torch.softmax(out, dim=-1) if softmax else out).cpu().numpy()
-    import mlx.core as mx
-
-    out = model(mx.array(ids), None if mask is None else mx.array(mask)).astype(mx.float32)
-    return np.array(mx.softmax(out, axis=-1) if softmax else out)
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return runner_class("torch")(model)
+    return runner_class("mlx")(model)

@@ -1,4 +1,4 @@
-"""ModernBERT in PyTorch, mirroring `modernbert.py` (same module names, same math) for CUDA and
+"""ModernBERT in PyTorch, mirroring `mlx_model.py` (same module names, same math) for CUDA and
 CPU machines. Weights come from the MLX model that `checkpoint.load_folder` builds, so both
 backends read every folder layout through one loader. Attention uses PyTorch's fused
 `scaled_dot_product_attention`; local layers attend in bands as in the MLX model.
@@ -14,17 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modernbert import LOCAL, ModelArgs
-
-ACTIVATIONS = {
-    "gelu": lambda x: F.gelu(x),
-    "gelu_python": lambda x: F.gelu(x),
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "silu": F.silu,
-    "swish": F.silu,
-    "relu": F.relu,
-}
+from ..activations import torch_activation
+from .config import LOCAL, ModelArgs
 
 
 @dataclass
@@ -123,7 +114,7 @@ class MLP(nn.Module):
         super().__init__()
         self.Wi = nn.Linear(args.hidden_size, 2 * args.intermediate_size, bias=args.mlp_bias)
         self.Wo = nn.Linear(args.intermediate_size, args.hidden_size, bias=args.mlp_bias)
-        self.act = ACTIVATIONS[args.hidden_activation]
+        self.act = torch_activation(args.hidden_activation)
         self.drop = nn.Dropout(args.mlp_dropout)
 
     def forward(self, x):
@@ -181,7 +172,7 @@ class PredictionHead(nn.Module):
     def __init__(self, args: ModelArgs):
         super().__init__()
         self.dense = nn.Linear(args.hidden_size, args.hidden_size, bias=args.classifier_bias)
-        self.act = ACTIVATIONS[args.classifier_activation]
+        self.act = torch_activation(args.classifier_activation)
         self.norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
 
     def forward(self, x):

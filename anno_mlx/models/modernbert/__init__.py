@@ -1,0 +1,16 @@
+"""ModernBERT: `config.py` (ModelArgs), `mlx_model.py` (the MLX network and heads) and
+`torch_model.py` (its PyTorch mirror, imported only when PyTorch runs a model)."""
+
+from .config import GLOBAL, LOCAL, ModelArgs
+from .mlx_model import ARCHITECTURES
+
+# The class for each head a user may ask for by its generic name.
+HEADS = {
+    "encoder": "ModernBertModel",
+    "token-classification": "ModernBertForTokenClassification",
+    "masked-lm": "ModernBertForMaskedLM",
+}
+# Key prefixes of each task's own head: what a model trained for another task may lack.
+TASK_KEYS = {"token-classification": ("classifier.",), "masked-lm": ("decoder.",)}
+
+__all__ = ["ARCHITECTURES", "GLOBAL", "HEADS", "LOCAL", "TASK_KEYS", "ModelArgs"]

@@ -1,0 +1,36 @@
+"""The PyTorch runner: CUDA, Apple's MPS or the CPU, with the family's PyTorch mirror of the model."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..models import torch_mirror
+from . import Runner
+
+
+class TorchRunner(Runner):
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_mlx(cls, mlx_model, device: str, dtype: Optional[str] = None) -> "TorchRunner":
+        """bfloat16 on CUDA unless `dtype` says otherwise, float32 elsewhere."""
+        dtype = dtype or ("bfloat16" if device == "cuda" else "float32")
+        return cls(torch_mirror(mlx_model, getattr(torch, dtype), device))
+
+    def describe(self) -> str:
+        return f"PyTorch on {self.device.type}"
+
+    def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.model(
+                torch.from_numpy(ids.astype(np.int64)).to(self.device),
+                None if mask is None else torch.from_numpy(mask.astype(np.int64)).to(self.device),
+            ).float()
+            return (torch.softmax(out, dim=-1) if softmax else out).cpu().numpy()
