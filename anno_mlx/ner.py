@@ -133,7 +133,7 @@ class NER:
     def window_shape(self, options: NEROptions) -> tuple[int, int]:
         """(text tokens per window, tokens shared by neighbours) for `options`."""
         specials = len(self.prefix) + len(self.suffix)
-        limit = self.runner.args.max_position_embeddings
+        limit = self.runner.args.max_length
         max_length = limit if options.max_length is None else int(options.max_length)
         if not specials < max_length <= limit:
             raise AnnoError(

@@ -101,7 +101,7 @@ def train(
         Path(model).expanduser() if model else None, Path(config) if config else None, tokenizer, task.labels
     )
     tokenizer.check_fits(net.args.vocab_size, tokenizer_file or model or config)
-    max_length = min(settings.max_length, net.args.max_position_embeddings)
+    max_length = min(settings.max_length, net.args.max_length)
     rows = task.rows(train_examples, tokenizer, max_length)
     steps_per_epoch = math.ceil(len(rows) / settings.batch_size)
     step = make_step(chosen, net, settings, steps_per_epoch * settings.epochs, task)

@@ -23,7 +23,7 @@ import numpy as np
 from anno_mlx.checkpoint import load_folder, read_config, save_folder
 from anno_mlx.errors import AnnoError
 from anno_mlx.hub import converted_dir, download, is_hub_id
-from anno_mlx.models import get_model_classes
+from anno_mlx.models import family, get_model_classes
 from anno_mlx.outputs import check_output_folder
 from anno_mlx.tokenizer import Tokenizer, check_model_file
 
@@ -198,7 +198,7 @@ def verify_conversion(src: Path, dst: Path, seed: int = 0) -> dict[str, Any]:
     converted, config = load_folder(dst)
     args = converted.args
     rng = np.random.default_rng(seed)
-    length = min(2 * args.local_attention + 37, args.max_position_embeddings)
+    length = min(args.verify_length, args.max_length)
     ids = rng.integers(0, args.vocab_size, size=(2, length))
     mask = np.ones_like(ids)
     mask[1, length // 3 :] = 0
@@ -225,7 +225,7 @@ def _transformers_output(src: Path, config: dict, ids: np.ndarray, mask: np.ndar
 
     transformers.utils.logging.disable_progress_bar()
 
-    architecture = (config.get("architectures") or ["ModernBertModel"])[0]
+    architecture = (config.get("architectures") or [family(config.get("model_type")).HEADS["encoder"]])[0]
     model_class = getattr(transformers, architecture)
     model = model_class.from_pretrained(str(src), attn_implementation="eager", dtype=torch.float32).eval()
     with torch.no_grad():

@@ -191,6 +191,17 @@ class ModelArgs:
         return self.hidden_size // self.num_attention_heads
 
     @property
+    def max_length(self) -> int:
+        """The longest input, in tokens (special tokens included), the model takes."""
+        return self.max_position_embeddings
+
+    @property
+    def verify_length(self) -> int:
+        """A test input's length that exercises what this family does differently: here, longer
+        than a local window on both sides, with padding."""
+        return 2 * self.local_attention + 37
+
+    @property
     def half_window(self) -> int:
         """Token i sees key j on a local layer when |i - j| <= half_window."""
         return self.local_attention // 2
