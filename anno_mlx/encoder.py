@@ -1,50 +1,162 @@
-"""The encoder API anno documents for ModernBERT: architecture, config and `Encoder.encode`.
+"""The encoder API: architecture, config and `Encoder.encode` (hidden states), for every family.
 
-`EncoderConfig.from_model_name` answers "what is this model?" from its name alone (no files);
-`EncoderConfig.from_pretrained` reads the real `config.json`, which is authoritative.
+`EncoderConfig.from_model_name` answers "what is this model?" from a table of released
+checkpoints (no files); any other name is refused. `EncoderConfig.from_pretrained` reads the real
+`config.json`, which is authoritative. Both derive the config from the family's `ModelArgs`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from .checkpoint import read_config
 from .errors import AnnoError
-from .models.modernbert import GLOBAL, ModelArgs
+from .models import FAMILIES, build_args, family
+from .models.modernbert import GLOBAL
 from .runners import runner_for
 from .tokenizer import pad_rows
 
 
 class EncoderArchitecture(str, Enum):
+    """A model family, by its package name in `anno_mlx.models`."""
+
     MODERNBERT = "modernbert"
     BERT = "bert"
+    ROBERTA = "roberta"
+    DISTILBERT = "distilbert"
+    DEBERTA_V2 = "deberta_v2"
 
     @property
     def default_model(self) -> str:
         return DEFAULT_MODELS[self]
 
+    @property
+    def supported(self) -> bool:
+        return self.value in FAMILIES.values()
+
 
 DEFAULT_MODELS = {
     EncoderArchitecture.MODERNBERT: "answerdotai/ModernBERT-base",
     EncoderArchitecture.BERT: "google-bert/bert-base-cased",
+    EncoderArchitecture.ROBERTA: "FacebookAI/roberta-base",
+    EncoderArchitecture.DISTILBERT: "distilbert/distilbert-base-cased",
+    EncoderArchitecture.DEBERTA_V2: "microsoft/deberta-v3-base",
 }
-SUPPORTED = (EncoderArchitecture.MODERNBERT,)
 
-# (hidden, intermediate, layers, heads, vocab) of released checkpoints whose sizes we know.
-MODERNBERT_SIZES = {
-    "answerdotai/modernbert-base": (768, 1152, 22, 12, 50368),
-    "answerdotai/modernbert-large": (1024, 2624, 28, 16, 50368),
-    "sbintuitions/modernbert-ja-30m": (256, 1024, 10, 4, 102400),
-    "sbintuitions/modernbert-ja-310m": (768, 3072, 25, 12, 102400),
+SPECIAL = ("unk", "cls", "sep", "pad", "mask")
+_MODERNBERT_EN = {"unk_token_id": 50280, "cls_token_id": 50281, "sep_token_id": 50282, "pad_token_id": 50283}
+_SBINTUITIONS = {
+    "vocab_size": 102400,
+    "unk_token_id": 0,
+    "cls_token_id": 6,
+    "sep_token_id": 4,
+    "pad_token_id": 3,
 }
-# (unk, cls, sep, pad, mask) as each family's tokenizer defines them.
-ANSWERDOTAI_SPECIAL = (50280, 50281, 50282, 50283, 50284)
-SBINTUITIONS_SPECIAL = (None, 6, 4, 3, None)
+_BERT_CASED = {
+    "vocab_size": 28996,
+    "unk_token_id": 100,
+    "cls_token_id": 101,
+    "sep_token_id": 102,
+    "pad_token_id": 0,
+}
+_ROBERTA_IDS = {"cls_token_id": 0, "pad_token_id": 1, "sep_token_id": 2, "unk_token_id": 3}
+
+
+def _modernbert(
+    hidden: int, intermediate: int, layers: int, heads: int, ids: dict, mask: Optional[int]
+) -> dict:
+    return dict(
+        model_type="modernbert",
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        mask_token_id=mask,
+        **ids,
+    )
+
+
+def _bert(model_type: str, vocab_size: int, mask: int, ids: dict, **sizes: Any) -> dict:
+    return dict(model_type=model_type, **{**ids, "vocab_size": vocab_size}, mask_token_id=mask, **sizes)
+
+
+# Released checkpoints whose config.json we know, by hub id (lower case): model_type and the
+# values that differ from the family's defaults, special-token ids included.
+KNOWN_MODELS: dict[str, dict[str, Any]] = {
+    "answerdotai/modernbert-base": _modernbert(768, 1152, 22, 12, _MODERNBERT_EN, 50284),
+    "answerdotai/modernbert-large": _modernbert(1024, 2624, 28, 16, _MODERNBERT_EN, 50284),
+    "sbintuitions/modernbert-ja-30m": _modernbert(256, 1024, 10, 4, _SBINTUITIONS, None),
+    "sbintuitions/modernbert-ja-70m": _modernbert(384, 1536, 13, 6, _SBINTUITIONS, None),
+    "sbintuitions/modernbert-ja-130m": _modernbert(512, 2048, 19, 8, _SBINTUITIONS, None),
+    "sbintuitions/modernbert-ja-310m": _modernbert(768, 3072, 25, 12, _SBINTUITIONS, None),
+    "google-bert/bert-base-cased": _bert("bert", 28996, 103, _BERT_CASED),
+    "google-bert/bert-base-uncased": _bert("bert", 30522, 103, _BERT_CASED),
+    "google-bert/bert-large-cased": _bert(
+        "bert",
+        28996,
+        103,
+        _BERT_CASED,
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+    ),
+    "facebookai/roberta-base": _bert(
+        "roberta",
+        50265,
+        50264,
+        _ROBERTA_IDS,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+    ),
+    "facebookai/roberta-large": _bert(
+        "roberta",
+        50265,
+        50264,
+        _ROBERTA_IDS,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+    ),
+    "facebookai/xlm-roberta-base": _bert(
+        "xlm-roberta",
+        250002,
+        250001,
+        _ROBERTA_IDS,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+    ),
+    "distilbert/distilbert-base-cased": _bert("distilbert", 28996, 103, _BERT_CASED),
+    "microsoft/deberta-v3-base": _bert(
+        "deberta-v2",
+        128100,
+        128000,
+        {"pad_token_id": 0, "cls_token_id": 1, "sep_token_id": 2, "unk_token_id": 3},
+        relative_attention=True,
+        position_buckets=256,
+        max_relative_positions=-1,
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        pos_att_type=["p2c", "c2p"],
+        position_biased_input=False,
+        type_vocab_size=0,
+        layer_norm_eps=1e-7,
+    ),
+}
+# Short names the hub still resolves (`bert-base-cased` is google-bert/bert-base-cased).
+for _name in list(KNOWN_MODELS):
+    KNOWN_MODELS.setdefault(_name.split("/", 1)[1], KNOWN_MODELS[_name])
 
 
 @dataclass(frozen=True)
@@ -56,6 +168,7 @@ class EncoderConfig:
     num_layers: int
     num_attention_heads: int
     max_position_embeddings: int
+    max_length: int  # the longest input in tokens, special tokens included
     use_rope: bool
     global_rope_base: float
     local_rope_base: float
@@ -74,91 +187,41 @@ class EncoderConfig:
 
     @classmethod
     def from_model_name(cls, name: str) -> "EncoderConfig":
-        """Recognise an architecture by its hub name: ModernBERT (answerdotai, the Japanese
-        sbintuitions/modernbert-ja-* and llm-jp ModernBERT families) or BERT."""
-        lowered = name.lower()
-        if "modernbert" in lowered:
-            family = lowered.split("/")[0]
-            special = {"answerdotai": ANSWERDOTAI_SPECIAL, "sbintuitions": SBINTUITIONS_SPECIAL}.get(
-                family, (None,) * 5
+        """The config of a released checkpoint we know by name (`KNOWN_MODELS`); any other name
+        is refused rather than guessed."""
+        config = KNOWN_MODELS.get(name.lower())
+        if config is None:
+            raise AnnoError(
+                f"{name!r} is not a model anno-mlx knows by name; use "
+                f"EncoderConfig.from_pretrained(folder_or_hub_id), which reads its config.json"
             )
-            large = "large" in lowered.split("/")[-1]
-            default = MODERNBERT_SIZES[
-                "answerdotai/modernbert-large" if large else "answerdotai/modernbert-base"
-            ]
-            hidden, inter, layers, heads, vocab = MODERNBERT_SIZES.get(lowered, default)
-            args = ModelArgs.from_dict(
-                dict(
-                    vocab_size=vocab,
-                    hidden_size=hidden,
-                    intermediate_size=inter,
-                    num_hidden_layers=layers,
-                    num_attention_heads=heads,
-                )
-            )
-            unk, cls_id, sep, pad, mask = special  # by family: ids differ between tokenizers
-            return replace(
-                cls.from_model_args(args),
-                unk_token_id=unk,
-                cls_token_id=cls_id,
-                sep_token_id=sep,
-                pad_token_id=pad,
-                mask_token_id=mask,
-            )
-        if "bert" in lowered:
-            return cls._bert(lowered)
-        raise AnnoError(
-            f"cannot tell the architecture of {name!r} from its name; use EncoderConfig.from_pretrained"
-        )
+        return cls.from_model_args(build_args(config, family(config["model_type"]).ModelArgs))
 
     @classmethod
-    def _bert(cls, lowered: str) -> "EncoderConfig":
-        large = "large" in lowered
-        hidden, layers = (1024, 24) if large else (768, 12)
-        cased = "uncased" not in lowered
+    def from_model_args(cls, args: Any, special: tuple = (None,) * 5) -> "EncoderConfig":
+        """From a family's ModelArgs; `special` (unk, cls, sep, pad, mask) fills the ids the
+        config leaves out."""
+        given = {name: getattr(args, f"{name}_token_id", None) for name in SPECIAL}
+        ids = {
+            f"{name}_token_id": given[name] if given[name] is not None else fallback
+            for name, fallback in zip(SPECIAL, special)
+        }
         return cls(
-            architecture=EncoderArchitecture.BERT,
-            vocab_size=28996 if cased else 30522,
-            hidden_size=hidden,
-            intermediate_size=4 * hidden,
-            num_layers=layers,
-            num_attention_heads=hidden // 64,
-            max_position_embeddings=512,
-            use_rope=False,
-            global_rope_base=0.0,
-            local_rope_base=0.0,
-            local_window=0,
-            layer_types=(GLOBAL,) * layers,
-            norm_eps=1e-12,
-            unk_token_id=100,
-            cls_token_id=101,
-            sep_token_id=102,
-            pad_token_id=0,
-            mask_token_id=103,
-        )
-
-    @classmethod
-    def from_model_args(cls, args: ModelArgs, special: tuple = (None,) * 5) -> "EncoderConfig":
-        unk, cls_id, sep, pad, mask = special
-        return cls(
-            architecture=EncoderArchitecture.MODERNBERT,
+            architecture=EncoderArchitecture(family(args.model_type).__name__.rsplit(".", 1)[1]),
             vocab_size=args.vocab_size,
             hidden_size=args.hidden_size,
             intermediate_size=args.intermediate_size,
             num_layers=args.num_hidden_layers,
             num_attention_heads=args.num_attention_heads,
             max_position_embeddings=args.max_position_embeddings,
-            use_rope=True,
-            global_rope_base=args.global_rope_theta,
-            local_rope_base=args.local_rope_theta,
-            local_window=args.local_attention,
+            max_length=args.max_length,
+            use_rope=hasattr(args, "global_rope_theta"),
+            global_rope_base=float(getattr(args, "global_rope_theta", 0.0)),
+            local_rope_base=float(getattr(args, "local_rope_theta", 0.0)),
+            local_window=int(getattr(args, "local_attention", 0)),
             layer_types=tuple(args.layer_types),
             norm_eps=args.norm_eps,
-            unk_token_id=args.unk_token_id if args.unk_token_id is not None else unk,
-            cls_token_id=args.cls_token_id if args.cls_token_id is not None else cls_id,
-            sep_token_id=args.sep_token_id if args.sep_token_id is not None else sep,
-            pad_token_id=args.pad_token_id if args.pad_token_id is not None else pad,
-            mask_token_id=args.mask_token_id if args.mask_token_id is not None else mask,
+            **ids,
         )
 
     @classmethod
@@ -169,13 +232,8 @@ class EncoderConfig:
 
         folder = resolve_model(path_or_id)
         config = read_config(folder)
-        if config.get("model_type") != "modernbert":
-            raise AnnoError(
-                f"{path_or_id} is a {config.get('model_type')!r} model; only ModernBERT encoders are supported"
-            )
-        args = ModelArgs.from_dict(config)
-        special = _tokenizer_special_ids(folder)
-        return cls.from_model_args(args, special)
+        args = build_args(config, family(config.get("model_type")).ModelArgs)
+        return cls.from_model_args(args, _tokenizer_special_ids(folder))
 
 
 def _tokenizer_special_ids(folder: Path) -> tuple:
@@ -212,8 +270,9 @@ class Encoder:
     @classmethod
     def from_architecture(cls, architecture: EncoderArchitecture) -> "Encoder":
         """The architecture's default checkpoint (ModernBERT: answerdotai/ModernBERT-base)."""
-        if architecture not in SUPPORTED:
-            raise AnnoError(f"{architecture.value} encoders are not supported yet; supported: modernbert")
+        if not architecture.supported:
+            supported = ", ".join(a.value for a in EncoderArchitecture if a.supported)
+            raise AnnoError(f"{architecture.value} encoders are not supported yet; supported: {supported}")
         return cls.from_pretrained(architecture.default_model)
 
     @property
@@ -228,7 +287,7 @@ class Encoder:
         """Embeddings of each text; texts of similar length are batched together so that
         padding costs little, and results come back in the order given."""
         encodings = self.tokenizer.encode_batch(list(texts))
-        limit = self.config.max_position_embeddings
+        limit = self.config.max_length
         for i, enc in enumerate(encodings):
             if len(enc.ids) > limit:
                 raise AnnoError(

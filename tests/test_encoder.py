@@ -44,28 +44,47 @@ def test_modernbert_large_from_name():
 
 
 @pytest.mark.parametrize(
-    "name",
+    "name, sizes",
     [
-        "sbintuitions/modernbert-ja-30m",
-        "sbintuitions/modernbert-ja-130m",
-        "sbintuitions/modernbert-ja-310m",
-        "llm-jp/llm-jp-modernbert-base",
+        ("sbintuitions/modernbert-ja-30m", (256, 1024, 10, 4)),
+        ("sbintuitions/modernbert-ja-70m", (384, 1536, 13, 6)),
+        ("sbintuitions/modernbert-ja-130m", (512, 2048, 19, 8)),
+        ("sbintuitions/modernbert-ja-310m", (768, 3072, 25, 12)),
     ],
 )
-def test_japanese_family_is_modernbert(name):
+def test_japanese_modernberts_have_their_own_sizes_vocabulary_and_ids(name, sizes):
     config = EncoderConfig.from_model_name(name)
     assert config.architecture is EncoderArchitecture.MODERNBERT
-    assert config.use_rope and config.local_window == 128
-    assert config.pad_token_id != 50283 or not name.startswith("sbintuitions")
-
-
-def test_bert_names_are_bert_and_unknown_names_fail():
+    assert config.use_rope and config.local_window == 128 and config.max_length == 8192
     assert (
-        EncoderConfig.from_model_name("google-bert/bert-base-cased").architecture is EncoderArchitecture.BERT
+        config.hidden_size,
+        config.intermediate_size,
+        config.num_layers,
+        config.num_attention_heads,
+    ) == sizes
+    assert config.vocab_size == 102400
+    assert (config.cls_token_id, config.sep_token_id, config.pad_token_id) == (6, 4, 3)
+
+
+def test_other_families_by_name_and_unknown_names_refused():
+    bert = EncoderConfig.from_model_name("google-bert/bert-base-cased")
+    assert bert.architecture is EncoderArchitecture.BERT and not bert.use_rope
+    assert (bert.vocab_size, bert.max_length, bert.cls_token_id, bert.pad_token_id) == (28996, 512, 101, 0)
+    assert EncoderConfig.from_model_name("bert-base-uncased").vocab_size == 30522
+    roberta = EncoderConfig.from_model_name("roberta-base")
+    assert roberta.architecture is EncoderArchitecture.ROBERTA
+    assert (roberta.max_position_embeddings, roberta.max_length, roberta.pad_token_id) == (514, 512, 1)
+    assert EncoderConfig.from_model_name("FacebookAI/xlm-roberta-base").vocab_size == 250002
+    assert EncoderConfig.from_model_name("distilbert-base-cased").num_layers == 6
+    assert (
+        EncoderConfig.from_model_name("microsoft/deberta-v3-base").architecture
+        is EncoderArchitecture.DEBERTA_V2
     )
-    assert not EncoderConfig.from_model_name("bert-base-uncased").use_rope
-    with pytest.raises(AnnoError, match="from_pretrained"):
-        EncoderConfig.from_model_name("someone/gpt-thing")
+    for name in ("someone/gpt-thing", "llm-jp/llm-jp-modernbert-base", "sbintuitions/modernbert-ja-999m"):
+        with pytest.raises(
+            AnnoError, match=r"not a model anno-mlx knows by name; use EncoderConfig.from_pretrained"
+        ):
+            EncoderConfig.from_model_name(name)
 
 
 @pytest.mark.parametrize("legacy", [True, False])
@@ -124,5 +143,12 @@ def test_from_architecture_loads_the_default_checkpoint_from_the_cache(make_chec
     encoder = Encoder.from_architecture(EncoderArchitecture.MODERNBERT)
     embeddings, n = encoder.encode("Hello world")
     assert embeddings.shape == (n, encoder.config.hidden_size) and np.isfinite(embeddings).all()
-    with pytest.raises(AnnoError, match="not supported yet"):
+
+
+def test_an_architecture_without_its_family_is_refused(monkeypatch):
+    import anno_mlx.models as models
+
+    monkeypatch.setattr(models, "FAMILIES", {"modernbert": "modernbert"})
+    monkeypatch.setattr("anno_mlx.encoder.FAMILIES", models.FAMILIES)
+    with pytest.raises(AnnoError, match="bert encoders are not supported yet; supported: modernbert"):
         Encoder.from_architecture(EncoderArchitecture.BERT)
