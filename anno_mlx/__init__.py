@@ -1,16 +1,28 @@
-"""anno-mlx: named-entity recognition with ModernBERT on MLX."""
+"""anno-mlx: named-entity recognition with ModernBERT on MLX.
 
-from ._blas import preload_openblas
+Importing the package loads no engine: MLX (and, on Linux, the system OpenBLAS it should use) or
+PyTorch is loaded when a model is given a backend (`runners.choose`), so a process that runs
+PyTorch never carries MLX's BLAS, and MLX gets the fast BLAS only if it was not imported first.
+"""
 
-preload_openblas()  # before anything below imports mlx
+from __future__ import annotations
 
-from .encoder import Encoder, EncoderArchitecture, EncoderConfig  # noqa: E402
-from .entities import Entity  # noqa: E402
-from .errors import AnnoError  # noqa: E402
-from .loading import load  # noqa: E402
-from .ner import NER, NEROptions  # noqa: E402
+import importlib
+from typing import Any
+
+from .entities import Entity
+from .errors import AnnoError
 
 __version__ = "0.1.0"
+# Public names -> the module that defines them, imported on first use.
+_LAZY = {
+    "NER": "ner",
+    "NEROptions": "ner",
+    "Encoder": "encoder",
+    "EncoderArchitecture": "encoder",
+    "EncoderConfig": "encoder",
+    "load": "loading",
+}
 __all__ = [
     "NER",
     "NEROptions",
@@ -21,3 +33,13 @@ __all__ = [
     "Entity",
     "load",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,4 +1,4 @@
-"""Load a system OpenBLAS before MLX on Linux.
+"""Load a system OpenBLAS before MLX on Linux (called by `runners.prepare_mlx`, never at import).
 
 The `mlx[cpu]` wheel links a reference BLAS that is ~40x slower than OpenBLAS for matrix
 products. MLX resolves its BLAS symbols when it is imported, so a library loaded earlier with
@@ -19,14 +19,16 @@ CANDIDATES = (
 )
 
 loaded: str | None = None
+attempted = False  # preload_openblas ran before MLX was imported
 
 
 def preload_openblas() -> str | None:
     """Return the OpenBLAS that was loaded, or None. `ANNO_MLX_BLAS` names another library;
     `ANNO_MLX_BLAS=none` turns this off."""
-    global loaded
+    global loaded, attempted
     if loaded or not sys.platform.startswith("linux") or "mlx.core" in sys.modules:
         return loaded
+    attempted = True
     choice = os.environ.get("ANNO_MLX_BLAS", "")
     if choice.lower() == "none":
         return None
@@ -38,3 +40,22 @@ def preload_openblas() -> str | None:
         loaded = name
         return name
     return None
+
+
+def blas_description() -> str:
+    """Which BLAS MLX's CPU backend uses in this process, and with how many threads."""
+    if loaded:
+        threads = _openblas_threads(loaded)
+        return f"OpenBLAS, {threads} threads" if threads else "OpenBLAS"
+    if os.environ.get("ANNO_MLX_BLAS", "").lower() == "none":
+        return "its bundled BLAS: ANNO_MLX_BLAS=none"
+    if not attempted:
+        return "its bundled BLAS: MLX was imported before anno-mlx could load OpenBLAS"
+    return "its bundled BLAS, ~40x slower: install libopenblas0-pthread"
+
+
+def _openblas_threads(name: str) -> int:
+    try:
+        return int(ctypes.CDLL(name).openblas_get_num_threads())
+    except (OSError, AttributeError):
+        return 0

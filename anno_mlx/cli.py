@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="data typed more coarsely than the model: MODEL=DATA pairs (GPE=LOC,LOC=LOC) or a preset (conll); see docs/training.md",
     )
     tr.add_argument("--dev-map", metavar="MAP", help="the --dev data's mapping alone (default: --map)")
-    from .train import TrainSettings
+    from .training.settings import TrainSettings
 
     defaults = TrainSettings()
     tr.add_argument(
@@ -342,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_convert(args: argparse.Namespace) -> None:
+    from .runners import prepare_mlx
+
+    prepare_mlx()  # conversion computes with MLX (quantization, the check)
     from .convert import convert
 
     convert(
@@ -540,6 +543,9 @@ def run_eval(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from .runners import choose
+
+    choose(args.backend, args.device)  # the engine first: it decides which BLAS MLX gets
     from .train import TrainSettings, train
 
     settings = TrainSettings(

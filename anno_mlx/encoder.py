@@ -14,7 +14,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .checkpoint import read_config
 from .errors import AnnoError
 from .models import FAMILIES, build_args, family
 from .models.modernbert import GLOBAL
@@ -228,6 +227,7 @@ class EncoderConfig:
     def from_pretrained(cls, path_or_id: str | Path) -> "EncoderConfig":
         """Read `config.json` (special-token ids included, as they differ between models);
         the tokenizer fills in ids the config leaves out."""
+        from .checkpoint import read_config
         from .loading import resolve_model
 
         folder = resolve_model(path_or_id)

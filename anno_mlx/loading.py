@@ -1,12 +1,15 @@
-"""`load(path_or_id) -> (model, tokenizer)`, in the manner of `mlx_lm.load`."""
+"""`load(path_or_id) -> (model, tokenizer)`, in the manner of `mlx_lm.load`.
+
+The checkpoint reader and the converter are imported inside the functions that use them, after
+`runners.choose` has picked the engine: they import MLX, which must not load before that choice
+(see `runners.choose`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Optional
 
-from .checkpoint import load_folder
-from .convert import convert_hub_model
 from .errors import AnnoError
 from .hub import is_hub_id
 from .outputs import recover
@@ -38,6 +41,8 @@ def resolve_model(path_or_id: Optional[str | Path]) -> Path:
         raise AnnoError(
             f"model {name} does not exist; give a model folder or a hub id like answerdotai/ModernBERT-base"
         )
+    from .convert import convert_hub_model
+
     return convert_hub_model(name)
 
 
@@ -53,6 +58,8 @@ def load_runner(
     none). `head` overrides the class from config.json: "encoder", "token-classification" or
     "masked-lm" (for example "encoder" to get hidden states from a masked-LM checkpoint)."""
     chosen = choose(backend, device)
+    from .checkpoint import load_folder
+
     folder = resolve_model(path_or_id)
     model, config = load_folder(folder, head)
     tokenizer = None

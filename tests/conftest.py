@@ -13,6 +13,12 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 
+# The tests run MLX and PyTorch in one process: MLX gets its fast BLAS before any test module
+# imports it (a library process does this when it chooses the MLX backend).
+from anno_mlx.runners import prepare_mlx  # noqa: E402
+
+prepare_mlx()
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):

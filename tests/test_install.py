@@ -47,25 +47,40 @@ def test_wheel_installs_only_under_anno_mlx(tmp_path):
     assert sum(model.values()) <= 30_000_000
 
 
-def blas_libraries(env_value: str | None) -> str:
-    code = (
-        "import anno_mlx, mlx.core as mx; "
-        "a = mx.ones((64, 64)); mx.eval(a @ a); "
-        "print(open('/proc/self/maps').read())"
-    )
+def process_maps(code: str, env_value: str | None = None) -> str:
+    """The shared libraries a fresh process has mapped after running `code`."""
     env = dict(__import__("os").environ)
     if env_value is not None:
         env["ANNO_MLX_BLAS"] = env_value
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", code + "; print(open('/proc/self/maps').read())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
     ).stdout
 
 
+MLX_RUN = "from anno_mlx.runners import choose; choose('mlx'); import mlx.core as mx; a = mx.ones((64, 64)); mx.eval(a @ a)"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload exists for Linux only")
-def test_openblas_is_loaded_before_mlx_and_can_be_turned_off():
+def test_openblas_is_loaded_for_mlx_only_and_can_be_turned_off():
     import ctypes.util
 
     if ctypes.util.find_library("openblas") is None:
         pytest.fail("no system OpenBLAS: install libopenblas0-pthread (scripts/install.sh does)")
-    assert "libopenblas" in blas_libraries(None)
-    assert "libopenblas" not in blas_libraries("none")  # still works, only slower
+    assert "libopenblas" in process_maps(MLX_RUN)
+    assert "libopenblas" not in process_maps(MLX_RUN, "none")  # still works, only slower
+    # A PyTorch-backend process never loads it: its threads would fight PyTorch's.
+    torch_run = (
+        "from anno_mlx import NER; NER.from_pretrained(backend='torch')('Marie Curie was born in Warsaw.')"
+    )
+    maps = process_maps(torch_run)
+    assert "libtorch" in maps and "libopenblas" not in maps
+
+
+def test_importing_the_package_loads_no_engine():
+    code = "import sys, anno_mlx, anno_mlx.cli, anno_mlx.ner; print(sorted({m.split('.')[0] for m in sys.modules} & {'mlx', 'torch'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

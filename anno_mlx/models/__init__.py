@@ -2,6 +2,7 @@
 
 A family is a package here with `config.py` (`ModelArgs`, framework-free), `mlx_model.py`
 (`ARCHITECTURES`: class name -> MLX class) and `torch_model.py` (`from_mlx`: the PyTorch mirror),
+each imported only when needed (reading a config loads no engine),
 and in its `__init__` `HEADS` (generic head name -> class name) and `TASK_KEYS` (each task
 head's key prefixes, which a checkpoint of another task lacks). Adding one is its package and
 one line in `FAMILIES`.
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any, Optional
-
-import mlx.nn as nn
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..errors import AnnoError
+
+if TYPE_CHECKING:
+    import mlx.nn as nn
 
 # config.json's model_type -> the family package that reads it.
 FAMILIES = {
@@ -34,38 +36,34 @@ def family(model_type: Any) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name}")
 
 
-def get_model_classes(config: dict[str, Any], head: Optional[str] = None) -> tuple[type[nn.Module], type]:
+def architectures(module: ModuleType) -> dict[str, type]:
+    """A family's MLX classes by Hugging Face class name (this imports MLX)."""
+    return importlib.import_module(f"{module.__name__}.mlx_model").ARCHITECTURES
+
+
+def get_model_classes(config: dict[str, Any], head: Optional[str] = None) -> tuple[type["nn.Module"], type]:
     """The model class (from `architectures`, or `head` when given) and its ModelArgs class."""
     model_type = config.get("model_type")
-    architectures = config.get("architectures")
+    given = config.get("architectures")
     if not isinstance(model_type, str) or (
-        architectures is not None
-        and not (isinstance(architectures, list) and all(isinstance(a, str) for a in architectures))
+        given is not None and not (isinstance(given, list) and all(isinstance(a, str) for a in given))
     ):
         raise AnnoError("config.json needs model_type as a string and architectures as a list of class names")
     module = family(model_type)
+    classes = architectures(module)
     if head is not None:
-        if head not in module.HEADS and head not in module.ARCHITECTURES:
+        if head not in module.HEADS and head not in classes:
             raise AnnoError(f"unknown head {head!r}; choose one of: {', '.join(GENERIC_HEADS)}")
         name = module.HEADS.get(head, head)
     else:
-        names = [a for a in architectures or [] if a in module.ARCHITECTURES]
-        if architectures and not names:
-            raise AnnoError(
-                f"architecture {architectures[0]!r} is not supported; supported: "
-                f"{', '.join(module.ARCHITECTURES)}"
-            )
+        names = [a for a in given or [] if a in classes]
+        if given and not names:
+            raise AnnoError(f"architecture {given[0]!r} is not supported; supported: {', '.join(classes)}")
         name = names[0] if names else module.HEADS["encoder"]
-    return module.ARCHITECTURES[name], module.ModelArgs
+    return classes[name], module.ModelArgs
 
 
-def head_of(model: nn.Module) -> str:
-    """The generic head name of an MLX model ("encoder", "token-classification", "masked-lm")."""
-    module = family(model.args.model_type)
-    return next(h for h, name in module.HEADS.items() if module.ARCHITECTURES[name] is type(model))
-
-
-def torch_mirror(mlx_model: nn.Module, dtype: Any, device: str):
+def torch_mirror(mlx_model: "nn.Module", dtype: Any, device: str):
     """The same model in PyTorch (its family's `torch_model.from_mlx`), with the MLX model's weights."""
     module = family(mlx_model.args.model_type)
     return importlib.import_module(f"{module.__name__}.torch_model").from_mlx(mlx_model, dtype, device)

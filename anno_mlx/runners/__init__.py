@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._blas import preload_openblas
 from ..errors import AnnoError
 
 BACKENDS = ("auto", "mlx", "torch")
@@ -52,6 +53,13 @@ class Backend:
         return f"{'MLX' if self.name == 'mlx' else 'PyTorch'} on {self.device}"
 
 
+def prepare_mlx() -> None:
+    """Before MLX is first imported: on Linux, load the system OpenBLAS for MLX's CPU backend
+    (`_blas`). Called only where MLX will compute, never in a process whose engine is PyTorch,
+    whose own BLAS and threads it would slow down; once MLX is imported it changes nothing."""
+    preload_openblas()
+
+
 def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
     """Resolve `backend`/`device` to what will run, with a one-line error for what cannot."""
     if backend not in BACKENDS:
@@ -64,6 +72,7 @@ def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
         else:
             backend = "mlx"
     if backend == "mlx":
+        prepare_mlx()
         import mlx.core as mx
 
         if device in ("cuda", "mps"):

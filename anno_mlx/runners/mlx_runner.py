@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from .._blas import blas_description
 from . import Runner
 
 
@@ -36,7 +38,10 @@ class MLXRunner(Runner):
         return cls(mlx_model, device)
 
     def describe(self) -> str:
-        return f"MLX on {self.device.type.name}"
+        """On the CPU, which BLAS MLX's matrix products run on."""
+        if self.device.type.name != "cpu" or not sys.platform.startswith("linux"):
+            return f"MLX on {self.device.type.name}"
+        return f"MLX on cpu ({blas_description()})"
 
     def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
         with mx.stream(self.device):

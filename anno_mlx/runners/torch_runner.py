@@ -25,7 +25,9 @@ class TorchRunner(Runner):
         return cls(torch_mirror(mlx_model, getattr(torch, dtype), device))
 
     def describe(self) -> str:
-        return f"PyTorch on {self.device.type}"
+        if self.device.type != "cpu":
+            return f"PyTorch on {self.device.type}"
+        return f"PyTorch on cpu ({torch.get_num_threads()} threads)"
 
     def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
         with torch.inference_mode():
