@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 # config.json's model_type -> the family package that reads it.
 FAMILIES = {
     "modernbert": "modernbert",
+    "distilbert": "distilbert",
 }
 GENERIC_HEADS = ("encoder", "token-classification", "masked-lm")
 

@@ -1,0 +1,16 @@
+"""DistilBERT: `config.py` (ModelArgs), `mlx_model.py` (the MLX network and heads) and
+`torch_model.py` (its PyTorch mirror, imported only when PyTorch runs a model)."""
+
+from .config import ModelArgs
+from .mlx_model import ARCHITECTURES, MLM_KEYS
+
+# The class for each head a user may ask for by its generic name.
+HEADS = {
+    "encoder": "DistilBertModel",
+    "token-classification": "DistilBertForTokenClassification",
+    "masked-lm": "DistilBertForMaskedLM",
+}
+# Key prefixes of each task's own head: what a model trained for another task may lack.
+TASK_KEYS = {"token-classification": ("classifier.",), "masked-lm": MLM_KEYS}
+
+__all__ = ["ARCHITECTURES", "HEADS", "TASK_KEYS", "ModelArgs"]
