@@ -324,7 +324,6 @@ def test_training_attention_is_the_fused_attention_before_dropout():
     assert not np.allclose(np.array(attention_with_dropout(q, k, v, 8**-0.5, mask, dropped)), np.array(fused))
 
 
-@pytest.mark.xfail(strict=True, reason="EncoderConfig is ModernBERT-only in this branch")
 def test_encoder_gives_the_base_models_hidden_states(made):
     from anno_mlx import Encoder
 

@@ -1,8 +1,7 @@
 """DistilBERT: `config.py` (ModelArgs), `mlx_model.py` (the MLX network and heads) and
-`torch_model.py` (its PyTorch mirror, imported only when PyTorch runs a model)."""
+`torch_model.py` (its PyTorch mirror); the registry imports the last two when a model is built."""
 
-from .config import ModelArgs
-from .mlx_model import ARCHITECTURES, MLM_KEYS
+from .config import MLM_KEYS, ModelArgs
 
 # The class for each head a user may ask for by its generic name.
 HEADS = {
@@ -13,4 +12,4 @@ HEADS = {
 # Key prefixes of each task's own head: what a model trained for another task may lack.
 TASK_KEYS = {"token-classification": ("classifier.",), "masked-lm": MLM_KEYS}
 
-__all__ = ["ARCHITECTURES", "HEADS", "TASK_KEYS", "ModelArgs"]
+__all__ = ["HEADS", "TASK_KEYS", "ModelArgs"]

@@ -28,6 +28,9 @@ MAX_POSITIONS = 2**16
 # Every LayerNorm of DistilBERT uses this epsilon; the config does not name it.
 NORM_EPS = 1e-12
 
+# The masked-LM head's key prefixes (what a token-classification checkpoint lacks).
+MLM_KEYS = ("vocab_transform.", "vocab_layer_norm.", "vocab_projector.")
+
 
 @dataclass
 class ModelArgs:

@@ -15,10 +15,9 @@ import mlx.nn as nn
 import numpy as np
 
 from ..activations import mlx_activation
-from .config import ModelArgs
+from .config import MLM_KEYS, ModelArgs
 
 ENCODER_PREFIX = "distilbert."
-MLM_KEYS = ("vocab_transform.", "vocab_layer_norm.", "vocab_projector.")
 # Heads of every DistilBERT task, ours or not: none is part of the encoder.
 HEAD_PREFIXES = ("classifier.", "pre_classifier.", "qa_outputs.", *MLM_KEYS)
 POSITIONS_KEY = "embeddings.position_embeddings.weight"
