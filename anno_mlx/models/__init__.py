@@ -20,6 +20,7 @@ from ..errors import AnnoError
 # config.json's model_type -> the family package that reads it.
 FAMILIES = {
     "modernbert": "modernbert",
+    "deberta-v2": "deberta_v2",
 }
 GENERIC_HEADS = ("encoder", "token-classification", "masked-lm")
 
