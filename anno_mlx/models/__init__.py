@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 FAMILIES = {
     "modernbert": "modernbert",
     "distilbert": "distilbert",
+    "deberta-v2": "deberta_v2",
 }
 GENERIC_HEADS = ("encoder", "token-classification", "masked-lm")
 
