@@ -20,6 +20,10 @@ from ..errors import AnnoError
 # config.json's model_type -> the family package that reads it.
 FAMILIES = {
     "modernbert": "modernbert",
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "camembert": "roberta",
 }
 GENERIC_HEADS = ("encoder", "token-classification", "masked-lm")
 
