@@ -237,16 +237,18 @@ def build_model(
     full_check: bool = False,
     may_lack: tuple[str, ...] = (),
 ) -> nn.Module:
-    """Instantiate the model for `config`, quantize it as recorded there, and load `weights`
-    (checked first: dtypes, finite values — all of them with `full_check` —, sizes). Keys
-    starting with `may_lack` may be missing and keep their fresh initial values."""
+    """Instantiate the model for `config`, quantize it as recorded there, and load `weights`,
+    checked first: sizes before anything is built, then dtypes and finite values (all of them
+    with `full_check`) of the keys `sanitize()` keeps, so that an integer index buffer an old
+    checkpoint saved is dropped, not refused. Keys starting with `may_lack` may be missing and
+    keep their fresh initial values."""
     model_class, args_class = get_model_classes(config, head)
     args = build_args(config, args_class)
     quantization = check_quantization(config.get("quantization"), source)
-    check_values(weights, source, quantized=bool(quantization), sample=None if full_check else SAMPLE)
     check_sizes(args, weights, source)
     model = model_class(args)
     weights = model.sanitize(weights)
+    check_values(weights, source, quantized=bool(quantization), sample=None if full_check else SAMPLE)
     if quantization:
         nn.quantize(
             model,

@@ -51,10 +51,10 @@ def test_no_weights(capsys, hf_copy, tmp_path):
 
 def test_unsupported_model_type(capsys, hf_copy, tmp_path):
     config = json.loads((hf_copy / "config.json").read_text())
-    config["model_type"] = "bert"
+    config["model_type"] = "gpt2"
     (hf_copy / "config.json").write_text(json.dumps(config))
     line = cli_error(capsys, "convert", str(hf_copy), "-o", str(tmp_path / "out"))
-    assert "'bert' is not supported" in line and "modernbert" in line
+    assert "'gpt2' is not supported" in line and "modernbert" in line
 
 
 def test_missing_weight_key_is_named(capsys, hf_copy, tmp_path):

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 # config.json's model_type -> the family package that reads it.
 FAMILIES = {
     "modernbert": "modernbert",
+    "bert": "bert",
+    "roberta": "roberta",
+    "xlm-roberta": "roberta",
+    "camembert": "roberta",
     "distilbert": "distilbert",
     "deberta-v2": "deberta_v2",
 }
