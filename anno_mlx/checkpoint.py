@@ -30,8 +30,6 @@ TORCH_WEIGHTS = "pytorch_model.bin"
 TORCH_INDEX = "pytorch_model.bin.index.json"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 SAMPLE = 65536  # values per array checked for NaN/inf when loading (all of them when converting)
-# Integer buffers that older transformers saved beside the weights; the family's sanitize() drops them.
-INDEX_BUFFERS = ("position_ids",)
 
 
 def regular_file(path: Path) -> bool:
@@ -130,7 +128,7 @@ def check_values(
     checks that many evenly spread values per array (loading); None checks all (conversion)."""
     for key, value in weights.items():
         packed = quantized and value.dtype == mx.uint32 and f"{key.rsplit('.', 1)[0]}.scales" in weights
-        if packed or key.endswith(INDEX_BUFFERS):
+        if packed:
             continue
         if not mx.issubdtype(value.dtype, mx.floating):
             dtype = str(value.dtype).removeprefix("mlx.core.")

@@ -1,6 +1,6 @@
 """RoBERTa, XLM-RoBERTa and CamemBERT (one network): `config.py` (ModelArgs), `mlx_model.py`
-(the MLX network and heads, on BERT's layers) and `torch_model.py` (its PyTorch mirror,
-imported with `mlx_model.py` by the registry when a model is built)."""
+(the MLX network and heads, on BERT's layers) and `torch_model.py` (its PyTorch mirror); the
+registry imports the last two when a model is built."""
 
 from .config import ModelArgs
 
