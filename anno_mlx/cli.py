@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = sub.add_parser(
         "convert",
-        help="convert a Hugging Face ModernBERT checkpoint (folder or hub id) to MLX",
-        description="Convert a Hugging Face ModernBERT checkpoint (local folder or hub id) into an MLX model folder.",
+        help="convert a Hugging Face checkpoint (ModernBERT, BERT, RoBERTa, XLM-R, DistilBERT, DeBERTa-v2/v3) to MLX",
+        description="Convert a Hugging Face checkpoint (local folder or hub id) of a supported family into an MLX model folder.",
     )
     convert.add_argument("src", help="Hugging Face model folder or hub id (e.g. answerdotai/ModernBERT-base)")
     convert.add_argument(
@@ -270,10 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser(
         "train",
         help="fine-tune (or train from scratch) a token-classification model (MLX or PyTorch)",
-        description="Fine-tune a ModernBERT checkpoint for NER on CoNLL or JSONL data, or train one from a fresh --config.",
+        description="Fine-tune a checkpoint of any supported family for NER on CoNLL or JSONL data, or train one from a fresh --config.",
     )
     start = tr.add_mutually_exclusive_group(required=True)
-    start.add_argument("-m", "--model", help="converted or Hugging Face ModernBERT folder (masked-LM or NER)")
+    start.add_argument(
+        "-m",
+        "--model",
+        help="converted or Hugging Face model folder (masked-LM or NER) of any supported family",
+    )
     start.add_argument(
         "--config", help="JSON of model settings (hidden_size, num_hidden_layers, ...) for a fresh model"
     )

@@ -28,6 +28,7 @@ from .checkpoint import save_folder, training_model
 from .datasets import read_examples
 from .errors import AnnoError
 from .labelmap import LabelMap
+from .loading import resolve_model
 from .runners import choose
 from .tokenizer import TOKENIZER_FILE
 from .training.data import OBJECTIVES, Objective, batches, make_objective, training_tokenizer, training_types
@@ -77,6 +78,8 @@ def train(
     settings = settings.resolved(fresh=config is not None)
     check_outputs(out, state_dir, force, resume)
     chosen = choose(backend, device)
+    if model is not None:
+        model = resolve_model(model)  # a hub id is converted on first use, as for `ner`
 
     train_examples = read_examples(train_file, data_format)
     dev_examples = read_examples(dev_file, data_format) if dev_file else None

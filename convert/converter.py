@@ -1,4 +1,4 @@
-"""Hugging Face ModernBERT checkpoint -> MLX folder, written atomically.
+"""Hugging Face checkpoint (any family in `anno_mlx.models`) -> MLX folder, written atomically.
 
 The result is an ordinary model folder: MLX safetensors (sharded with an index by mlx-lm's
 `save_model`), `config.json` (with `quantization` when quantized) and the tokenizer files.

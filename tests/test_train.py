@@ -8,6 +8,7 @@ import json
 import mlx.core as mx
 import numpy as np
 import pytest
+from conftest import put_in_hub_cache
 from mlx.utils import tree_flatten
 from synthetic import write_conll, write_jsonl
 
@@ -147,6 +148,15 @@ def test_fine_tuning_starts_from_the_converted_masked_lm_encoder(data, make_chec
     )
     assert 0.0 <= summary["best"]["f1"] <= 1.0
     assert NER.from_pretrained(tmp_path / "tuned").entity_types == ["LOC", "PER"]
+
+
+def test_fine_tuning_a_hub_id_converts_it_on_first_use(data, make_checkpoint, tmp_path, isolated_home):
+    src = make_checkpoint(head="masked-lm", hidden_size=32, intermediate_size=48, max_position_embeddings=256)
+    put_in_hub_cache(src, "someone/tiny-mlm", isolated_home / "hub")
+    settings = TrainSettings(epochs=1, batch_size=32, learning_rate=1e-3, seed=0)
+    train(data["train"], tmp_path / "tuned", model="someone/tiny-mlm", settings=settings, log=lambda m: None)
+    assert NER.from_pretrained(tmp_path / "tuned").entity_types == ["LOC", "PER"]
+    assert read_config(tmp_path / "tuned")["hidden_size"] == 32
 
 
 def test_a_classifier_is_kept_only_for_the_same_labels(converted_model):
