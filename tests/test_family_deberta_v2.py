@@ -19,7 +19,7 @@ from anno_mlx.cli import main
 from anno_mlx.models.deberta_v2 import ModelArgs
 from anno_mlx.models.deberta_v2.positions import relative_index
 from anno_mlx.runners import runner_for
-from anno_mlx.testing.tiny_deberta_v2 import make_tiny_checkpoint
+from anno_mlx.testing.tiny_deberta_v2 import make_tiny_deberta_v2
 
 TOLERANCE = 1e-4
 CLASSES = {
@@ -62,7 +62,7 @@ def checkpoint(tmp_path_factory):
 
     def make(head: str, name: str, **config):
         if (head, name) not in made:
-            made[head, name] = make_tiny_checkpoint(tmp_path_factory.mktemp("deberta"), head=head, **config)
+            made[head, name] = make_tiny_deberta_v2(tmp_path_factory.mktemp("deberta"), head=head, **config)
         return made[head, name]
 
     return make
@@ -165,7 +165,7 @@ def test_microsoft_checkpoint_keys_load(checkpoint, tmp_path):
 
 
 def test_the_convolution_layer_is_refused_in_one_line(tmp_path):
-    folder = make_tiny_checkpoint(tmp_path / "conv", conv_kernel_size=3)
+    folder = make_tiny_deberta_v2(tmp_path / "conv", conv_kernel_size=3)
     with pytest.raises(AnnoError, match="conv_kernel_size 3") as err:
         load(folder)
     assert "\n" not in str(err.value)

@@ -192,6 +192,24 @@ def test_the_model_box_reveals_nothing_about_the_servers_files(app, tmp_path):
 # -- size limits -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "deberta_v2"])
+def test_the_app_runs_every_model_family(app, tmp_path, family):
+    """A BERT, RoBERTa, DistilBERT or DeBERTa checkpoint typed into the model box runs like the
+    default one, in windows, and offers its own entity types as filters."""
+    import importlib
+
+    from gradio_client import Client
+
+    make = getattr(importlib.import_module(f"anno_mlx.testing.tiny_{family}"), f"make_tiny_{family}")
+    folder = make(tmp_path / family, seed=3)
+    text = "Ada Lovelace met Charles Babbage in London. " * 80  # longer than 512 positions
+    labels, status = Client(app.test_url, verbose=False).predict(
+        text, "", str(folder), "first", api_name="/analyse"
+    )
+    assert "entities ·" in status and " windows · " in status, status  # windowed past 512 positions
+    assert labels["value"] == ["PER", "ORG", "LOC", "MISC"]  # the model's types, offered as filters
+
+
 def test_an_over_limit_document_gets_a_message_and_no_run(app, make_checkpoint):
     from gradio_client import Client
 

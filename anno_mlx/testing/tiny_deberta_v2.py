@@ -78,7 +78,7 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
     return config
 
 
-def make_tiny_checkpoint(
+def make_tiny_deberta_v2(
     out_dir: str | Path,
     head: str = "token-classification",
     seed: int = 0,
@@ -154,7 +154,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--head", default="token-classification", choices=HEADS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(make_tiny_checkpoint(args.out, head=args.head, seed=args.seed))
+    print(make_tiny_deberta_v2(args.out, head=args.head, seed=args.seed))
 
 
 if __name__ == "__main__":
