@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .batching import length_batches
 from .errors import AnnoError
 from .models import FAMILIES, build_args, family
 from .models.modernbert import GLOBAL
@@ -284,8 +285,8 @@ class Encoder:
         return self.encode_batch([text])[0]
 
     def encode_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
-        """Embeddings of each text; texts of similar length are batched together so that
-        padding costs little, and results come back in the order given."""
+        """Embeddings of each text; texts of similar length are batched together (`batching`)
+        so that padding costs little, and results come back in the order given."""
         encodings = self.tokenizer.encode_batch(list(texts))
         limit = self.config.max_length
         for i, enc in enumerate(encodings):
@@ -294,10 +295,8 @@ class Encoder:
                     f"text {i} is {len(enc.ids)} tokens, more than the model's {limit}; split it "
                     f"(the NER pipeline windows long documents itself)"
                 )
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         results: list[Optional[tuple[np.ndarray, int]]] = [None] * len(encodings)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in length_batches([len(e.ids) for e in encodings], self.batch_size):
             ids, mask = pad_rows(
                 [np.asarray(encodings[i].ids, dtype=np.int32) for i in chunk], self.tokenizer.pad_token_id
             )

@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from .batching import length_batches
 from .decode import check_aggregation, decode
 from .entities import Entity
 from .errors import AnnoError
@@ -19,7 +20,6 @@ from .schemes import entity_types
 from .tokenizer import Tokenizer, Tokens, pad_rows, unpaired_surrogate
 from .windows import best_window, check_windows, default_stride, plan_windows
 
-TOKENS_PER_BATCH_ITEM = 512  # a batch holds batch_size short windows, or fewer long ones
 DEFAULT_NAME = "default model (built in)"
 DEFAULT_AGGREGATION = "first"  # the options' defaults, declared once for the library, CLI, API and UI
 DEFAULT_BATCH_SIZE = 8
@@ -237,14 +237,15 @@ class NER:
         """Stage 2: stitched label probabilities [n_tokens, n_labels] for each text (None for a
         blank one). All texts' windows run together, longest first, in batches of similar width."""
         items = [(doc, w) for doc, p in enumerate(prepared) for w in range(len(p.windows))]
-        items.sort(key=lambda item: -_width(prepared[item[0]].windows[item[1]]))
+        widths = [prepared[doc].windows[w][1] - prepared[doc].windows[w][0] for doc, w in items]
         keep = [None if p.tokens is None else best_window(len(p.tokens), p.windows) for p in prepared]
         out = [
             None if p.tokens is None else np.zeros((len(p.tokens), len(self.id2label)), np.float32)
             for p in prepared
         ]
         bar = _progress(len(items), progress)
-        for batch in _batches(items, prepared, options.batch_size):
+        for indices in length_batches(widths, options.batch_size):
+            batch = [items[i] for i in indices]
             rows = []
             for doc, w in batch:
                 start, end = prepared[doc].windows[w]
@@ -304,27 +305,6 @@ class NER:
                 f"label {', '.join(unknown)} is not one this model predicts; it predicts {', '.join(self.entity_types)}"
             )
         return wanted
-
-
-def _width(window: tuple[int, int]) -> int:
-    return window[1] - window[0]
-
-
-def _batches(items: list[tuple[int, int]], prepared: list[Prepared], batch_size: int):
-    """Consecutive (text, window) items in groups of at most `batch_size`, and fewer when their
-    padded width would pass the token budget."""
-    budget = batch_size * TOKENS_PER_BATCH_ITEM
-    batch: list = []
-    width = 0
-    for doc, w in items:
-        item_width = _width(prepared[doc].windows[w])
-        if batch and (len(batch) >= batch_size or (len(batch) + 1) * max(width, item_width) > budget):
-            yield batch
-            batch, width = [], 0
-        batch.append((doc, w))
-        width = max(width, item_width)
-    if batch:
-        yield batch
 
 
 def label_set(labels: Optional[Iterable[str] | str]) -> Optional[set[str]]:
