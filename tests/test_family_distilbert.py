@@ -12,7 +12,6 @@ import mlx.nn as nn
 import numpy as np
 import pytest
 import torch
-import transformers
 from mlx.utils import tree_flatten
 from reference import padded_batch
 from safetensors.torch import load_file, save_file
@@ -29,7 +28,8 @@ from anno_mlx.models.distilbert.mlx_model import (
     sinusoids,
 )
 from anno_mlx.runners import runner_for
-from anno_mlx.testing.tiny_distilbert import HEADS, make_tiny_distilbert
+from anno_mlx.testing.save import HEADS, transformers_class
+from anno_mlx.testing.tiny_distilbert import make_tiny_distilbert
 from anno_mlx.tokenizer import Tokenizer
 
 TOLERANCE = 1e-4
@@ -57,7 +57,7 @@ def made(tmp_path_factory):
 
 
 def reference(folder: Path, head: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    model = getattr(transformers, HEADS[head]).from_pretrained(
+    model = transformers_class("DistilBert", head).from_pretrained(
         str(folder), attn_implementation="eager", dtype=torch.float32
     )
     with torch.no_grad():

@@ -7,22 +7,24 @@ reference implementation) and a tokenizer trained with `tokenizers`. Needs the `
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 from typing import Any, Optional
 
-from anno_mlx.tokenizer import MODERNBERT_SPECIAL_TOKENS as SPECIAL_TOKENS
-
-TOKENIZER_TEXT = (
-    "Ada Lovelace worked with Charles Babbage in London on the Analytical Engine. "
-    "Marie Curie was born in Warsaw and moved to Paris, where she studied at the Sorbonne. "
-    "The United Nations met in New York; Apple and Microsoft reported results on Tuesday. "
-    "Tokyo, Berlin, São Paulo and Lagos are large cities. 東京 と 大阪 は 日本 の 都市 です。 "
-    "The quick brown fox jumps over the lazy dog, 1234567890 times!? (yes) — \"quoted\" 'text'."
+from anno_mlx.testing.save import (
+    checkpoint_parser,
+    label_fields,
+    random_model,
+    rewrite_config,
+    save_checkpoint,
+    transformers_class,
 )
-LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-
+from anno_mlx.testing.tiny_tokenizers import (
+    BRACKETED_SPECIAL,
+    TOKENIZER_TEXT,
+    unigram_tokenizer,
+    wordpiece_tokenizer,
+)
+from anno_mlx.tokenizer import MODERNBERT_SPECIAL_TOKENS as SPECIAL_TOKENS
 
 TOKENIZER_STYLES = ("bpe", "wordpiece", "unigram")
 
@@ -32,32 +34,18 @@ def make_tokenizer(style: str = "bpe", vocab_size: int = 300):
     `[CLS] $A [SEP]` template: `bpe` is byte-level BPE (ModernBERT's kind), `wordpiece` is
     BERT's (lower-casing, accent-stripping normaliser, `##` continuations), `unigram` is a
     SentencePiece-style Metaspace/Unigram one (the Japanese ModernBERT models' kind)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import normalizers
 
     from anno_mlx.tokenizer import add_template, train_bpe
 
-    corpus = [TOKENIZER_TEXT] * 4
     if style == "bpe":
-        return train_bpe(corpus, vocab_size)
+        return train_bpe([TOKENIZER_TEXT] * 4, vocab_size)
     if style == "wordpiece":
-        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tokenizer.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
-        )
+        tokenizer = wordpiece_tokenizer(SPECIAL_TOKENS, vocab_size, cased=False)
     elif style == "unigram":
-        tokenizer = Tokenizer(models.Unigram())
-        tokenizer.normalizer = normalizers.NFKC()
-        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-        tokenizer.decoder = decoders.Metaspace()
-        trainer = trainers.UnigramTrainer(
-            vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="[UNK]", show_progress=False
-        )
+        tokenizer = unigram_tokenizer(SPECIAL_TOKENS, "[UNK]", normalizers.NFKC(), vocab_size)
     else:
         raise ValueError(f"unknown tokenizer style {style!r}; choose one of {TOKENIZER_STYLES}")
-    tokenizer.train_from_iterator(corpus, trainer=trainer)
     add_template(tokenizer)
     return tokenizer
 
@@ -96,18 +84,9 @@ def make_tiny_checkpoint(
     `rope_parameters`); `bias=True` turns on every optional bias so that their keys are exercised;
     `tokenizer_style` is one of TOKENIZER_STYLES.
     """
-    import torch
-    from transformers import (
-        ModernBertConfig,
-        ModernBertForMaskedLM,
-        ModernBertForTokenClassification,
-        ModernBertModel,
-    )
+    from transformers import ModernBertConfig
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer = make_tokenizer(tokenizer_style)
-    labels = labels or LABELS
     values = tiny_config(**config_overrides)
     every = values.pop("global_attn_every_n_layers")
     values.setdefault("vocab_size", tokenizer.get_vocab_size())
@@ -120,66 +99,35 @@ def make_tiny_checkpoint(
         sep_token_id=tokenizer.token_to_id("[SEP]"),
         bos_token_id=tokenizer.token_to_id("[CLS]"),
         eos_token_id=tokenizer.token_to_id("[SEP]"),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        **label_fields(labels),
         **values,
     )
-    model_class = {
-        "token-classification": ModernBertForTokenClassification,
-        "masked-lm": ModernBertForMaskedLM,
-        "encoder": ModernBertModel,
-    }[head]
-    torch.manual_seed(seed)
-    model = model_class(config).eval()
-    with torch.no_grad():  # random norms and biases too, so that every weight matters
-        for name, param in model.named_parameters():
-            if name.endswith("bias") or "norm" in name:
-                param.add_(torch.randn_like(param) * 0.1)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save(str(out / "tokenizer.json"))
-    (out / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "tokenizer_class": "PreTrainedTokenizerFast",
-                "unk_token": "[UNK]",
-                "cls_token": "[CLS]",
-                "sep_token": "[SEP]",
-                "pad_token": "[PAD]",
-                "mask_token": "[MASK]",
-                "model_max_length": values["max_position_embeddings"],
-            },
-            indent=2,
-        )
-    )
-    config_path = out / "config.json"
-    saved = json.loads(config_path.read_text())
-    if legacy_keys:
-        rope = saved.pop("rope_parameters", None) or {}
-        saved.pop("layer_types", None)
-        saved["global_rope_theta"] = rope.get("full_attention", {}).get(
-            "rope_theta", values["global_rope_theta"]
-        )
-        saved["local_rope_theta"] = rope.get("sliding_attention", {}).get(
-            "rope_theta", values["local_rope_theta"]
-        )
-        saved["global_attn_every_n_layers"] = every
-    else:
-        for key in ("global_rope_theta", "local_rope_theta", "global_attn_every_n_layers"):
-            saved.pop(key, None)
-        assert "layer_types" in saved and "rope_parameters" in saved
-    config_path.write_text(json.dumps(saved, indent=2))
+    model = random_model(transformers_class("ModernBert", head), config, seed)
+    out = save_checkpoint(out_dir, model, tokenizer, BRACKETED_SPECIAL)
+
+    def one_key_style(saved: dict[str, Any]) -> None:
+        """transformers writes both styles of rope and layer keys; a checkpoint has one."""
+        if legacy_keys:
+            rope = saved.pop("rope_parameters", None) or {}
+            saved.pop("layer_types", None)
+            saved["global_rope_theta"] = rope.get("full_attention", {}).get(
+                "rope_theta", values["global_rope_theta"]
+            )
+            saved["local_rope_theta"] = rope.get("sliding_attention", {}).get(
+                "rope_theta", values["local_rope_theta"]
+            )
+            saved["global_attn_every_n_layers"] = every
+        else:
+            for key in ("global_rope_theta", "local_rope_theta", "global_attn_every_n_layers"):
+                saved.pop(key, None)
+            assert "layer_types" in saved and "rope_parameters" in saved
+
+    rewrite_config(out, one_key_style)
     return out
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Save a tiny random ModernBERT checkpoint (Hugging Face layout)."
-    )
-    parser.add_argument("out", help="folder to write")
-    parser.add_argument(
-        "--head", default="token-classification", choices=["token-classification", "masked-lm", "encoder"]
-    )
-    parser.add_argument("--seed", type=int, default=0)
+    parser = checkpoint_parser("ModernBERT")
     parser.add_argument("--tokenizer", default="bpe", choices=TOKENIZER_STYLES)
     args = parser.parse_args(argv)
     print(make_tiny_checkpoint(args.out, head=args.head, seed=args.seed, tokenizer_style=args.tokenizer))

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from anno_mlx.testing.tiny_bert import HEADS, save_checkpoint, tiny_bert_config
-from anno_mlx.testing.tiny_checkpoint import LABELS, TOKENIZER_TEXT
+from anno_mlx.testing.save import label_fields, random_model, save_checkpoint, transformers_class
+from anno_mlx.testing.tiny_bert import tiny_bert_config
+from anno_mlx.testing.tiny_tokenizers import set_template, train, unigram_tokenizer
 
 ROBERTA_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 SPECIAL = dict(zip(("cls", "pad", "sep", "unk", "mask"), ROBERTA_SPECIAL_TOKENS))
@@ -33,7 +34,7 @@ def make_bpe_tokenizer(vocab_size: int = 400):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator([TOKENIZER_TEXT] * 4, trainer=trainer)
+    train(tokenizer, trainer)
     tokenizer.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True)])
     tokenizer.post_processor = processors.RobertaProcessing(
         ("</s>", tokenizer.token_to_id("</s>")),
@@ -47,37 +48,11 @@ def make_bpe_tokenizer(vocab_size: int = 400):
 def make_unigram_tokenizer(vocab_size: int = 300):
     """xlm-roberta-base's kind: NFKC with runs of spaces folded, Metaspace words, a Unigram
     model, and `<s> $A </s>` (`<s> $A </s> </s> $B </s>` for pairs)."""
-    from tokenizers import (
-        Regex,
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        processors,
-        trainers,
-    )
+    from tokenizers import Regex, normalizers
 
-    tokenizer = Tokenizer(models.Unigram())
-    tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size,
-        special_tokens=ROBERTA_SPECIAL_TOKENS,
-        unk_token="<unk>",
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator([TOKENIZER_TEXT] * 4, trainer=trainer)
-    cls_id, sep_id = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", cls_id), ("</s>", sep_id)],
-    )
-    return tokenizer
+    normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tokenizer = unigram_tokenizer(ROBERTA_SPECIAL_TOKENS, "<unk>", normalizer, vocab_size)
+    return set_template(tokenizer, "<s>", "</s>", "<s> $A </s> </s> $B </s>")
 
 
 def make_tiny_roberta(
@@ -97,7 +72,6 @@ def make_tiny_roberta(
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
     tokenizer = make_bpe_tokenizer() if kind == "roberta" else make_unigram_tokenizer()
-    labels = labels or LABELS
     values = tiny_bert_config(max_position_embeddings=130, type_vocab_size=1, layer_norm_eps=1e-5)
     values.update(config_overrides)
     values.setdefault("vocab_size", tokenizer.get_vocab_size())
@@ -106,12 +80,8 @@ def make_tiny_roberta(
         pad_token_id=tokenizer.token_to_id("<pad>"),
         bos_token_id=tokenizer.token_to_id("<s>"),
         eos_token_id=tokenizer.token_to_id("</s>"),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        **label_fields(labels),
         **values,
     )
-    classes = {
-        head_name: getattr(transformers, f"{prefix}{suffix}")
-        for head_name, suffix in zip(HEADS, ("ForTokenClassification", "ForMaskedLM", "Model"))
-    }
-    return save_checkpoint(Path(out_dir), classes, config, head, tokenizer, SPECIAL, seed)
+    model = random_model(transformers_class(prefix, head), config, seed)
+    return save_checkpoint(out_dir, model, tokenizer, SPECIAL)

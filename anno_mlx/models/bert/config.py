@@ -4,13 +4,24 @@ read by the MLX model, its PyTorch mirror, the loader and `EncoderConfig` alike.
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..activations import ACTIVATION_NAMES
-from ..checks import is_int, is_number
+from ..checks import (
+    check_activations,
+    check_booleans,
+    check_id2label,
+    check_multiple,
+    check_positions,
+    check_ranges,
+    check_rates,
+    check_sizes,
+    check_token_ids,
+    known_fields,
+    layer_count_mismatch,
+    read_id2label,
+)
 
 GLOBAL = "full_attention"
 LAYER_KEY = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
@@ -25,8 +36,6 @@ SIZES = (
     "type_vocab_size",
 )
 DROPOUTS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
-TOKEN_IDS = ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id")
-MAX_SIZE = 2**31 - 1
 MAX_POSITIONS = 2**20
 # Only learned absolute positions: "relative_key" configs of old checkpoints need other weights.
 POSITION_TYPES = ("absolute",)
@@ -65,12 +74,8 @@ class ModelArgs:
         the encoder attends both ways and has no cross-attention."""
         if config.get("is_decoder") or config.get("add_cross_attention"):
             raise ValueError("decoder configs (is_decoder, add_cross_attention) are not supported")
-        known = inspect.signature(cls).parameters
-        values = {k: v for k, v in config.items() if k in known and v is not None}
-        id2label = values.get("id2label", {})
-        if not isinstance(id2label, dict) or not all(str(k).lstrip("-").isdigit() for k in id2label):
-            raise ValueError("id2label must be an object of label ids to names")
-        values["id2label"] = {int(k): v for k, v in id2label.items()}
+        values = known_fields(cls, config)
+        values["id2label"] = read_id2label(values.get("id2label", {}))
         return cls(**values)  # validates every field
 
     def __post_init__(self):
@@ -79,49 +84,19 @@ class ModelArgs:
     def validate(self) -> None:
         """Every field by type and range, before anything is allocated: a config.json is input
         like any other, and `num_hidden_layers: 100000` must not allocate gigabytes first."""
-        for name in SIZES:
-            value = getattr(self, name)
-            if not is_int(value) or not 1 <= value <= MAX_SIZE:
-                raise ValueError(f"{name} {value!r} is not a whole number from 1 to {MAX_SIZE:,}")
-        if self.max_position_embeddings > MAX_POSITIONS:
-            raise ValueError(
-                f"max_position_embeddings {self.max_position_embeddings:,} is above the {MAX_POSITIONS:,} this model supports"
-            )
-        if not is_number(self.layer_norm_eps) or not 1e-12 <= float(self.layer_norm_eps) <= 1.0:
-            raise ValueError(
-                f"layer_norm_eps {self.layer_norm_eps!r} is not a positive number from 1e-12 to 1"
-            )
-        if not isinstance(self.tie_word_embeddings, bool):
-            raise ValueError(f"tie_word_embeddings {self.tie_word_embeddings!r} is not true or false")
+        check_sizes(self, SIZES)
+        check_positions(self, MAX_POSITIONS)
+        check_ranges(self, {"layer_norm_eps": (1e-12, 1.0)})
+        check_booleans(self, ("tie_word_embeddings",))
         if self.position_embedding_type not in POSITION_TYPES:
             raise ValueError(
                 f"position_embedding_type {self.position_embedding_type!r} is not supported (supported: absolute)"
             )
-        for name in TOKEN_IDS:
-            value = getattr(self, name)
-            if value is not None and (not is_int(value) or not 0 <= value < self.vocab_size):
-                raise ValueError(f"{name} {value!r} is not a token id below vocab_size {self.vocab_size}")
-        if not isinstance(self.id2label, dict) or not all(
-            isinstance(v, str) and v.strip() for v in self.id2label.values()
-        ):
-            raise ValueError("id2label must map label ids to label names")
-        if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
-            raise ValueError(f"id2label's ids must be 0 to {len(self.id2label) - 1}, one each")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not a multiple of "
-                f"num_attention_heads {self.num_attention_heads}"
-            )
-        for name in DROPOUTS:
-            value = getattr(self, name)
-            if name == "classifier_dropout" and value is None:
-                continue
-            if not is_number(value) or not 0 <= float(value) < 1:
-                raise ValueError(f"{name} {value!r} is not a dropout rate in [0, 1)")
-        if self.hidden_act not in ACTIVATION_NAMES:
-            raise ValueError(
-                f"hidden_act {self.hidden_act!r} is not supported (supported: {', '.join(sorted(ACTIVATION_NAMES))})"
-            )
+        check_token_ids(self)
+        check_id2label(self.id2label)
+        check_multiple(self, "hidden_size", "num_attention_heads")
+        check_rates(self, DROPOUTS, optional=("classifier_dropout",))
+        check_activations(self, ("hidden_act",))
 
     def size_mismatch(self, shapes: dict[str, tuple[int, ...]]) -> Optional[str]:
         """What config.json claims that the checkpoint's weight shapes contradict (None: all
@@ -131,11 +106,8 @@ class ModelArgs:
         def rows(*suffixes: str) -> Optional[int]:
             return next((value[0] for key, value in shapes.items() if key.endswith(suffixes) and value), None)
 
-        layers = {int(match.group(1)) for key in shapes if (match := LAYER_KEY.search(key))}
-        if len(layers) != self.num_hidden_layers:
-            return (
-                f"num_hidden_layers is {self.num_hidden_layers:,} but the weights hold {len(layers)} layers"
-            )
+        if problem := layer_count_mismatch(shapes, LAYER_KEY, "num_hidden_layers", self.num_hidden_layers):
+            return problem
         norm = rows("embeddings.LayerNorm.weight", "embeddings.LayerNorm.gamma")
         words = rows("embeddings.word_embeddings.weight")
         positions = rows("embeddings.position_embeddings.weight")

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..activations import torch_activation
+from ..torch_weights import load_mlx_weights
 from .config import ModelArgs
 
 
@@ -208,24 +208,6 @@ ARCHITECTURES = {
 }
 
 
-def load_from_mlx(architectures: dict[str, type], mlx_model, dtype: torch.dtype, device: str) -> nn.Module:
-    """The class of `architectures` named like the MLX model's, built with its args and loaded
-    with its weights (quantized ones dequantized first): the MLX and PyTorch trees hold the
-    same keys."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.utils import dequantize_model
-
-    mlx_model = dequantize_model(mlx_model)
-    model = architectures[type(mlx_model).__name__](mlx_model.args)
-    state = {
-        key: torch.from_numpy(np.array(value.astype(mx.float32)))
-        for key, value in tree_flatten(mlx_model.parameters())
-    }
-    model.load_state_dict(state, strict=True)
-    return model.to(device=device, dtype=dtype).eval()
-
-
 def from_mlx(mlx_model, dtype: torch.dtype, device: str) -> nn.Module:
     """The same model in PyTorch, with the weights of an MLX model (quantized ones dequantized)."""
-    return load_from_mlx(ARCHITECTURES, mlx_model, dtype, device)
+    return load_mlx_weights(ARCHITECTURES[type(mlx_model).__name__](mlx_model.args), mlx_model, dtype, device)

@@ -4,13 +4,25 @@ conversion alike."""
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..activations import ACTIVATION_NAMES
-from ..checks import is_int, is_number
+from ..checks import (
+    check_activations,
+    check_booleans,
+    check_id2label,
+    check_multiple,
+    check_ranges,
+    check_rates,
+    check_sizes,
+    check_token_ids,
+    is_int,
+    known_fields,
+    layer_count_mismatch,
+    read_id2label,
+    weight_shape,
+)
 
 LAYER_KEY = re.compile(r"(?:^|\.)encoder\.layer\.(\d+)\.")
 # The disentangled attention terms: content-to-position and position-to-content.
@@ -33,7 +45,7 @@ BOOLEANS = (
     "legacy",
     "tie_word_embeddings",
 )
-MAX_SIZE = 2**31 - 1
+DROPOUTS = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 MAX_POSITIONS = 2**20
 MAX_TOKEN_TYPES = 1024
 
@@ -88,15 +100,11 @@ class ModelArgs:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "ModelArgs":
         """`pos_att_type` may be a list or transformers' older "p2c|c2p" string."""
-        known = inspect.signature(cls).parameters
-        values = {k: v for k, v in config.items() if k in known and v is not None}
+        values = known_fields(cls, config)
         terms = values.get("pos_att_type")
         if isinstance(terms, str):
             values["pos_att_type"] = [t.strip() for t in terms.lower().split("|") if t.strip()]
-        id2label = values.get("id2label", {})
-        if not isinstance(id2label, dict) or not all(str(k).lstrip("-").isdigit() for k in id2label):
-            raise ValueError("id2label must be an object of label ids to names")
-        values["id2label"] = {int(k): v for k, v in id2label.items()}
+        values["id2label"] = read_id2label(values.get("id2label", {}))
         return cls(**values)  # validates every field
 
     def __post_init__(self):
@@ -107,10 +115,7 @@ class ModelArgs:
     def validate(self) -> None:
         """Every field by type and range, before anything is allocated: a config.json is input
         like any other, and `num_hidden_layers: 100000` must not allocate gigabytes first."""
-        for name in SIZES:
-            value = getattr(self, name)
-            if not is_int(value) or not 1 <= value <= MAX_SIZE:
-                raise ValueError(f"{name} {value!r} is not a whole number from 1 to {MAX_SIZE:,}")
+        check_sizes(self, SIZES)
         for name in ("max_position_embeddings", "max_relative_positions", "position_buckets"):
             value = getattr(self, name)
             if not is_int(value) or value > MAX_POSITIONS:
@@ -126,17 +131,9 @@ class ModelArgs:
                 f"conv_kernel_size {self.conv_kernel_size} asks for the convolution layer (of DeBERTa-v2 "
                 "xlarge/xxlarge), which is not supported"
             )
-        if not is_number(self.layer_norm_eps) or not 1e-12 <= float(self.layer_norm_eps) <= 1.0:
-            raise ValueError(
-                f"layer_norm_eps {self.layer_norm_eps!r} is not a positive number from 1e-12 to 1"
-            )
-        for name in BOOLEANS:
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} {getattr(self, name)!r} is not true or false")
-        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
-            value = getattr(self, name)
-            if value is not None and (not is_int(value) or not 0 <= value < self.vocab_size):
-                raise ValueError(f"{name} {value!r} is not a token id below vocab_size {self.vocab_size}")
+        check_ranges(self, {"layer_norm_eps": (1e-12, 1.0)})
+        check_booleans(self, BOOLEANS)
+        check_token_ids(self)
         if not isinstance(self.pos_att_type, list) or any(
             t not in ATTENTION_TERMS for t in self.pos_att_type
         ):
@@ -154,42 +151,20 @@ class ModelArgs:
                     f"position_buckets {self.position_buckets} needs max_relative_positions above "
                     f"{half + 1} (it is {self.relative_span_limit})"
                 )
-        if not isinstance(self.id2label, dict) or not all(
-            isinstance(v, str) and v.strip() for v in self.id2label.values()
-        ):
-            raise ValueError("id2label must map label ids to label names")
-        if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
-            raise ValueError(f"id2label's ids must be 0 to {len(self.id2label) - 1}, one each")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not a multiple of "
-                f"num_attention_heads {self.num_attention_heads}"
-            )
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            value = getattr(self, name)
-            if not is_number(value) or not 0 <= float(value) < 1:
-                raise ValueError(f"{name} {value!r} is not a dropout rate in [0, 1)")
-        if self.hidden_act not in ACTIVATION_NAMES:
-            raise ValueError(
-                f"hidden_act {self.hidden_act!r} is not supported (supported: {', '.join(sorted(ACTIVATION_NAMES))})"
-            )
+        check_id2label(self.id2label)
+        check_multiple(self, "hidden_size", "num_attention_heads")
+        check_rates(self, DROPOUTS)
+        check_activations(self, ("hidden_act",))
 
     def size_mismatch(self, shapes: dict[str, tuple[int, ...]]) -> Optional[str]:
         """What config.json claims that the checkpoint's weight shapes contradict (None: all
         agree): layers, hidden size, vocabulary and MLP width, read before anything is built."""
-
-        def shape(suffix: str) -> Optional[tuple[int, ...]]:
-            return next((value for key, value in shapes.items() if key.endswith(suffix)), None)
-
-        layers = {int(match.group(1)) for key in shapes if (match := LAYER_KEY.search(key))}
-        if len(layers) != self.num_hidden_layers:
-            return (
-                f"num_hidden_layers is {self.num_hidden_layers:,} but the weights hold {len(layers)} layers"
-            )
+        if problem := layer_count_mismatch(shapes, LAYER_KEY, "num_hidden_layers", self.num_hidden_layers):
+            return problem
         norm, embeddings, dense = (
-            shape("embeddings.LayerNorm.weight"),
-            shape("embeddings.word_embeddings.weight"),
-            shape("layer.0.intermediate.dense.weight"),
+            weight_shape(shapes, "embeddings.LayerNorm.weight"),
+            weight_shape(shapes, "embeddings.word_embeddings.weight"),
+            weight_shape(shapes, "layer.0.intermediate.dense.weight"),
         )
         if not norm or not embeddings or dense == ():
             return "the weights have no token embeddings (embeddings.word_embeddings.weight, embeddings.LayerNorm.weight)"

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..activations import torch_activation
+from ..torch_weights import load_mlx_weights
 from .config import ModelArgs
 from .positions import relative_index
 
@@ -286,16 +287,4 @@ ARCHITECTURES = {
 
 def from_mlx(mlx_model, dtype: torch.dtype, device: str) -> nn.Module:
     """The same model in PyTorch, with the weights of an MLX model (quantized ones dequantized)."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.utils import dequantize_model
-
-    mlx_model = dequantize_model(mlx_model)
-    model = ARCHITECTURES[type(mlx_model).__name__](mlx_model.args)
-    state = {}
-    for key, value in tree_flatten(mlx_model.parameters()):
-        state[key] = torch.from_numpy(np.array(value.astype(mx.float32)))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise RuntimeError(f"torch model does not match: missing {missing}, unexpected {unexpected}")
-    return model.to(device=device, dtype=dtype).eval()
+    return load_mlx_weights(ARCHITECTURES[type(mlx_model).__name__](mlx_model.args), mlx_model, dtype, device)

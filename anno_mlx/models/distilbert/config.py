@@ -7,13 +7,24 @@ properties over them.
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..activations import ACTIVATION_NAMES
-from ..checks import is_int, is_number
+from ..checks import (
+    check_activations,
+    check_booleans,
+    check_id2label,
+    check_multiple,
+    check_positions,
+    check_rates,
+    check_sizes,
+    check_token_ids,
+    known_fields,
+    layer_count_mismatch,
+    read_id2label,
+    weight_shape,
+)
 
 GLOBAL = "full_attention"
 LAYER_KEY = re.compile(r"(?:^|\.)transformer\.layer\.(\d+)\.")
@@ -22,7 +33,6 @@ ALIASES = {"hidden_size": "dim", "num_hidden_layers": "n_layers", "num_attention
 
 SIZES = ("vocab_size", "dim", "hidden_dim", "n_layers", "n_heads", "max_position_embeddings")
 DROPOUTS = ("dropout", "attention_dropout")
-MAX_SIZE = 2**31 - 1
 # Learned (or sinusoidal) absolute positions: far beyond any released checkpoint's 512.
 MAX_POSITIONS = 2**16
 # Every LayerNorm of DistilBERT uses this epsilon; the config does not name it.
@@ -61,15 +71,11 @@ class ModelArgs:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "ModelArgs":
         """Unknown keys are ignored; `hidden_size`-style names count where DistilBERT's own are absent."""
-        known = inspect.signature(cls).parameters
-        values = {k: v for k, v in config.items() if k in known and v is not None}
+        values = known_fields(cls, config)
         for common, own in ALIASES.items():
             if own not in values and config.get(common) is not None:
                 values[own] = config[common]
-        id2label = values.get("id2label", {})
-        if not isinstance(id2label, dict) or not all(str(k).lstrip("-").isdigit() for k in id2label):
-            raise ValueError("id2label must be an object of label ids to names")
-        values["id2label"] = {int(k): v for k, v in id2label.items()}
+        values["id2label"] = read_id2label(values.get("id2label", {}))
         return cls(**values)  # validates every field
 
     def __post_init__(self):
@@ -77,55 +83,26 @@ class ModelArgs:
 
     def validate(self) -> None:
         """Every field by type and range, before anything is allocated."""
-        for name in SIZES:
-            value = getattr(self, name)
-            if not is_int(value) or not 1 <= value <= MAX_SIZE:
-                raise ValueError(f"{name} {value!r} is not a whole number from 1 to {MAX_SIZE:,}")
-        if self.max_position_embeddings > MAX_POSITIONS:
-            raise ValueError(
-                f"max_position_embeddings {self.max_position_embeddings:,} is above the {MAX_POSITIONS:,} this model supports"
-            )
-        for name in ("sinusoidal_pos_embds", "tie_word_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} {getattr(self, name)!r} is not true or false")
-        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
-            value = getattr(self, name)
-            if value is not None and (not is_int(value) or not 0 <= value < self.vocab_size):
-                raise ValueError(f"{name} {value!r} is not a token id below vocab_size {self.vocab_size}")
-        if not isinstance(self.id2label, dict) or not all(
-            isinstance(v, str) and v.strip() for v in self.id2label.values()
-        ):
-            raise ValueError("id2label must map label ids to label names")
-        if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
-            raise ValueError(f"id2label's ids must be 0 to {len(self.id2label) - 1}, one each")
-        if self.dim % self.n_heads:
-            raise ValueError(f"dim {self.dim} is not a multiple of n_heads {self.n_heads}")
+        check_sizes(self, SIZES)
+        check_positions(self, MAX_POSITIONS)
+        check_booleans(self, ("sinusoidal_pos_embds", "tie_word_embeddings"))
+        check_token_ids(self)
+        check_id2label(self.id2label)
+        check_multiple(self, "dim", "n_heads")
         if self.sinusoidal_pos_embds and self.dim % 2:
             raise ValueError(f"dim {self.dim} must be even for sinusoidal position embeddings")
-        for name in DROPOUTS:
-            value = getattr(self, name)
-            if not is_number(value) or not 0 <= float(value) < 1:
-                raise ValueError(f"{name} {value!r} is not a dropout rate in [0, 1)")
-        if self.activation not in ACTIVATION_NAMES:
-            raise ValueError(
-                f"activation {self.activation!r} is not supported "
-                f"(supported: {', '.join(sorted(ACTIVATION_NAMES))})"
-            )
+        check_rates(self, DROPOUTS)
+        check_activations(self, ("activation",))
 
     def size_mismatch(self, shapes: dict[str, tuple[int, ...]]) -> Optional[str]:
         """What config.json claims that the checkpoint's weight shapes contradict (None: all
         agree): layers, width, vocabulary, positions and feed-forward width, before building."""
-
-        def shape(*suffixes: str) -> Optional[tuple[int, ...]]:
-            return next((v for k, v in shapes.items() if k.endswith(suffixes)), None)
-
-        layers = {int(match.group(1)) for key in shapes if (match := LAYER_KEY.search(key))}
-        if len(layers) != self.n_layers:
-            return f"n_layers is {self.n_layers:,} but the weights hold {len(layers)} layers"
-        norm = shape("embeddings.LayerNorm.weight", "embeddings.LayerNorm.gamma")
-        words = shape("embeddings.word_embeddings.weight")
-        positions = shape("embeddings.position_embeddings.weight")
-        lin1 = shape("layer.0.ffn.lin1.weight")
+        if problem := layer_count_mismatch(shapes, LAYER_KEY, "n_layers", self.n_layers):
+            return problem
+        norm = weight_shape(shapes, "embeddings.LayerNorm.weight", "embeddings.LayerNorm.gamma")
+        words = weight_shape(shapes, "embeddings.word_embeddings.weight")
+        positions = weight_shape(shapes, "embeddings.position_embeddings.weight")
+        lin1 = weight_shape(shapes, "layer.0.ffn.lin1.weight")
         if not norm or not words:
             return "the weights have no token embeddings (embeddings.word_embeddings.weight, embeddings.LayerNorm.weight)"
         if norm[0] != self.dim:

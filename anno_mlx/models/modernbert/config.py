@@ -3,13 +3,25 @@ read by the MLX model, its PyTorch mirror, the loader and `EncoderConfig` alike.
 
 from __future__ import annotations
 
-import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..activations import ACTIVATION_NAMES
-from ..checks import is_int, is_number
+from ..checks import (
+    check_activations,
+    check_booleans,
+    check_id2label,
+    check_multiple,
+    check_positions,
+    check_ranges,
+    check_rates,
+    check_sizes,
+    check_token_ids,
+    known_fields,
+    layer_count_mismatch,
+    read_id2label,
+    weight_shape,
+)
 
 GLOBAL = "full_attention"
 LAYER_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.")
@@ -33,7 +45,8 @@ BOOLEANS = (
     "decoder_bias",
     "tie_word_embeddings",
 )
-MAX_SIZE = 2**31 - 1
+RANGES = {"norm_eps": (1e-12, 1.0), "global_rope_theta": (1.0, 1e12), "local_rope_theta": (1.0, 1e12)}
+DROPOUTS = ("embedding_dropout", "attention_dropout", "mlp_dropout", "classifier_dropout")
 MAX_POSITIONS = 2**20
 
 
@@ -77,8 +90,7 @@ class ModelArgs:
     def from_dict(cls, config: dict[str, Any]) -> "ModelArgs":
         """Read both config styles: legacy `*_rope_theta`/`global_attn_every_n_layers` and
         transformers-5 `layer_types`/`rope_parameters`."""
-        known = inspect.signature(cls).parameters
-        values = {k: v for k, v in config.items() if k in known and v is not None}
+        values = known_fields(cls, config)
         rope = config.get("rope_parameters") or {}
         if not isinstance(rope, dict):
             raise ValueError("rope_parameters must be an object")
@@ -86,10 +98,7 @@ class ModelArgs:
             values["global_rope_theta"] = rope[GLOBAL]["rope_theta"]
         if isinstance(rope.get(LOCAL), dict) and "rope_theta" in rope[LOCAL]:
             values["local_rope_theta"] = rope[LOCAL]["rope_theta"]
-        id2label = values.get("id2label", {})
-        if not isinstance(id2label, dict) or not all(str(k).lstrip("-").isdigit() for k in id2label):
-            raise ValueError("id2label must be an object of label ids to names")
-        values["id2label"] = {int(k): v for k, v in id2label.items()}
+        values["id2label"] = read_id2label(values.get("id2label", {}))
         args = cls(**values)  # validates every field
         if args.layer_types is None:
             n = args.global_attn_every_n_layers
@@ -102,29 +111,11 @@ class ModelArgs:
     def validate(self) -> None:
         """Every field by type and range, before anything is allocated: a config.json is input
         like any other, and `num_hidden_layers: 100000` must not allocate gigabytes first."""
-        for name in SIZES:
-            value = getattr(self, name)
-            if not is_int(value) or not 1 <= value <= MAX_SIZE:
-                raise ValueError(f"{name} {value!r} is not a whole number from 1 to {MAX_SIZE:,}")
-        if self.max_position_embeddings > MAX_POSITIONS:
-            raise ValueError(
-                f"max_position_embeddings {self.max_position_embeddings:,} is above the {MAX_POSITIONS:,} this model supports"
-            )
-        for name, (low, high) in {
-            "norm_eps": (1e-12, 1.0),
-            "global_rope_theta": (1.0, 1e12),
-            "local_rope_theta": (1.0, 1e12),
-        }.items():
-            value = getattr(self, name)
-            if not is_number(value) or not low <= float(value) <= high:
-                raise ValueError(f"{name} {value!r} is not a positive number from {low:g} to {high:g}")
-        for name in BOOLEANS:
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} {getattr(self, name)!r} is not true or false")
-        for name in ("pad_token_id", "cls_token_id", "sep_token_id", "mask_token_id", "unk_token_id"):
-            value = getattr(self, name)
-            if value is not None and (not is_int(value) or not 0 <= value < self.vocab_size):
-                raise ValueError(f"{name} {value!r} is not a token id below vocab_size {self.vocab_size}")
+        check_sizes(self, SIZES)
+        check_positions(self, MAX_POSITIONS)
+        check_ranges(self, RANGES)
+        check_booleans(self, BOOLEANS)
+        check_token_ids(self)
         if self.layer_types is not None:
             if not isinstance(self.layer_types, list) or any(
                 t not in (GLOBAL, LOCAL) for t in self.layer_types
@@ -134,43 +125,20 @@ class ModelArgs:
                 raise ValueError(
                     f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers"
                 )
-        if not isinstance(self.id2label, dict) or not all(
-            isinstance(v, str) and v.strip() for v in self.id2label.values()
-        ):
-            raise ValueError("id2label must map label ids to label names")
-        if self.id2label and sorted(self.id2label) != list(range(len(self.id2label))):
-            raise ValueError(f"id2label's ids must be 0 to {len(self.id2label) - 1}, one each")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"hidden_size {self.hidden_size} is not a multiple of "
-                f"num_attention_heads {self.num_attention_heads}"
-            )
-        for name in ("embedding_dropout", "attention_dropout", "mlp_dropout", "classifier_dropout"):
-            if not 0 <= float(getattr(self, name)) < 1:
-                raise ValueError(f"{name} {getattr(self, name)!r} is not a dropout rate in [0, 1)")
-        for name in ("hidden_activation", "classifier_activation"):
-            if getattr(self, name) not in ACTIVATION_NAMES:
-                raise ValueError(
-                    f"{name} {getattr(self, name)!r} is not supported "
-                    f"(supported: {', '.join(sorted(ACTIVATION_NAMES))})"
-                )
+        check_id2label(self.id2label)
+        check_multiple(self, "hidden_size", "num_attention_heads")
+        check_rates(self, DROPOUTS)
+        check_activations(self, ("hidden_activation", "classifier_activation"))
 
     def size_mismatch(self, shapes: dict[str, tuple[int, ...]]) -> Optional[str]:
         """What config.json claims that the checkpoint's weight shapes contradict (None: all
         agree): layers, hidden size, vocabulary and MLP width, read before anything is built."""
-
-        def shape(suffix: str) -> Optional[tuple[int, ...]]:
-            return next((value for key, value in shapes.items() if key.endswith(suffix)), None)
-
-        layers = {int(match.group(1)) for key in shapes if (match := LAYER_KEY.search(key))}
-        if len(layers) != self.num_hidden_layers:
-            return (
-                f"num_hidden_layers is {self.num_hidden_layers:,} but the weights hold {len(layers)} layers"
-            )
+        if problem := layer_count_mismatch(shapes, LAYER_KEY, "num_hidden_layers", self.num_hidden_layers):
+            return problem
         norm, embeddings, wi = (
-            shape("embeddings.norm.weight"),
-            shape("embeddings.tok_embeddings.weight"),
-            shape("layers.0.mlp.Wi.weight"),
+            weight_shape(shapes, "embeddings.norm.weight"),
+            weight_shape(shapes, "embeddings.tok_embeddings.weight"),
+            weight_shape(shapes, "layers.0.mlp.Wi.weight"),
         )
         if not norm or not embeddings or wi == ():
             return "the weights have no token embeddings (embeddings.tok_embeddings.weight, embeddings.norm.weight)"

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..activations import torch_activation
+from ..torch_weights import load_mlx_weights
 from .config import LOCAL, ModelArgs
 
 
@@ -215,18 +215,7 @@ ARCHITECTURES = {
 
 def from_mlx(mlx_model, dtype: torch.dtype, device: str) -> nn.Module:
     """The same model in PyTorch, with the weights of an MLX model (quantized ones dequantized)."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.utils import dequantize_model
-
-    mlx_model = dequantize_model(mlx_model)
     model = ARCHITECTURES[type(mlx_model).__name__](mlx_model.args)
-    state = {}
-    for key, value in tree_flatten(mlx_model.parameters()):
-        state[key] = torch.from_numpy(np.array(value.astype(mx.float32)))
-    if isinstance(model, ModernBertForMaskedLM) and model.args.tie_word_embeddings:
-        state["decoder.weight"] = state["model.embeddings.tok_embeddings.weight"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if k != "decoder.bias"]:
-        raise RuntimeError(f"torch model does not match: missing {missing}, unexpected {unexpected}")
-    return model.to(device=device, dtype=dtype).eval()
+    tied = isinstance(model, ModernBertForMaskedLM) and model.args.tie_word_embeddings
+    decoder = {"decoder.weight": "model.embeddings.tok_embeddings.weight"} if tied else {}
+    return load_mlx_weights(model, mlx_model, dtype, device, tied=decoder, may_miss=("decoder.bias",))

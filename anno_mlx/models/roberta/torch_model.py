@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..bert import torch_model as bert
+from ..torch_weights import load_mlx_weights
 from .config import ModelArgs
 
 
@@ -76,4 +77,4 @@ ARCHITECTURES = {
 
 def from_mlx(mlx_model, dtype: torch.dtype, device: str) -> nn.Module:
     """The same model in PyTorch, with the weights of an MLX model (quantized ones dequantized)."""
-    return bert.load_from_mlx(ARCHITECTURES, mlx_model, dtype, device)
+    return load_mlx_weights(ARCHITECTURES[type(mlx_model).__name__](mlx_model.args), mlx_model, dtype, device)

@@ -1,0 +1,72 @@
+"""Tokenizers of each family's kind, trained offline on a few sentences for the tiny test
+checkpoints: the steps every builder shares (the corpus, WordPiece and Unigram models, the
+`[CLS] $A [SEP]`-style templates). Needs the `test` extra."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TOKENIZER_TEXT = (
+    "Ada Lovelace worked with Charles Babbage in London on the Analytical Engine. "
+    "Marie Curie was born in Warsaw and moved to Paris, where she studied at the Sorbonne. "
+    "The United Nations met in New York; Apple and Microsoft reported results on Tuesday. "
+    "Tokyo, Berlin, São Paulo and Lagos are large cities. 東京 と 大阪 は 日本 の 都市 です。 "
+    "The quick brown fox jumps over the lazy dog, 1234567890 times!? (yes) — \"quoted\" 'text'."
+)
+# BERT's vocabulary order: [PAD] is id 0, the default pad_token_id of BERT and DistilBERT.
+BERT_SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# The bracketed special tokens by role, as tokenizer_config.json names them (`unk_token`, ...).
+BRACKETED_SPECIAL = {"unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "pad": "[PAD]", "mask": "[MASK]"}
+# BERT's pair template: the second text has token type 1.
+BERT_PAIR = "[CLS] $A [SEP] $B:1 [SEP]:1"
+
+
+def train(tokenizer: Any, trainer: Any) -> Any:
+    """`tokenizer` trained with `trainer` on TOKENIZER_TEXT (repeated, so that merges recur)."""
+    tokenizer.train_from_iterator([TOKENIZER_TEXT] * 4, trainer=trainer)
+    return tokenizer
+
+
+def wordpiece_tokenizer(special_tokens: list[str], vocab_size: int, cased: bool) -> Any:
+    """BERT's kind, without a template: its normaliser (cased: case and accents kept;
+    uncased: lower-cased, accents stripped; CJK characters split apart either way), `##`
+    continuations."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=not cased, lowercase=not cased
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=special_tokens, show_progress=False
+    )
+    return train(tokenizer, trainer)
+
+
+def unigram_tokenizer(special_tokens: list[str], unk_token: str, normalizer: Any, vocab_size: int) -> Any:
+    """SentencePiece's kind (XLM-R's, DeBERTa-v3's, the Japanese ModernBERT models'), without a
+    template: `normalizer`, words split on spaces with a `▁` prefix, a Unigram model."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=special_tokens, unk_token=unk_token, show_progress=False
+    )
+    return train(tokenizer, trainer)
+
+
+def set_template(tokenizer: Any, cls: str, sep: str, pair: str) -> Any:
+    """`cls $A sep` around one text, `pair` around two (it names only `cls` and `sep`)."""
+    from tokenizers import processors
+
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}",
+        pair=pair,
+        special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
+    )
+    return tokenizer
