@@ -1,24 +1,56 @@
-"""The benchmark runs end to end (small): the timing table and the per-process memory table."""
+"""The benchmark runs end to end (small): the timing table with every implementation in its own
+process, the quiet/busy comparison, and the per-process memory table."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+
+from anno_mlx.bench.throughput import cpu_burners
 from anno_mlx.cli import main
 
 NAMES = ("anno-mlx (MLX)", "anno-mlx (PyTorch)", "transformers (sdpa)")
+
+
+def table_rows(out: str, workload: str) -> list[str]:
+    rows = [line for line in out.splitlines() if line.startswith(workload)]
+    assert [name for name in NAMES if any(name in row for row in rows)] == list(NAMES)
+    for row in rows:
+        rate, ratio = re.search(r"\)\s+(\d+)\s+([\d.]+)x", row).groups()
+        assert int(rate) > 0 and float(ratio) > 0
+    return rows
 
 
 def test_quick_bench_prints_the_comparison(capsys):
     assert main(["bench", "--quick", "--only", "b", "d"]) == 0
     out = capsys.readouterr().out
     for workload in ("b: one 512-token document", "d: 4,000-token document, NER pipeline"):
-        rows = [line for line in out.splitlines() if line.startswith(workload)]
-        assert [name for name in NAMES if any(name in row for row in rows)] == list(NAMES)
-        for row in rows:
-            rate, ratio = re.search(r"\)\s+(\d+)\s+([\d.]+)x", row).groups()
-            assert int(rate) > 0 and float(ratio) > 0
+        assert len(table_rows(out, workload)) == 3
     assert "model FLOPs per token" in out
+    assert "each implementation ran in its own process" in out
+    assert "transformers' process never imported anno_mlx" in out
+
+
+def test_busy_runs_the_comparison_quiet_and_beside_cpu_burners(capsys):
+    assert main(["bench", "--quick", "--only", "b", "--busy", "1"]) == 0
+    out = capsys.readouterr().out
+    quiet, rest = out.split("\nquiet:\n")[1].split("\nbusy, 1 CPU-burning process alongside:\n")
+    busy, ratios = rest.split("\nbusy / quiet tokens/s")
+    for table in (quiet, busy):
+        assert len(table_rows(table, "b: one 512-token document")) == 3
+    (row,) = [line for line in ratios.splitlines() if line.startswith("b: one 512-token document")]
+    assert len(re.findall(r"\d+\.\d+x", row)) == 3
+
+
+def test_cpu_burners_are_killed_however_the_block_ends():
+    with cpu_burners(2) as burners:
+        assert [b.poll() for b in burners] == [None, None]
+    assert all(b.poll() is not None for b in burners)
+    with pytest.raises(KeyboardInterrupt):
+        with cpu_burners(1) as burners:
+            raise KeyboardInterrupt
+    assert burners[0].poll() is not None
 
 
 def test_memory_is_measured_per_implementation_in_its_own_process(capsys):

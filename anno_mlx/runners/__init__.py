@@ -7,9 +7,9 @@ ask which engine it is. Engines: MLX (Apple Silicon first, any CPU) and PyTorch 
 A new one (ONNX, Core ML) is a module here with a `Runner` subclass and one line in `RUNNERS`.
 
 `auto` picks MLX on Apple Silicon, PyTorch on a machine with CUDA, and on other CPUs PyTorch
-when it is installed: on a 2-core x86 Linux CPU a ModernBERT-base forward pass of
-512 tokens ran 2.2x faster in PyTorch (oneDNN) than in MLX's CPU backend
-(`python -m anno_mlx bench` measures it on yours).
+when it is installed: on a 2-core x86 Linux CPU, each timed in its own process, PyTorch ran
+a ModernBERT-shaped model 3-4x faster than MLX's CPU backend (`python -m anno_mlx bench`
+measures it on yours; docs/benchmarks.md).
 """
 
 from __future__ import annotations
