@@ -84,3 +84,13 @@ def test_importing_the_package_loads_no_engine():
     code = "import sys, anno_mlx, anno_mlx.cli, anno_mlx.ner; print(sorted({m.split('.')[0] for m in sys.modules} & {'mlx', 'torch'}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_pytorch_threads_wait_passively_unless_the_user_chose():
+    code = "from anno_mlx import NER; print(NER.from_pretrained(backend='torch').runs_on)"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.strip().endswith("passive wait)")
+    env["OMP_WAIT_POLICY"] = "active"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.strip().endswith("active wait)")

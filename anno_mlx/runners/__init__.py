@@ -15,6 +15,7 @@ measures it on yours; docs/benchmarks.md).
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -60,12 +61,24 @@ def prepare_mlx() -> None:
     preload_openblas()
 
 
+def prepare_torch() -> None:
+    """Before PyTorch is first imported: its OpenMP threads wait passively between operations
+    unless the user chose otherwise (`OMP_WAIT_POLICY`). Spinning threads lose their core to any
+    other busy process and stall the rest; passively waiting ones kept PyTorch at 0.50-0.53 of its
+    quiet speed beside one CPU-burning process on 2 cores instead of 0.25-0.38, and were not
+    slower alone (docs/benchmarks.md)."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
     """Resolve `backend`/`device` to what will run, with a one-line error for what cannot."""
     if backend not in BACKENDS:
         raise AnnoError(f"backend {backend!r} is unknown; choose one of {', '.join(BACKENDS)}")
     if device is not None and device not in DEVICES:
         raise AnnoError(f"device {device!r} is unknown; choose one of {', '.join(DEVICES)}")
+    if backend != "mlx":
+        prepare_torch()
     if backend == "auto":
         if device in ("cuda", "mps") or (device is None and not apple_silicon() and torch_available()):
             backend = "torch"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import numpy as np
@@ -27,7 +28,8 @@ class TorchRunner(Runner):
     def describe(self) -> str:
         if self.device.type != "cpu":
             return f"PyTorch on {self.device.type}"
-        return f"PyTorch on cpu ({torch.get_num_threads()} threads)"
+        wait = os.environ.get("OMP_WAIT_POLICY", "active").lower()
+        return f"PyTorch on cpu ({torch.get_num_threads()} threads, {wait} wait)"
 
     def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
         with torch.inference_mode():
