@@ -3,6 +3,12 @@
 The `mlx[cpu]` wheel links a reference BLAS that is ~40x slower than OpenBLAS for matrix
 products. MLX resolves its BLAS symbols when it is imported, so a library loaded earlier with
 RTLD_GLOBAL wins. Without one (or on macOS, where MLX uses Accelerate) nothing changes.
+
+OpenBLAS's worker threads spin for a while after each product before they sleep; beside another
+busy process one of them loses its core and holds the others up. A short spin
+(`OPENBLAS_THREAD_TIMEOUT=4`, 2^4 cycles, unless the user set it) kept MLX at 0.56-0.87 of its
+quiet speed beside one CPU-burning process on 2 cores instead of 0.27-0.60, and no slower alone
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ CANDIDATES = (
     "libopenblas.so",
 )
 
+SPIN = "4"  # OpenBLAS's thread timeout: its threads spin 2^4 cycles, then sleep
 loaded: str | None = None
 attempted = False  # preload_openblas ran before MLX was imported
 
@@ -32,6 +39,7 @@ def preload_openblas() -> str | None:
     choice = os.environ.get("ANNO_MLX_BLAS", "")
     if choice.lower() == "none":
         return None
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", SPIN)  # read when the library loads
     for name in (choice,) if choice else CANDIDATES:
         try:
             ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
@@ -46,7 +54,8 @@ def blas_description() -> str:
     """Which BLAS MLX's CPU backend uses in this process, and with how many threads."""
     if loaded:
         threads = _openblas_threads(loaded)
-        return f"OpenBLAS, {threads} threads" if threads else "OpenBLAS"
+        spin = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+        return f"OpenBLAS, {threads or '?'} threads, thread timeout {spin or 'default'}"
     if os.environ.get("ANNO_MLX_BLAS", "").lower() == "none":
         return "its bundled BLAS: ANNO_MLX_BLAS=none"
     if not attempted:

@@ -94,3 +94,14 @@ def test_pytorch_threads_wait_passively_unless_the_user_chose():
     env["OMP_WAIT_POLICY"] = "active"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert run.stdout.strip().endswith("active wait)")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload exists for Linux only")
+def test_openblas_threads_spin_briefly_unless_the_user_chose():
+    code = "from anno_mlx import NER; print(NER.from_pretrained(backend='mlx').runs_on)"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.strip().endswith("thread timeout 4)")
+    env["OPENBLAS_THREAD_TIMEOUT"] = "12"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert run.stdout.strip().endswith("thread timeout 12)")
