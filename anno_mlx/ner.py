@@ -132,6 +132,10 @@ class NER:
 
     def window_shape(self, options: NEROptions) -> tuple[int, int]:
         """(text tokens per window, tokens shared by neighbours) for `options`."""
+        for name in ("max_length", "stride"):
+            value = getattr(options, name)
+            if value is not None and (not isinstance(value, Integral) or isinstance(value, bool)):
+                raise AnnoError(f"{name} must be a whole number of tokens, not {value!r}")
         specials = len(self.prefix) + len(self.suffix)
         limit = self.runner.args.max_length
         max_length = limit if options.max_length is None else int(options.max_length)

@@ -388,6 +388,9 @@ def test_per_call_options_equal_a_pipeline_built_with_them(short_context):
             plain(text, batch_size=size)
     with pytest.raises(AnnoError, match="stride 40 must be"):
         plain(text, max_length=42, stride=40)
+    for name, value in (("max_length", "40"), ("stride", 2.5), ("max_length", True)):
+        with pytest.raises(AnnoError, match=f"{name} must be a whole number of tokens"):
+            plain(text, **{name: value})
 
 
 def test_entity_dict_has_pipeline_keys(ners):
