@@ -65,6 +65,8 @@ _BERT_CASED = {
     "pad_token_id": 0,
 }
 _ROBERTA_IDS = {"cls_token_id": 0, "pad_token_id": 1, "sep_token_id": 2, "unk_token_id": 3}
+_ROBERTA_SIZES = {"max_position_embeddings": 514, "type_vocab_size": 1, "layer_norm_eps": 1e-5}
+_LARGE = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16}
 
 
 def _modernbert(
@@ -96,47 +98,10 @@ KNOWN_MODELS: dict[str, dict[str, Any]] = {
     "sbintuitions/modernbert-ja-310m": _modernbert(768, 3072, 25, 12, _SBINTUITIONS, None),
     "google-bert/bert-base-cased": _bert("bert", 28996, 103, _BERT_CASED),
     "google-bert/bert-base-uncased": _bert("bert", 30522, 103, _BERT_CASED),
-    "google-bert/bert-large-cased": _bert(
-        "bert",
-        28996,
-        103,
-        _BERT_CASED,
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-    ),
-    "facebookai/roberta-base": _bert(
-        "roberta",
-        50265,
-        50264,
-        _ROBERTA_IDS,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-    ),
-    "facebookai/roberta-large": _bert(
-        "roberta",
-        50265,
-        50264,
-        _ROBERTA_IDS,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-    ),
-    "facebookai/xlm-roberta-base": _bert(
-        "xlm-roberta",
-        250002,
-        250001,
-        _ROBERTA_IDS,
-        max_position_embeddings=514,
-        type_vocab_size=1,
-        layer_norm_eps=1e-5,
-    ),
+    "google-bert/bert-large-cased": _bert("bert", 28996, 103, _BERT_CASED, **_LARGE),
+    "facebookai/roberta-base": _bert("roberta", 50265, 50264, _ROBERTA_IDS, **_ROBERTA_SIZES),
+    "facebookai/roberta-large": _bert("roberta", 50265, 50264, _ROBERTA_IDS, **_ROBERTA_SIZES, **_LARGE),
+    "facebookai/xlm-roberta-base": _bert("xlm-roberta", 250002, 250001, _ROBERTA_IDS, **_ROBERTA_SIZES),
     "distilbert/distilbert-base-cased": _bert("distilbert", 28996, 103, _BERT_CASED),
     "microsoft/deberta-v3-base": _bert(
         "deberta-v2",

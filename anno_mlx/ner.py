@@ -190,10 +190,8 @@ class NER:
         """Entities of many texts. Windows of all texts are grouped by length, so a batch of
         short texts runs short rows; each result equals a one-at-a-time call."""
         options = self.options(options, **overrides)
-        return [
-            self.select(result.entities, options)
-            for result in self.analyze(texts, options, progress=progress)
-        ]
+        _, found = self._decoded(texts, options, progress)
+        return [self.select(entities, options) for entities in found]
 
     def analyze(
         self,
@@ -207,13 +205,19 @@ class NER:
         window counts and the time taken (for status lines and benchmarks)."""
         started = time.perf_counter()
         options = self.options(options, **overrides)
-        prepared = self.prepare(texts, options)
-        found = self.decode(prepared, self.forward(prepared, options, progress), options)
+        prepared, found = self._decoded(texts, options, progress)
         seconds = time.perf_counter() - started
         return [
             Analysis(entities, 0 if p.tokens is None else len(p.tokens), len(p.windows), seconds)
             for entities, p in zip(found, prepared)
         ]
+
+    def _decoded(
+        self, texts: Sequence[str], options: NEROptions, progress: bool
+    ) -> tuple[list[Prepared], list[list[Entity]]]:
+        """Stages 1-3 with options already checked."""
+        prepared = self.prepare(texts, options)
+        return prepared, self.decode(prepared, self.forward(prepared, options, progress), options)
 
     def prepare(self, texts: Sequence[str], options: NEROptions) -> list[Prepared]:
         """Stage 1: each text checked, tokenized and cut into windows."""

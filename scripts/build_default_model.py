@@ -705,17 +705,6 @@ def train_command(work: Path, args: argparse.Namespace, phase: str) -> list[str]
     return command
 
 
-def training_environment(args: argparse.Namespace) -> dict:
-    """The training process's environment: where PyTorch trains, without the OpenBLAS that
-    anno-mlx loads for MLX on Linux, which slows PyTorch about threefold in the same process."""
-    from anno_mlx.runners import choose
-
-    env = dict(os.environ)
-    if "ANNO_MLX_BLAS" not in env and choose(args.backend, args.device).name == "torch":
-        env["ANNO_MLX_BLAS"] = "none"
-    return env
-
-
 def run_phase(work: Path, args: argparse.Namespace, phase: str, records: list[dict]) -> None:
     """Train one phase on `records`: gold sentences and paragraphs as they are, longer
     documents packed (see `pack`)."""
@@ -729,7 +718,7 @@ def run_phase(work: Path, args: argparse.Namespace, phase: str, records: list[di
     command = train_command(work, args, phase)
     log(" ".join(command))
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=training_environment(args))
+    subprocess.run(command, check=True)
     (work / f"{phase}-time.json").write_text(
         json.dumps({"seconds": time.perf_counter() - started, "command": command[1:]})
     )

@@ -75,6 +75,8 @@ def test_other_families_by_name_and_unknown_names_refused():
     assert roberta.architecture is EncoderArchitecture.ROBERTA
     assert (roberta.max_position_embeddings, roberta.max_length, roberta.pad_token_id) == (514, 512, 1)
     assert EncoderConfig.from_model_name("FacebookAI/xlm-roberta-base").vocab_size == 250002
+    large = EncoderConfig.from_model_name("roberta-large")
+    assert (large.hidden_size, large.num_layers, large.max_length) == (1024, 24, 512)
     assert EncoderConfig.from_model_name("distilbert-base-cased").num_layers == 6
     assert (
         EncoderConfig.from_model_name("microsoft/deberta-v3-base").architecture

@@ -86,22 +86,23 @@ def test_importing_the_package_loads_no_engine():
     assert out.strip() == "[]"
 
 
+def status_line(backend: str, variable: str, value: str | None) -> str:
+    """What a fresh process's pipeline says runs it, with `variable` unset or set to `value`."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != variable}
+    if value is not None:
+        env[variable] = value
+    code = f"from anno_mlx import NER; print(NER.from_pretrained(backend={backend!r}).runs_on)"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout
+
+
 def test_pytorch_threads_wait_passively_unless_the_user_chose():
-    code = "from anno_mlx import NER; print(NER.from_pretrained(backend='torch').runs_on)"
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert run.stdout.strip().endswith("passive wait)")
-    env["OMP_WAIT_POLICY"] = "active"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert run.stdout.strip().endswith("active wait)")
+    assert status_line("torch", "OMP_WAIT_POLICY", None).strip().endswith("passive wait)")
+    assert status_line("torch", "OMP_WAIT_POLICY", "active").strip().endswith("active wait)")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload exists for Linux only")
 def test_openblas_threads_spin_briefly_unless_the_user_chose():
-    code = "from anno_mlx import NER; print(NER.from_pretrained(backend='mlx').runs_on)"
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert run.stdout.strip().endswith("thread timeout 4)")
-    env["OPENBLAS_THREAD_TIMEOUT"] = "12"
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert run.stdout.strip().endswith("thread timeout 12)")
+    assert status_line("mlx", "OPENBLAS_THREAD_TIMEOUT", None).strip().endswith("thread timeout 4)")
+    assert status_line("mlx", "OPENBLAS_THREAD_TIMEOUT", "12").strip().endswith("thread timeout 12)")

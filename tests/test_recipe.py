@@ -404,22 +404,6 @@ def test_paragraphs_keep_their_entities():
     ]
 
 
-def test_pytorch_training_runs_without_the_blas_preload(monkeypatch):
-    import argparse
-
-    monkeypatch.delenv("ANNO_MLX_BLAS", raising=False)
-    assert (
-        recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"]
-        == "none"
-    )
-    assert "ANNO_MLX_BLAS" not in recipe.training_environment(argparse.Namespace(backend="mlx", device="cpu"))
-    monkeypatch.setenv("ANNO_MLX_BLAS", "/opt/blas.so")
-    assert (
-        recipe.training_environment(argparse.Namespace(backend="torch", device="cpu"))["ANNO_MLX_BLAS"]
-        == "/opt/blas.so"
-    )
-
-
 def test_only_the_recipes_own_gold_model_ships(tmp_path):
     import argparse
 
