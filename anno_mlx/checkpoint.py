@@ -21,6 +21,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from .errors import AnnoError
+from .hub import hub_config, is_hub_id
 from .models import build_args, family, get_model_classes
 from .outputs import check_replaceable, recover, replace_folder, staging_folder, write_marker
 from .tokenizer import Tokenizer
@@ -28,6 +29,7 @@ from .tokenizer import Tokenizer
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHTS = "pytorch_model.bin"
 TORCH_INDEX = "pytorch_model.bin.index.json"
+GLINER_CONFIG = "gliner_config.json"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 SAMPLE = 65536  # values per array checked for NaN/inf when loading (all of them when converting)
 
@@ -41,9 +43,18 @@ def regular_file(path: Path) -> bool:
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    path = Path(folder) / "config.json"
+    """config.json, or a GLiNER model's gliner_config.json (see `gliner_config`)."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() and (folder / GLINER_CONFIG).is_file():
+        return gliner_config(read_json(folder / GLINER_CONFIG))
+    path = folder / "config.json"
     if not path.is_file():
         raise AnnoError(f"{folder} has no config.json; give a Hugging Face model folder or a converted one")
+    return read_json(path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A model's JSON config, refused in one line when it is not a plain, small JSON object."""
     if not regular_file(path) or path.stat().st_size > MAX_CONFIG_BYTES:
         raise AnnoError(
             f"{path} is not a plain JSON file of reasonable size; re-download or re-convert the model"
@@ -54,6 +65,27 @@ def read_config(folder: Path) -> dict[str, Any]:
         raise AnnoError(f"{path} is not valid JSON ({err}); re-download or re-convert the model") from None
     if not isinstance(config, dict):
         raise AnnoError(f"{path} does not hold a JSON object; re-download or re-convert the model")
+    return config
+
+
+def gliner_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A `gliner` package config as our registry reads it (model_type "gliner"). An upload that
+    does not embed its encoders' configs names them by hub id, as the package reads them: those
+    are fetched (or read from the cache) once, and the text encoder takes GLiNER's vocabulary
+    size (its embeddings were resized for the label tokens)."""
+    config = {**config, "model_type": "gliner", "architectures": ["GLiNER"]}
+    for field, name in (("encoder_config", "model_name"), ("labels_encoder_config", "labels_encoder")):
+        if config.get(name) and not isinstance(config.get(field), dict) and is_hub_id(str(config[name])):
+            config[field] = hub_config(str(config[name]))
+            if (
+                field == "encoder_config"
+                and isinstance(config.get("vocab_size"), int)
+                and config["vocab_size"] > 0
+            ):
+                config[field]["vocab_size"] = config["vocab_size"]
+    encoder = config.get("encoder_config")
+    if isinstance(encoder, dict) and "pad_token_id" not in config:
+        config["pad_token_id"] = encoder.get("pad_token_id")
     return config
 
 
@@ -362,6 +394,7 @@ def save_folder(model: nn.Module, config: dict[str, Any], dst: Path, files: dict
             save_model(staging, model)
             save_config(dict(config), staging / "config.json")
             for name, source in files.items():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, staging / name)
             write_marker(staging, "model", os.listdir(staging))  # last: a marked staging folder is complete
         except OSError as err:

@@ -364,11 +364,11 @@ def run_convert(args: argparse.Namespace) -> None:
 
 
 def run_ner(args: argparse.Namespace) -> None:
-    from .ner import NER, check_min_score, label_set
+    from .ner import NER, check_score, label_set
     from .render import render_chunks
 
     label_set(args.labels)  # options and inputs are checked before the model loads
-    check_min_score(args.min_score)
+    check_score("min_score", args.min_score)
     documents = read_inputs(args)
     if args.output == "":
         raise AnnoError("-o needs a file name (leave -o out to print to standard output)")
@@ -419,10 +419,10 @@ def run_ui(args: argparse.Namespace) -> None:
 
 
 def run_corpus(args: argparse.Namespace) -> None:
-    from .ner import check_min_score, label_set
+    from .ner import check_score, label_set
 
     label_set(args.labels)  # options are checked before Ray starts or the model loads
-    check_min_score(args.min_score)
+    check_score("min_score", args.min_score)
     model_name = args.model or "default"
     if args.ray:
         from .ray_corpus import run_ray

@@ -73,3 +73,25 @@ def download(repo_id: str) -> Path:
         raise AnnoError(
             f"downloading {repo_id} failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
         ) from None
+
+
+def hub_config(repo_id: str) -> dict:
+    """`config.json` of hub repository `repo_id` (through the cache; downloading when allowed):
+    a GLiNER upload names its encoder this way instead of embedding its config."""
+    import json
+
+    from huggingface_hub import errors, hf_hub_download
+
+    try:
+        path = hf_hub_download(repo_id, "config.json")
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except errors.LocalEntryNotFoundError:
+        raise AnnoError(
+            f"the model's encoder {repo_id} is not in the Hugging Face cache and downloads are off "
+            f"(HF_HUB_OFFLINE=1); convert the model once with network"
+        ) from None
+    except (OSError, ValueError, errors.HfHubHTTPError) as err:
+        raise AnnoError(f"reading the config of the model's encoder {repo_id} failed: {err}") from None
+    if not isinstance(config, dict):
+        raise AnnoError(f"the config of the model's encoder {repo_id} is not a JSON object")
+    return config

@@ -65,7 +65,7 @@ def load_runner(
     tokenizer = None
     if (folder / TOKENIZER_FILE).is_file():
         tokenizer = Tokenizer.from_folder(folder, config.get("pad_token_id"))
-        tokenizer.check_fits(model.args.vocab_size, folder)
+        tokenizer.check_fits(model.args.vocab_size, folder, getattr(model.args, "unused_tokens", ()))
     return make_runner(model, chosen, dtype), tokenizer
 
 

@@ -36,9 +36,14 @@ class NEROptions:
     max_length: Optional[int] = None  # tokens per window with special tokens; None: the model's positions
     stride: Optional[int] = None  # tokens neighbouring windows share; None: windows.default_stride
     batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (fewer when they are long)
+    # Zero-shot (GLiNER) models only; None: their defaults (zeroshot.py).
+    threshold: Optional[float] = None  # a span is an entity candidate above this probability (0.5)
+    nested: Optional[bool] = None  # entities may lie inside others (False: no two share a word)
+    multi_label: Optional[bool] = None  # one span may carry several labels
 
 
 OPTION_NAMES = tuple(f.name for f in fields(NEROptions))
+SPAN_OPTIONS = ("threshold", "nested", "multi_label")
 
 
 @dataclass
@@ -98,6 +103,12 @@ class NER:
         runner, tokenizer = load_runner(path_or_id, backend=backend, device=device, dtype=dtype)
         if path_or_id is None:
             path_or_id = DEFAULT_NAME
+        elif runner.args.model_type == "gliner":
+            from .loading import resolve_model
+            from .zeroshot import ZeroShotNER
+
+            folder = resolve_model(path_or_id)
+            return ZeroShotNER.from_runner(runner, tokenizer, folder, str(path_or_id), **options)
         if not hasattr(runner.model, "classifier"):
             raise AnnoError(
                 f"{path_or_id} is not a token-classification model (it has no classifier head); "
@@ -120,12 +131,12 @@ class NER:
         )
         if not isinstance(chosen.batch_size, Integral) or chosen.batch_size < 1:
             raise AnnoError(f"batch_size must be a whole number of at least 1, not {chosen.batch_size!r}")
-        labels = self._check_labels(chosen.labels)
         checked = replace(
             chosen,
-            labels=None if labels is None else frozenset(labels),
-            min_score=check_min_score(chosen.min_score),
+            labels=self._check_labels(chosen.labels),
+            min_score=check_score("min_score", chosen.min_score),
             aggregation=check_aggregation(chosen.aggregation),
+            **self._span_options(chosen),
         )
         self.window_shape(checked)
         return checked
@@ -221,16 +232,7 @@ class NER:
 
     def prepare(self, texts: Sequence[str], options: NEROptions) -> list[Prepared]:
         """Stage 1: each text checked, tokenized and cut into windows."""
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            which = f"text {i}" if len(texts) > 1 else "the text"
-            if not isinstance(text, str):
-                raise AnnoError(f"{which} is a {type(text).__name__}, not a string")
-            bad = unpaired_surrogate(text)
-            if bad is not None:
-                raise AnnoError(
-                    f"{which} holds an unpaired surrogate (U+{ord(text[bad]):04X}) at index {bad}; it is not valid Unicode"
-                )
+        texts = check_texts(texts)
         capacity, stride = self.window_shape(options)
         prepared = []
         for text in texts:
@@ -251,7 +253,7 @@ class NER:
             None if p.tokens is None else np.zeros((len(p.tokens), len(self.id2label)), np.float32)
             for p in prepared
         ]
-        bar = _progress(len(items), progress)
+        bar = progress_bar(len(items), progress)
         for indices in length_batches(widths, options.batch_size):
             batch = [items[i] for i in indices]
             rows = []
@@ -303,11 +305,21 @@ class NER:
             )
         return [probs[i, : len(r)] for i, r in enumerate(rows)]
 
-    def _check_labels(self, labels: Optional[Iterable[str]]) -> Optional[set[str]]:
+    def _span_options(self, chosen: NEROptions) -> dict:
+        """Zero-shot models' options, checked (`ZeroShotNER`); a token-classification model has none."""
+        given = [name for name in SPAN_OPTIONS if getattr(chosen, name) is not None]
+        if given:
+            raise AnnoError(
+                f"{given[0]} applies to zero-shot (GLiNER) models; this model's labels are fixed: "
+                f"filter its entities with min_score and labels"
+            )
+        return {}
+
+    def _check_labels(self, labels: Optional[Iterable[str]]) -> Optional[tuple[str, ...]]:
         wanted = label_set(labels)
         if wanted is None:
             return None
-        unknown = sorted(wanted - set(self.entity_types))
+        unknown = [name for name in wanted if name not in self.entity_types]
         if unknown:
             raise AnnoError(
                 f"label {', '.join(unknown)} is not one this model predicts; it predicts {', '.join(self.entity_types)}"
@@ -315,9 +327,9 @@ class NER:
         return wanted
 
 
-def label_set(labels: Optional[Iterable[str] | str]) -> Optional[set[str]]:
-    """The entity types asked for ("PER,ORG" or a list), None for all. Naming none is an error:
-    an empty filter would silently drop every entity."""
+def label_set(labels: Optional[Iterable[str] | str]) -> Optional[tuple[str, ...]]:
+    """The entity types asked for ("PER,ORG" or a list), in order without repeats, None for
+    all. Naming none is an error: an empty filter would silently drop every entity."""
     if labels is None:
         return None
     try:
@@ -326,7 +338,7 @@ def label_set(labels: Optional[Iterable[str] | str]) -> Optional[set[str]]:
         names = [labels]
     if not all(isinstance(name, str) for name in names):
         raise AnnoError(f"labels must be entity type names, e.g. PER,ORG, not {names!r}")
-    wanted = {name.strip() for name in names if name.strip()}
+    wanted = tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
     if not wanted:
         raise AnnoError(
             f"no labels given ({labels!r} names no entity type); name some, e.g. PER,ORG, or leave labels out for all"
@@ -334,19 +346,34 @@ def label_set(labels: Optional[Iterable[str] | str]) -> Optional[set[str]]:
     return wanted
 
 
-def check_min_score(min_score: float) -> float:
-    """`min_score` as a float in [0, 1]; NaN, infinities and other numbers would silently keep
-    every entity or none."""
+def check_score(name: str, value: float) -> float:
+    """A probability option (`min_score`, `threshold`) as a float in [0, 1]; NaN, infinities and
+    other numbers would silently keep every entity or none."""
     try:
-        value = float(min_score)
+        number = float(value)
     except (TypeError, ValueError):
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise AnnoError(f"min_score must be a number from 0 to 1, not {min_score!r}")
-    return value
+        number = float("nan")
+    if isinstance(value, bool) or not 0.0 <= number <= 1.0:
+        raise AnnoError(f"{name} must be a number from 0 to 1, not {value!r}")
+    return number
 
 
-def _progress(total: int, enabled: bool):
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """The texts as a list, each a valid Unicode string (one-line errors otherwise)."""
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        which = f"text {i}" if len(texts) > 1 else "the text"
+        if not isinstance(text, str):
+            raise AnnoError(f"{which} is a {type(text).__name__}, not a string")
+        bad = unpaired_surrogate(text)
+        if bad is not None:
+            raise AnnoError(
+                f"{which} holds an unpaired surrogate (U+{ord(text[bad]):04X}) at index {bad}; it is not valid Unicode"
+            )
+    return texts
+
+
+def progress_bar(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, disable=not enabled or total <= 1, file=sys.stderr, unit="window", leave=False)

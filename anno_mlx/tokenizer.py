@@ -57,12 +57,17 @@ class Tokenizer:
         prefix, suffix = self.special_tokens()
         return max([*self.inner.get_vocab(with_added_tokens=True).values(), *prefix, *suffix], default=-1)
 
-    def check_fits(self, vocab_size: int, source: str | Path) -> None:
+    def check_fits(self, vocab_size: int, source: str | Path, unused: Sequence[str] = ()) -> None:
         """Ids beyond the model's embedding rows would read out of bounds (garbage entities on
-        MLX, a crash on large ids): the tokenizer must belong to this model."""
-        if self.max_id >= vocab_size:
+        MLX, a crash on large ids): the tokenizer must belong to this model. `unused` tokens,
+        which the caller never lets reach the model, are not counted."""
+        skip = {self.inner.token_to_id(t) for t in unused} - {None}
+        prefix, suffix = self.special_tokens()
+        ids = [*self.inner.get_vocab(with_added_tokens=True).values(), *prefix, *suffix]
+        largest = max((i for i in ids if i not in skip), default=-1)
+        if largest >= vocab_size:
             raise AnnoError(
-                f"the tokenizer of {source} produces ids up to {self.max_id:,} but the model has {vocab_size:,} "
+                f"the tokenizer of {source} produces ids up to {largest:,} but the model has {vocab_size:,} "
                 f"token embeddings; the tokenizer belongs to another model, put the model's own {TOKENIZER_FILE} there"
             )
 
@@ -89,6 +94,23 @@ class Tokenizer:
 
     def encode_batch(self, texts: list[str], add_special_tokens: bool = True) -> list[tokenizers.Encoding]:
         return self.inner.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+
+    def encode_words(self, words: Sequence[str]) -> list[list[int]]:
+        """Token ids of each word, each tokenized on its own (pre-split input, no special
+        tokens), as span models that score whole words read them."""
+        if not words:
+            return []
+        try:
+            encoding = self.inner.encode(list(words), is_pretokenized=True, add_special_tokens=False)
+        except Exception as err:  # tokenizers raises a bare Exception for a broken vocabulary
+            raise AnnoError(
+                f"the model's tokenizer cannot encode this text ({err}); its tokenizer.json is broken"
+            ) from None
+        out: list[list[int]] = [[] for _ in words]
+        for token, word in zip(encoding.ids, encoding.word_ids):
+            if word is not None:
+                out[word].append(token)
+        return out
 
     @property
     def vocab_size(self) -> int:

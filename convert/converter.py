@@ -26,6 +26,7 @@ from anno_mlx.hub import converted_dir, download, is_hub_id
 from anno_mlx.models import family, get_model_classes
 from anno_mlx.outputs import check_output_folder
 from anno_mlx.tokenizer import Tokenizer, check_model_file
+from anno_mlx.zeroshot import LABELS_TOKENIZER
 
 DTYPES = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}
 Q_BITS = (4, 8)
@@ -138,7 +139,7 @@ def convert(
     }
 
     with tempfile.TemporaryDirectory() as scratch:
-        save_folder(model, config, dst, _tokenizer_files(src_path, Path(scratch), model.args.vocab_size))
+        save_folder(model, config, dst, _model_tokenizers(src_path, Path(scratch), model.args))
     summary: dict[str, Any] = {"output": str(dst), "size_mb": _folder_size(dst) / 2**20}
     log(f"converted {src} -> {dst} ({summary['size_mb']:.1f} MB)")
     if verify:
@@ -160,7 +161,26 @@ def convert_hub_model(name: str) -> Path:
     return target
 
 
-def _tokenizer_files(src: Path, scratch: Path, vocab_size: int) -> dict[str, Path]:
+def _model_tokenizers(src: Path, scratch: Path, args: Any) -> dict[str, Path]:
+    """The tokenizer files the output needs: the model's, and a bi-encoder GLiNER model's label
+    tokenizer (in `labels_tokenizer/`, as the `gliner` package saves it)."""
+    files = _tokenizer_files(src, scratch, args.vocab_size, getattr(args, "unused_tokens", ()))
+    if getattr(args, "bi_encoder", False):
+        labels = src / LABELS_TOKENIZER
+        if not (labels / "tokenizer.json").is_file() and not (labels / "tokenizer_config.json").is_file():
+            raise AnnoError(
+                f"{src} has no {LABELS_TOKENIZER}/ folder for its label encoder; save the model with a "
+                f"recent `gliner` package (it writes the label tokenizer there)"
+            )
+        (scratch / LABELS_TOKENIZER).mkdir()
+        found = _tokenizer_files(labels, scratch / LABELS_TOKENIZER, args.labels_encoder.vocab_size)
+        files.update({f"{LABELS_TOKENIZER}/{name}": path for name, path in found.items()})
+    return files
+
+
+def _tokenizer_files(
+    src: Path, scratch: Path, vocab_size: int, unused: tuple[str, ...] = ()
+) -> dict[str, Path]:
     """The source's tokenizer files, checked (plain files inside the folder; tokenizer.json
     readable and fitting the model's vocabulary) so that the output never carries a broken or
     foreign tokenizer. Older checkpoints ship only vocabulary files, from which transformers
@@ -169,7 +189,7 @@ def _tokenizer_files(src: Path, scratch: Path, vocab_size: int) -> dict[str, Pat
     for path in files.values():
         check_model_file(path, src)
     if "tokenizer.json" in files:
-        Tokenizer.from_file(files["tokenizer.json"]).check_fits(vocab_size, src)
+        Tokenizer.from_file(files["tokenizer.json"]).check_fits(vocab_size, src, unused)
         return files
     try:
         from transformers import AutoTokenizer
@@ -182,7 +202,7 @@ def _tokenizer_files(src: Path, scratch: Path, vocab_size: int) -> dict[str, Pat
             file=sys.stderr,
         )
         return files
-    Tokenizer.from_file(scratch / "tokenizer.json").check_fits(vocab_size, src)
+    Tokenizer.from_file(scratch / "tokenizer.json").check_fits(vocab_size, src, unused)
     files["tokenizer.json"] = scratch / "tokenizer.json"
     return files
 

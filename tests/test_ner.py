@@ -375,7 +375,7 @@ def test_per_call_options_equal_a_pipeline_built_with_them(short_context):
         assert plain(text, NEROptions(**chosen)) == made(text)
         assert made.defaults == plain.options(**chosen)
     options = plain.options(max_length=40, labels="PER,LOC", min_score=0.2)
-    assert options.labels == frozenset({"PER", "LOC"})
+    assert options.labels == ("PER", "LOC")
     prepared = plain.prepare([text, " "], options)
     assert prepared[1].tokens is None and prepared[1].windows == []
     assert all(end - start <= 40 - 2 for start, end in prepared[0].windows)

@@ -28,6 +28,7 @@ FAMILIES = {
     "camembert": "roberta",
     "distilbert": "distilbert",
     "deberta-v2": "deberta_v2",
+    "gliner": "gliner",  # span models for zero-shot NER, on an encoder of a family above
 }
 GENERIC_HEADS = ("encoder", "token-classification", "masked-lm")
 

@@ -126,6 +126,11 @@ class Runner:
     def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
         raise NotImplementedError
 
+    def run(self, method: str = "__call__", **arrays: np.ndarray) -> np.ndarray:
+        """A model method by name with named numpy inputs (span models take more than ids and a
+        mask, and bi-encoders have `encode_labels`), float32 numpy out."""
+        raise NotImplementedError
+
     @property
     def args(self):
         """The model's ModelArgs (sizes, labels, positions)."""

@@ -47,3 +47,9 @@ class MLXRunner(Runner):
         with mx.stream(self.device):
             out = self.model(mx.array(ids), None if mask is None else mx.array(mask)).astype(mx.float32)
             return np.array(mx.softmax(out, axis=-1) if softmax else out)
+
+    def run(self, method: str = "__call__", **arrays: np.ndarray) -> np.ndarray:
+        with mx.stream(self.device):
+            function = self.model if method == "__call__" else getattr(self.model, method)
+            out = function(**{name: mx.array(value) for name, value in arrays.items()})
+            return np.array(out.astype(mx.float32))

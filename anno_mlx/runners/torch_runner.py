@@ -38,3 +38,14 @@ class TorchRunner(Runner):
                 None if mask is None else torch.from_numpy(mask.astype(np.int64)).to(self.device),
             ).float()
             return (torch.softmax(out, dim=-1) if softmax else out).cpu().numpy()
+
+    def run(self, method: str = "__call__", **arrays: np.ndarray) -> np.ndarray:
+        function = self.model if method == "__call__" else getattr(self.model, method)
+        with torch.inference_mode():
+            inputs = {
+                name: torch.from_numpy(
+                    value.astype(np.int64 if value.dtype.kind in "iub" else np.float32)
+                ).to(self.device)
+                for name, value in arrays.items()
+            }
+            return function(**inputs).float().cpu().numpy()
