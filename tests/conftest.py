@@ -50,6 +50,23 @@ def make_checkpoint(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def gliner_checkpoint(tmp_path_factory):
+    """`gliner_checkpoint(kind, **options)` -> a tiny GLiNER folder built by the gliner package in
+    its own environment (`anno_mlx.testing.tiny_gliner.build`); identical requests share one folder."""
+    from anno_mlx.testing.tiny_gliner import build
+
+    made: dict[str, Path] = {}
+
+    def make(kind: str, **options) -> Path:
+        key = json.dumps([kind, options], sort_keys=True)
+        if key not in made:
+            made[key] = build(kind, tmp_path_factory.mktemp("gliner") / "model", **options)
+        return made[key]
+
+    return make
+
+
 def put_in_hub_cache(folder: Path, repo_id: str, hub_cache: Path) -> Path:
     """Lay `folder` out as huggingface_hub's cache holds a downloaded repo, so that
     `snapshot_download` finds it with HF_HUB_OFFLINE=1."""

@@ -30,24 +30,43 @@ def train(tokenizer: Any, trainer: Any) -> Any:
 def wordpiece_tokenizer(special_tokens: list[str], vocab_size: int, cased: bool) -> Any:
     """BERT's kind, without a template: its normaliser (cased: case and accents kept;
     uncased: lower-cased, accents stripped; CJK characters split apart either way), `##`
-    continuations."""
+    continuations.
+
+    The trainer numbers the `##` continuations in the order it meets them in a hash map, which
+    changes from process to process and so breaks ties between merges differently; giving it the
+    characters and then their continuations up front, each sorted, makes the vocabulary the same
+    in every process."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=not cased, lowercase=not cased
-    )
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
+    def empty(model: Any) -> Any:
+        tokenizer = Tokenizer(model)
+        tokenizer.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=not cased, lowercase=not cased
+        )
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.decoder = decoders.WordPiece()
+        return tokenizer
+
+    tokenizer = empty(models.WordPiece(unk_token="[UNK]"))
+    words = tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(TOKENIZER_TEXT))
+    characters = sorted({char for word, _ in words for char in word})
+    continuations = sorted({"##" + char for word, _ in words for char in word[1:]})
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=special_tokens, show_progress=False
+        vocab_size=vocab_size, special_tokens=special_tokens + characters + continuations, show_progress=False
     )
-    return train(tokenizer, trainer)
+    train(tokenizer, trainer)
+    # The characters and continuations were special tokens for the training only: a tokenizer on
+    # the same vocabulary whose special tokens are the real ones.
+    trained = empty(models.WordPiece(vocab=tokenizer.get_vocab(), unk_token="[UNK]"))
+    trained.add_special_tokens(special_tokens)
+    return trained
 
 
 def unigram_tokenizer(special_tokens: list[str], unk_token: str, normalizer: Any, vocab_size: int) -> Any:
     """SentencePiece's kind (XLM-R's, DeBERTa-v3's, the Japanese ModernBERT models'), without a
-    template: `normalizer`, words split on spaces with a `▁` prefix, a Unigram model."""
+    template: `normalizer`, words split on spaces with a `▁` prefix, a Unigram model. The pieces
+    are the same in every process but their scores and order are not: the trainer sums over a
+    hash map's order, and no setting fixes it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.Unigram())
