@@ -33,8 +33,31 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_filter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", help="only these entity types, comma-separated (e.g. PER,ORG)")
+    parser.add_argument(
+        "--labels",
+        help="only these entity types, comma-separated (e.g. PER,ORG); for a zero-shot (GLiNER) model, "
+        "the types to find (e.g. person,company,drug)",
+    )
     parser.add_argument("--min-score", type=float, default=0.0, help="drop entities scoring below this")
+    add_zero_shot_options(parser)
+
+
+def add_zero_shot_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("zero-shot (GLiNER) models")
+    group.add_argument(
+        "--threshold", type=float, help="a span is an entity above this probability (default 0.5)"
+    )
+    group.add_argument(
+        "--nested", action="store_true", default=None, help="allow entities inside other entities"
+    )
+    group.add_argument(
+        "--multi-label", action="store_true", default=None, help="allow one span to carry several labels"
+    )
+
+
+def zero_shot_options(args: argparse.Namespace) -> dict:
+    """The zero-shot flags given on the command line (None: not given)."""
+    return {"threshold": args.threshold, "nested": args.nested, "multi_label": args.multi_label}
 
 
 def add_server_options(parser: argparse.ArgumentParser, port: int) -> None:
@@ -263,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MAP",
         help="score a model whose types differ from the data's: MODEL=DATA pairs (PERSON=PER,GPE=LOC) or a preset (conll)",
     )
+    ev.add_argument(
+        "--labels",
+        help="for a zero-shot (GLiNER) model: the types to find, comma-separated (default: the data's)",
+    )
+    add_zero_shot_options(ev)
     add_run_options(ev)
     add_backend_options(ev)
     ev.set_defaults(run=run_eval)
@@ -384,6 +412,7 @@ def run_ner(args: argparse.Namespace) -> None:
         aggregation=args.aggregation,
         labels=args.labels,
         min_score=args.min_score,
+        **zero_shot_options(args),
     )
     # The bar shows itself when there is more than one window or file to run.
     results = ner.batch([text for _, text in documents], progress=True)
@@ -459,6 +488,8 @@ def run_corpus(args: argparse.Namespace) -> None:
             max_length=args.max_length,
             batch_size=args.batch_size,
             aggregation=args.aggregation,
+            labels=args.labels,
+            **zero_shot_options(args),
         )
         manifest = run(
             args.input,
@@ -524,6 +555,7 @@ def run_eval(args: argparse.Namespace) -> None:
     from .labelmap import parse_optional
     from .metrics import format_report, score
     from .ner import NER
+    from .zeroshot import ZeroShotNER
 
     label_map = parse_optional(args.map)
     if label_map is not None:
@@ -536,7 +568,13 @@ def run_eval(args: argparse.Namespace) -> None:
         max_length=args.max_length,
         batch_size=args.batch_size,
         aggregation=args.aggregation,
+        **zero_shot_options(args),
     )
+    if isinstance(ner, ZeroShotNER):  # the prompt: the labels asked for, else the data's own types
+        data_types = sorted({label for e in examples for _, _, label in e.spans})
+        ner.defaults = ner.options(labels=args.labels or data_types)
+    elif args.labels:
+        raise AnnoError("--labels in eval is for zero-shot models; this model's types are fixed (see --map)")
     report = score(ner, examples, label_map, progress=True)
     if args.json:
         print(json.dumps(report, indent=2))
