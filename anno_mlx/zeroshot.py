@@ -62,6 +62,10 @@ def plan_word_windows(
             return windows
         overlap = max((end - start) // 4 if stride is None else stride, min_overlap)
         start = max(start + 1, end - overlap)
+        while start < end and (  # the next window must reach past this one
+            sum(counts[start : end + 1]) > capacity or (max_words is not None and end + 1 - start > max_words)
+        ):
+            start += 1
 
 
 def span_context(n_words: int, max_width: int) -> np.ndarray:
@@ -275,7 +279,8 @@ class ZeroShotNER(NER):
             None if p.words is None else np.zeros((len(p.words), K, len(labels)), np.float32)
             for p in prepared
         ]
-        best = [None if p.words is None else np.full((len(p.words), K), -1) for p in prepared]
+        # Each span's best (context, -window) so far: the most context wins, the earlier window on ties.
+        best = [None if p.words is None else np.full((len(p.words), K, 2), -(2**62)) for p in prepared]
         inputs = self._label_inputs(labels, len(head))
         bar = progress_bar(len(items), progress)
         for batch in length_batches([len(r) + len(head) for r in rows], options.batch_size):
@@ -303,10 +308,14 @@ class ZeroShotNER(NER):
             for r, i in enumerate(batch):
                 doc, w = items[i]
                 start, end = prepared[doc].windows[w]
-                context = span_context(end - start, K)
-                better = context > best[doc][start:end]
+                rank = np.stack(np.broadcast_arrays(span_context(end - start, K), -w), axis=-1)
+                so_far = best[doc][start:end]
+                better = (rank[..., 0] > so_far[..., 0]) | (
+                    (rank[..., 0] == so_far[..., 0]) & (rank[..., 1] > so_far[..., 1])
+                )
+                better &= rank[..., 0] >= 0
                 out[doc][start:end][better] = probs[r, : end - start][better]
-                best[doc][start:end][better] = context[better]
+                so_far[better] = rank[better]
             bar.update(len(batch))
         bar.close()
         return out
