@@ -62,8 +62,12 @@ def plan_word_windows(
             return windows
         overlap = max((end - start) // 4 if stride is None else stride, min_overlap)
         start = max(start + 1, end - overlap)
-        while start < end and (  # the next window must reach past this one
-            sum(counts[start : end + 1]) > capacity or (max_words is not None and end + 1 - start > max_words)
+        while (
+            start < end
+            and (  # the next window must reach past this one
+                sum(counts[start : end + 1]) > capacity
+                or (max_words is not None and end + 1 - start > max_words)
+            )
         ):
             start += 1
 

@@ -155,6 +155,14 @@ def test_windows_cover_every_span_and_respect_the_token_budget():
                 assert any(start <= first and first + 3 < end for start, end in windows)
 
 
+def clash(x, y, nested: bool, multi_label: bool) -> bool:
+    if (x[0], x[1]) == (y[0], y[1]):
+        return not multi_label
+    disjoint = x[0] > y[1] or y[0] > x[1]
+    inside = (x[0] >= y[0] and x[1] <= y[1]) or (y[0] >= x[0] and y[1] <= x[1])
+    return not disjoint if not nested else not (disjoint or inside)
+
+
 def brute_force(probs, threshold, nested, multi_label):
     """GLiNER's decoding rule written out literally (greedy by score over every candidate)."""
     n, K, C = probs.shape
@@ -167,15 +175,7 @@ def brute_force(probs, threshold, nested, multi_label):
     ]
     kept = []
     for x in sorted(cands, key=lambda x: -x[3]):
-
-        def clash(y):
-            if (x[0], x[1]) == (y[0], y[1]):
-                return not multi_label
-            disjoint = x[0] > y[1] or y[0] > x[1]
-            inside = (x[0] >= y[0] and x[1] <= y[1]) or (y[0] >= x[0] and y[1] <= x[1])
-            return not disjoint if not nested else not (disjoint or inside)
-
-        if not any(clash(y) for y in kept):
+        if not any(clash(x, y, nested, multi_label) for y in kept):
             kept.append(x)
     return sorted(kept, key=lambda x: x[0])
 
