@@ -476,6 +476,7 @@ def run_corpus(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             address=args.address,
             num_actors=args.num_actors,
+            **zero_shot_options(args),
         )
     else:
         from .corpus import run_corpus as run

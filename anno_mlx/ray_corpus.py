@@ -96,6 +96,9 @@ def run_ray(
     address: Optional[str] = None,
     num_actors: Optional[int] = None,
     num_cpus: Optional[int] = None,
+    threshold: Optional[float] = None,
+    nested: Optional[bool] = None,
+    multi_label: Optional[bool] = None,
 ) -> dict:
     """Entity rows of `source` as Parquet files under `output`, with a manifest; returns it."""
     try:
@@ -107,7 +110,7 @@ def run_ray(
     kind = input_kind(source)
     if num_actors is not None and num_actors < 1:
         raise AnnoError(f"--num-actors must be at least 1, not {num_actors}")
-    labels = sorted(wanted) if (wanted := label_set(labels)) is not None else None
+    labels = list(wanted) if (wanted := label_set(labels)) is not None else None
     settings = {
         "input": str(source.resolve()),
         "model": model_name,
@@ -128,7 +131,14 @@ def run_ray(
             raise AnnoError(
                 f"{source} has no id column {id_column!r}; --ray needs one (pass --id-column), or run without --ray"
             )
-    ner_options = {"aggregation": aggregation, "max_length": max_length, "batch_size": batch_size}
+    ner_options = {
+        "aggregation": aggregation,
+        "max_length": max_length,
+        "batch_size": batch_size,
+        "labels": labels,
+    }
+    zero_shot = {"threshold": threshold, "nested": nested, "multi_label": multi_label}
+    ner_options.update({name: value for name, value in zero_shot.items() if value is not None})
     NER.from_pretrained(model, backend=backend, device=device, **ner_options).selection(
         labels, min_score
     )  # errors here, not in an actor

@@ -424,3 +424,32 @@ def test_ray_refuses_file_names_its_reader_cannot_list(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "caf\\xe9.txt has a name that is not UTF-8" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_zero_shot_model_runs_a_corpus_with_its_labels_locally_and_on_ray(gliner_checkpoint, corpora):
+    import ray
+
+    from anno_mlx.ray_corpus import run_ray
+
+    model = str(gliner_checkpoint("uni-modernbert"))
+    labels = ["person", "city or country"]
+    source = corpora / "docs"
+    ner = NER.from_pretrained(model, backend="mlx", labels=labels, threshold=0.3)
+    run_corpus(source, corpora / "local", ner, model_name="gliner", labels=labels, progress=False)
+    try:
+        run_ray(
+            source,
+            corpora / "ray",
+            model=model,
+            model_name="gliner",
+            backend="mlx",
+            num_actors=1,
+            num_cpus=2,
+            labels=labels,
+            threshold=0.3,
+        )
+    finally:
+        ray.shutdown()
+    local = comparable(read_output(corpora / "local"))
+    assert local and {row[3] for row in local} <= set(labels)
+    assert comparable(read_output(corpora / "ray")) == local
