@@ -5,6 +5,8 @@ FastAPI routes under `/v1`; requests take turns on the model through one bounded
 `Retry-After` when it is full); bodies over a size limit get 413; a request names a model from
 those the server was started with and can never make it read another path. OpenAPI docs at
 `/docs` (and `/redoc`) come from fastapi-offline's bundled files, so the page needs no network.
+For a zero-shot (GLiNER) model a request's `labels` are the entity types to find, and `threshold`,
+`nested` and `multi_label` choose among its spans; other models refuse those three.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .decode import AGGREGATIONS
 from .errors import AnnoError
+from .ner import OPTION_NAMES
 from .pool import ModelPool
 from .tokenizer import unpaired_surrogate
+from .zeroshot import ZeroShotNER
 
 BUILT_IN = "default"
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
@@ -48,13 +52,26 @@ class NERRequest(BaseModel):
         None, description="several documents; the answer is a list of lists, in order"
     )
     labels: Optional[Union[list[str], str]] = Field(
-        None, description='only these types: ["PER", "ORG"] or "PER,ORG"'
+        None,
+        description='only these types: ["PER", "ORG"] or "PER,ORG"; for a zero-shot model (required), '
+        'the types to find: ["person", "company", "drug"]',
     )
     min_score: float = Field(0.0, ge=0.0, le=1.0, description="drop entities scoring below this")
     aggregation: Optional[Literal[AGGREGATIONS]] = Field(
         None, description="how subword labels combine (default: first)"
     )  # type: ignore[valid-type]
     model: Optional[str] = Field(None, description="a name from GET /v1/models (default: the first)")
+    threshold: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="zero-shot models: a span is an entity above this (default 0.5)"
+    )
+    nested: Optional[bool] = Field(None, description="zero-shot models: entities may lie inside others")
+    multi_label: Optional[bool] = Field(
+        None, description="zero-shot models: one span may carry several labels"
+    )
+
+    def options(self) -> dict:
+        """The `NEROptions` fields this request chooses (None: the model's default)."""
+        return {name: getattr(self, name) for name in OPTION_NAMES if name in type(self).model_fields}
 
     @model_validator(mode="after")
     def one_of_text_or_texts(self) -> "NERRequest":
@@ -183,13 +200,7 @@ def build_api(
 
     def run(request: NERRequest, texts: list[str]) -> list[list[dict]]:
         ner = pool.get(request.model or default)
-        results = pool.call(
-            ner.batch,
-            texts,
-            labels=request.labels,
-            min_score=request.min_score,
-            aggregation=request.aggregation,
-        )
+        results = pool.call(ner.batch, texts, **request.options())
         return [[e.to_dict() for e in entities] for entities in results]
 
     @api.exception_handler(AnnoError)
@@ -229,7 +240,13 @@ def build_api(
         for name in pool.allowed:
             ner = pool.get(name)
             data.append(
-                {"name": name, "default": name == default, "labels": ner.entity_types, "backend": ner.runs_on}
+                {
+                    "name": name,
+                    "default": name == default,
+                    "labels": ner.entity_types,  # a zero-shot model's default prompt, usually none
+                    "zero_shot": isinstance(ner, ZeroShotNER),
+                    "backend": ner.runs_on,
+                }
             )
         return {"models": data}
 
@@ -253,18 +270,33 @@ def build_api(
 
     @api.post("/v1/ner:stream", tags=["entities"], dependencies=[Depends(authorised)])
     async def ner_stream(
-        request: Request, model: Optional[str] = None, labels: Optional[str] = None, min_score: float = 0.0
+        request: Request,
+        model: Optional[str] = None,
+        labels: Optional[str] = None,
+        min_score: float = 0.0,
+        threshold: Optional[float] = None,
+        nested: Optional[bool] = None,
+        multi_label: Optional[bool] = None,
     ):
         """NDJSON in, NDJSON out: one `{"id"?, "text"}` per line; one `{"id", "entities"}` (or
-        `{"id", "error"}`) per line back, in order, sent as each batch of documents finishes."""
+        `{"id", "error"}`) per line back, in order, sent as each batch of documents finishes.
+        The options are query parameters, as in `/v1/ner`'s body."""
         try:
-            options = NERRequest(texts=[], model=model, labels=labels, min_score=min_score)
+            options = NERRequest(
+                texts=[],
+                model=model,
+                labels=labels,
+                min_score=min_score,
+                threshold=threshold,
+                nested=nested,
+                multi_label=multi_label,
+            )
         except ValidationError as err:
             raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in err.errors()]) from None
-        ner = pool.get(
-            options.model or default
-        )  # an unknown model, label or score is a 400 before streaming starts
-        ner.selection(options.labels, options.min_score)
+        # An unknown model, a wrong option or a zero-shot model without labels is a 400 before
+        # streaming starts: the options' check and the first stage, given no text, find them all.
+        ner = pool.get(options.model or default)
+        ner.prepare([], ner.options(**options.options()))
         body = await request.body()
         documents = [
             _stream_document(i, line, max_chars)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from servers import free_port, wait_until_up
 
+from anno_mlx import NER
 from anno_mlx.cli import main
 from anno_mlx.pool import ModelPool
 from anno_mlx.serve import build_api
@@ -313,3 +314,73 @@ def test_stream_options_and_sizes_are_checked_first(pool):
         big.status_code == 413
         and "110 characters in one request, over this server's 100" in big.json()["detail"]
     )
+
+
+# -- zero-shot models ------------------------------------------------------------------------
+
+PROMPT = ["person", "city", "company"]
+
+
+@pytest.fixture(scope="module")
+def zero_shot(gliner_checkpoint, converted_model):
+    """A client of a server with a tiny GLiNER model (the default) and a fixed-label one, and the
+    GLiNER model loaded in this thread for the expected answers."""
+    from fastapi.testclient import TestClient
+
+    folder = gliner_checkpoint("uni-modernbert")
+    pool = ModelPool("mlx", allowed={"gliner": str(folder), "tiny": str(converted_model)})
+    return TestClient(build_api(pool, ui=False)), NER.from_pretrained(folder, backend="mlx")
+
+
+def test_zero_shot_models_take_labels_as_their_prompt(zero_shot):
+    client, ner = zero_shot
+    listed = client.get("/v1/models").json()["models"]
+    assert [(m["name"], m["zero_shot"]) for m in listed] == [("gliner", True), ("tiny", False)]
+    assert listed[0]["labels"] == [] and listed[1]["labels"] == ["PER", "ORG", "LOC", "MISC"]
+    answers = []
+    for options in [{}, {"threshold": 0.3}, {"threshold": 0.3, "nested": True, "multi_label": True}]:
+        answer = client.post("/v1/ner", json={"texts": TEXTS[:3], "labels": PROMPT, **options})
+        assert answer.status_code == 200, answer.text
+        want = [[e.to_dict() for e in found] for found in ner.batch(TEXTS[:3], labels=PROMPT, **options)]
+        assert answer.json() == want
+        answers.append(answer.json())
+    assert answers[0] != answers[1] != answers[2]  # each option reached the model
+    assert {e["label"] for found in answers[0] for e in found} <= set(PROMPT) and answers[0][0]
+    one = client.post("/v1/ner", json={"text": TEXTS[0], "labels": "person, city, company"})
+    assert one.json() == [e.to_dict() for e in ner(TEXTS[0], labels=PROMPT)]  # labels as one string
+
+
+def test_zero_shot_mistakes_are_one_line(zero_shot):
+    client, _ = zero_shot
+    for body, status, words in [
+        ({"text": TEXTS[0]}, 400, "is a zero-shot model: name the entity types"),
+        ({"text": TEXTS[0], "labels": " , "}, 400, "no labels given"),
+        ({"text": TEXTS[0], "model": "tiny", "threshold": 0.3}, 400, "threshold applies to zero-shot"),
+        ({"text": TEXTS[0], "model": "tiny", "nested": True}, 400, "nested applies to zero-shot"),
+    ]:
+        answer = client.post("/v1/ner", json=body)
+        assert answer.status_code == status and words in answer.json()["detail"], (body, answer.text)
+        assert "\n" not in answer.json()["detail"]
+    for field, value in [("threshold", 2), ("threshold", "high"), ("multi_label", "maybe")]:
+        answer = client.post("/v1/ner", json={"text": TEXTS[0], "labels": PROMPT, field: value})
+        assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", field]
+
+
+def test_zero_shot_stream_takes_the_same_options(zero_shot):
+    client, _ = zero_shot
+    body = "\n".join(json.dumps({"id": i, "text": t}) for i, t in enumerate(TEXTS[:3]))
+    streamed = client.post(
+        "/v1/ner:stream?labels=person,city,company&threshold=0.3&nested=true", content=body
+    )
+    assert streamed.status_code == 200
+    results = [json.loads(line) for line in streamed.text.splitlines()]
+    single = client.post(
+        "/v1/ner", json={"texts": TEXTS[:3], "labels": PROMPT, "threshold": 0.3, "nested": True}
+    ).json()
+    assert [r["entities"] for r in results] == single
+    no_labels = client.post("/v1/ner:stream", content=body)  # refused before streaming starts
+    assert no_labels.status_code == 400 and "is a zero-shot model" in no_labels.json()["detail"]
+    fixed = client.post("/v1/ner:stream?model=tiny&multi_label=true", content=body)
+    assert fixed.status_code == 400 and "multi_label applies to zero-shot" in fixed.json()["detail"]
+    low = client.post("/v1/ner:stream?labels=person&threshold=-1", content=body)
+    assert low.status_code == 422 and low.json()["detail"][0]["loc"] == ["query", "threshold"]

@@ -59,6 +59,39 @@ def test_client_friendly_messages(server, converted_model, tmp_path):
     assert "Traceback" not in status
 
 
+PROMPT = "person, city, university"
+
+
+def test_the_entity_type_box_is_a_zero_shot_models_prompt(gliner_checkpoint, converted_model):
+    from anno_mlx.ui.app import run_options, typed_labels
+
+    assert typed_labels(" person, company ,, drug, person ") == ("person", "company", "drug")
+    assert typed_labels("") == typed_labels(None) == typed_labels(" , ,") == ()
+    zero_shot = NER.from_pretrained(gliner_checkpoint("uni-modernbert"), backend="mlx")
+    fixed = NER.from_pretrained(converted_model, backend="mlx")
+    assert run_options(zero_shot, "first", PROMPT, 0.3) == {
+        "aggregation": "first",
+        "labels": ("person", "city", "university"),
+        "threshold": 0.3,
+    }
+    assert run_options(zero_shot, "first", " , ", 0.3) is None  # the page says to type some
+    assert run_options(fixed, "first", PROMPT, 0.3) == {"aggregation": "first"}  # boxes hidden, ignored
+
+
+def test_client_runs_a_zero_shot_model_with_typed_labels(server, gliner_checkpoint):
+    from gradio_client import Client
+
+    folder = str(gliner_checkpoint("uni-modernbert"))
+    client = Client(server, verbose=False)
+    labels, status = client.predict(TEXT, "", folder, "first", PROMPT, 0.4, api_name="/analyse")
+    found = NER.from_pretrained(folder)(TEXT, labels=PROMPT, threshold=0.4)
+    assert labels["value"] == ["person", "city", "university"]  # the typed labels are the filters
+    assert status.startswith(f"{len(found)} entities") and found
+    labels, status = client.predict(TEXT, "", folder, "first", " ,", 0.4, api_name="/analyse")
+    assert status.startswith("**No entity types given.**") and labels["value"] == []
+    assert "\n" not in status and "Traceback" not in status
+
+
 def test_binds_to_loopback_only(server):
     assert server.startswith("http://127.0.0.1:")
     port = int(server.rstrip("/").rsplit(":", 1)[1])
@@ -124,6 +157,55 @@ def test_browser_highlights_filters_and_stays_local(browser, server, converted_m
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui.png"), full_page=True)
+    outside = [url for url in requests if not url.startswith(("http://127.0.0.1", "data:", "blob:"))]
+    assert requests and outside == [], outside
+
+
+def test_browser_runs_a_zero_shot_model(browser, server, gliner_checkpoint):
+    """A GLiNER folder typed into the model box shows the entity-type box and threshold; the typed
+    types are the prompt, the legend and the filters, and stay typed while another model is chosen."""
+    folder = str(gliner_checkpoint("uni-modernbert"))
+    requests: list[str] = []
+    page = browser.new_page()
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(server)
+    path_box = page.get_by_label("…or a model folder or hub id")
+    path_box.fill(folder)
+    path_box.press("Tab")  # the model is loaded to find out what it is
+    page.wait_for_selector("#entity-types textarea", timeout=60_000)
+    assert page.locator("#threshold").is_visible()
+
+    # No types typed: the page says so in one line.
+    page.locator("#input-text textarea").fill(TEXT)
+    page.locator("#run").click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('No entity types')")
+    assert "Traceback" not in page.content()
+
+    page.locator("#entity-types textarea").fill(PROMPT)
+    run_document(page, TEXT)
+    want = [(e.label, e.text) for e in NER.from_pretrained(folder)(TEXT, labels=PROMPT)]
+    assert want and [tuple(m) for m in marks(page)] == want
+    legend = page.eval_on_selector_all("#highlighted .legend .key", "els => els.map(e => e.textContent)")
+    assert legend == sorted(["person", "city", "university"])
+    label = want[0][0]
+    page.locator("#labels label", has_text=label).first.click()
+    page.wait_for_function(
+        "l => ![...document.querySelectorAll('#highlighted mark.entity')].some(m => m.dataset.label === l)",
+        arg=label,
+    )
+    assert [tuple(m) for m in marks(page)] == [m for m in want if m[0] != label]
+    assert page.locator("#download-json").is_enabled()
+
+    # A fixed-label model hides both controls; back on the zero-shot model the types are still there.
+    path_box.fill("")
+    path_box.press("Tab")
+    page.wait_for_selector("#entity-types textarea", state="detached")
+    assert not page.locator("#threshold").is_visible()
+    path_box.fill(folder)
+    path_box.press("Tab")
+    page.wait_for_selector("#entity-types textarea", timeout=60_000)
+    assert page.locator("#entity-types textarea").input_value() == PROMPT
+    page.close()
     outside = [url for url in requests if not url.startswith(("http://127.0.0.1", "data:", "blob:"))]
     assert requests and outside == [], outside
 

@@ -3,8 +3,10 @@
 Local first: it binds to 127.0.0.1 unless told otherwise, makes no share link, turns Gradio's
 analytics off and uses system fonts, so the page renders complete with no network. The model
 runs once per "Find entities" (and can be cancelled); the label and score filters re-render the
-kept result. Users' documents leave no files behind: an upload is deleted once read, and a run's
-downloads live in a per-session folder removed with the session and at exit (see exports.py).
+kept result. A zero-shot (GLiNER) model gets two more run controls, shown only for it: the entity
+types to find, typed as text (its prompt), and its threshold. Users' documents leave no files
+behind: an upload is deleted once read, and a run's downloads live in a per-session folder
+removed with the session and at exit (see exports.py).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from anno_mlx.entities import Entity
 from anno_mlx.errors import AnnoError
 from anno_mlx.hub import local_models
 from anno_mlx.loading import DEFAULT_MODEL
-from anno_mlx.ner import DEFAULT_AGGREGATION, DEFAULT_NAME, NER
+from anno_mlx.ner import DEFAULT_AGGREGATION, DEFAULT_NAME, NER, label_set
 from anno_mlx.pool import DEFAULT_MAX_MODELS, ModelPool
 from anno_mlx.render import (
     HIGHLIGHT_CSS,
@@ -42,6 +44,7 @@ from anno_mlx.render import (
     output_format,
     render_chunks,
 )
+from anno_mlx.zeroshot import DEFAULT_THRESHOLD, ZeroShotNER
 
 log = logging.getLogger("anno_mlx.ui")
 
@@ -54,6 +57,10 @@ CACHE_SWEEP = (
 )  # Gradio removes its cached files (uploads, downloads) older than a day, and all at exit
 NOT_A_MODEL = "**Not a model folder.** Type the folder of a converted model (config.json, tokenizer.json and weights), or a hub id."
 CANCELLED = "**Cancelled.** Press **Find entities** to run again."
+NO_ENTITY_TYPES = (
+    "**No entity types given.** This model finds the types you name: type them in **Entity types**, "
+    "comma-separated (e.g. person, company, drug)."
+)
 FONTS = ["-apple-system", "system-ui", "Segoe UI", "Helvetica", "Arial", "sans-serif"]
 MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"]
 # The downloads of a run: output formats (render.py) and their buttons' words.
@@ -196,12 +203,30 @@ def stop_on_cancel(progress: gr.Progress, cancelled: threading.Event) -> None:
     progress.update = checked
 
 
-def analyse_unless_cancelled(ner: NER, text: str, aggregation: str, cancelled: threading.Event):
+def typed_labels(text: Optional[str]) -> tuple[str, ...]:
+    """The entity types typed in the label box ("person, company, drug"), in order without repeats;
+    () when it names none."""
+    try:
+        return label_set(text or None) or ()
+    except AnnoError:  # only commas and spaces
+        return ()
+
+
+def run_options(ner: NER, aggregation: str, entity_types: Optional[str], threshold: float) -> Optional[dict]:
+    """The options of one run: a zero-shot model's prompt and threshold come from their boxes (None
+    when the box names no type), which a fixed-label model ignores (it shows neither)."""
+    if not isinstance(ner, ZeroShotNER):
+        return {"aggregation": aggregation}
+    prompt = typed_labels(entity_types)
+    return {"aggregation": aggregation, "labels": prompt, "threshold": threshold} if prompt else None
+
+
+def analyse_unless_cancelled(ner: NER, text: str, options: dict, cancelled: threading.Event):
     """The model's run, on the pool's thread; a cancelled run stops and frees the model for the next."""
     try:
         if cancelled.is_set():
             raise Cancelled()
-        return ner.analyze([text], aggregation=aggregation, progress=True)
+        return ner.analyze([text], progress=True, **options)
     except Cancelled:
         log.info("analysis cancelled; the model is free for the next run")
         raise
@@ -239,15 +264,32 @@ def build_app(
         log.warning("model box: %r did not load: %s: %s", name, type(err).__name__, err)
         return NOT_A_MODEL
 
+    def chosen(model_choice: Optional[str], model_path: str) -> str:
+        return (model_path or "").strip() or (model_choice or "")
+
+    async def zero_shot_controls(model_choice: Optional[str], model_path: str):
+        """The entity-type box and threshold slider, shown when the chosen model is zero-shot. It is
+        loaded to find out (as a run would load it); one that does not load shows neither, and a
+        run reports why."""
+        name, zero_shot = chosen(model_choice, model_path), False
+        if name:
+            try:
+                zero_shot = isinstance(await asyncio.wrap_future(pool.submit(pool.get, name)), ZeroShotNER)
+            except Exception:
+                pass
+        return gr.Textbox(visible=zero_shot), gr.Slider(visible=zero_shot)
+
     async def analyse(
         text: str,
         model_choice: Optional[str],
         model_path: str,
         aggregation: str,
+        entity_types: Optional[str] = None,
+        threshold: float = DEFAULT_THRESHOLD,
         progress=gr.Progress(track_tqdm=True),
     ):
         none = gr.CheckboxGroup(choices=[], value=[])
-        name = (model_path or "").strip() or (model_choice or "")
+        name = chosen(model_choice, model_path)
         if not text or not text.strip():
             return None, none, "Paste a document or upload a .txt or .md file, then press **Find entities**."
         if (size := text_size(text, max_bytes)) > max_bytes:
@@ -258,11 +300,14 @@ def build_app(
             ner = await asyncio.wrap_future(pool.submit(pool.get, name))
         except Exception as err:  # a broken model folder must not take the page down
             return None, none, load_error(name, err)
+        options = run_options(ner, aggregation, entity_types, threshold)
+        if options is None:
+            return None, none, NO_ENTITY_TYPES
         cancelled = threading.Event()
         stop_on_cancel(progress, cancelled)
         try:
             (analysis,) = await asyncio.wrap_future(
-                pool.submit(analyse_unless_cancelled, ner, text, aggregation, cancelled)
+                pool.submit(analyse_unless_cancelled, ner, text, options, cancelled)
             )
         except asyncio.CancelledError:  # the Cancel button (or a client's cancel)
             cancelled.set()
@@ -276,7 +321,7 @@ def build_app(
                 none,
                 f"**The model failed on this document** ({type(err).__name__}); the server's log has the details.",
             )
-        labels = ner.entity_types
+        labels = list(options.get("labels") or ner.entity_types)  # a zero-shot model's: the prompt
         status = (
             f"{len(analysis.entities):,} entities · {analysis.n_tokens:,} tokens · {analysis.n_windows} "
             f"window{'s' if analysis.n_windows != 1 else ''} · {analysis.seconds:.2f} s · "
@@ -331,6 +376,22 @@ def build_app(
                 aggregation = gr.Dropdown(
                     choices=list(AGGREGATIONS), value=DEFAULT_AGGREGATION, label="Subword aggregation"
                 )
+                # Zero-shot models only; each browser session keeps its own typed types, hidden or not.
+                entity_types = gr.Textbox(
+                    label="Entity types (comma-separated)",
+                    placeholder="person, company, drug",
+                    visible=False,
+                    elem_id="entity-types",
+                )
+                threshold = gr.Slider(
+                    0.0,
+                    1.0,
+                    value=DEFAULT_THRESHOLD,
+                    step=0.01,
+                    label="Threshold",
+                    visible=False,
+                    elem_id="threshold",
+                )
                 with gr.Row():
                     run = gr.Button("Find entities", variant="primary", elem_id="run")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
@@ -358,9 +419,17 @@ def build_app(
 
         view = [document, table, counts]
         upload.upload(read, inputs=upload, outputs=[text, status])
+        for event in (app.load, model.change, model_path.submit, model_path.blur):
+            event(
+                zero_shot_controls,
+                inputs=[model, model_path],
+                outputs=[entity_types, threshold],
+                api_name=False,
+                show_progress="hidden",
+            )
         running = run.click(
             analyse,
-            inputs=[text, model, model_path, aggregation],
+            inputs=[text, model, model_path, aggregation, entity_types, threshold],
             outputs=[state, labels, status],
             api_name="analyse",
         )
