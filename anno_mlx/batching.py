@@ -5,13 +5,30 @@ holds fewer than `batch_size` rows, its padded size (rows x the widest) stays wi
 `token_budget`, and no row would be padded to more than twice its own length. A long document
 therefore runs alone or with rows near its length, and short texts run together at their own width,
 so a batch is never much slower than one call per text.
+
+A model that takes packed rows (`supports_packing` on its ModelArgs: ModernBERT) gets short
+sequences end to end in rows of at most `PACKED_ROW_TOKENS` (`pack_rows`), each computed as if
+alone, so they pay no padding at all; those rows then go into calls by the rule above, the same
+`batch_size * TOKENS_PER_ROW` tokens per call spread over as many rows as that holds. A sequence
+longer than a row runs in a row of its own, so it never widens the rows short texts share.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from bisect import bisect_left, insort
+from typing import Any, Optional, Sequence
+
+import numpy as np
 
 TOKENS_PER_ROW = 512  # the token budget per row of batch_size: batch_size short rows, or fewer long ones
+# Tokens per packed row. Attention in a packed row costs (row length)^2 whatever its sequences,
+# so rows stay short and a call spreads its token budget over more of them. On 2 shared CPU cores,
+# 300 tweets packed took 0.55-0.58x the padded time in PyTorch with rows of 128 (0.41-0.60x at 512,
+# by the load), and MLX, whose CPU attention is slow, 1.08x at 128 but 1.42x at 512
+# (docs/benchmarks.md).
+PACKED_ROW_TOKENS = 128
+
+Row = list[tuple[int, int]]  # the items one row of a model call holds, each with its offset in the row
 
 
 def length_batches(
@@ -35,3 +52,78 @@ def length_batches(
     if batch:
         batches.append(batch)
     return batches
+
+
+def pack_rows(widths: Sequence[int], row_tokens: int) -> list[Row]:
+    """Items (by their widths) packed end to end into rows of at most `row_tokens`, best fit
+    decreasing: longest first, each into the open row it fills most tightly, else a new row; an
+    item wider than `row_tokens` fills a row alone. Deterministic: ties go to the earlier item
+    and the earlier row."""
+    rows: list[Row] = []
+    used: list[int] = []
+    room: list[tuple[int, int]] = []  # (tokens left, row) of rows that can still take an item
+    for i in sorted(range(len(widths)), key=lambda i: (-widths[i], i)):
+        at = bisect_left(room, (widths[i], -1))
+        if at < len(room):
+            _, r = room.pop(at)
+        else:
+            r = len(rows)
+            rows.append([])
+            used.append(0)
+        rows[r].append((i, used[r]))
+        used[r] += widths[i]
+        if used[r] < row_tokens:
+            insort(room, (row_tokens - used[r], r))
+    return rows
+
+
+def can_pack(args: Any) -> bool:
+    """Whether a model (by its ModelArgs) takes packed rows (`sequence_ids`)."""
+    return bool(getattr(args, "supports_packing", False))
+
+
+def packed_row_tokens(args: Any, batch_size: int) -> int:
+    """Tokens per packed row for a model (its ModelArgs) and `batch_size`; 0 when the model
+    cannot take packed rows."""
+    if not can_pack(args):
+        return 0
+    return min(PACKED_ROW_TOKENS, batch_size * TOKENS_PER_ROW, args.max_length)
+
+
+def model_calls(widths: Sequence[int], batch_size: int, row_tokens: int = 0) -> list[list[Row]]:
+    """The model calls for items of these widths, each a list of rows: one item per row when
+    `row_tokens` is 0, by `length_batches`; otherwise packed into rows of `row_tokens`
+    (`pack_rows`) that go into calls by the same rule, with the same `batch_size * TOKENS_PER_ROW`
+    tokens per call spread over as many rows as it holds."""
+    if not row_tokens:
+        return [[[(i, 0)] for i in batch] for batch in length_batches(widths, batch_size)]
+    rows = pack_rows(widths, row_tokens)
+    lengths = [offset + widths[i] for *_, (i, offset) in rows]
+    budget = batch_size * TOKENS_PER_ROW
+    return [
+        [rows[r] for r in batch] for batch in length_batches(lengths, max(1, budget // row_tokens), budget)
+    ]
+
+
+def call_arrays(
+    items: Sequence[np.ndarray], call: list[Row], pad_id: int
+) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+    """(ids, attention mask, sequence ids) of one model call, int32, right-padded: the mask is
+    None when nothing is padded, the sequence ids (each token's item within its row, -1 for
+    padding) None when no row holds more than one item."""
+    lengths = [offset + len(items[i]) for *_, (i, offset) in call]
+    width = max(lengths)
+    ids = np.full((len(call), width), pad_id, dtype=np.int32)
+    sequence_ids = np.full((len(call), width), -1, dtype=np.int32)
+    for r, row in enumerate(call):
+        for k, (i, offset) in enumerate(row):
+            ids[r, offset : offset + len(items[i])] = items[i]
+            sequence_ids[r, offset : offset + len(items[i])] = k
+    mask = (sequence_ids >= 0).astype(np.int32)
+    packed = any(len(row) > 1 for row in call)
+    return ids, None if mask.all() else mask, sequence_ids if packed else None
+
+
+def split_outputs(out: np.ndarray, call: list[Row], widths: Sequence[int]) -> list[tuple[int, np.ndarray]]:
+    """(item, its rows of `out`) for every item of `call`, `out` being the model's [rows, L, ...]."""
+    return [(i, out[r, offset : offset + widths[i]]) for r, row in enumerate(call) for i, offset in row]

@@ -14,12 +14,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .batching import length_batches
+from .batching import call_arrays, can_pack, model_calls, packed_row_tokens, split_outputs
 from .errors import AnnoError
 from .models import FAMILIES, build_args, family
 from .models.modernbert import GLOBAL
 from .runners import runner_for
-from .tokenizer import pad_rows
 
 
 class EncoderArchitecture(str, Enum):
@@ -220,6 +219,8 @@ class Encoder:
         self.tokenizer = tokenizer
         self.config = config
         self.batch_size = batch_size
+        # Short texts share rows end to end where the model takes packed rows (`batching`).
+        self.packing = can_pack(self.runner.args)
 
     @classmethod
     def from_pretrained(
@@ -250,8 +251,9 @@ class Encoder:
         return self.encode_batch([text])[0]
 
     def encode_batch(self, texts: list[str]) -> list[tuple[np.ndarray, int]]:
-        """Embeddings of each text; texts of similar length are batched together (`batching`)
-        so that padding costs little, and results come back in the order given."""
+        """Embeddings of each text; texts run together (`batching`): packed end to end into
+        shared rows where the model allows it, otherwise batched with texts of similar length, so
+        that padding costs little; results come back in the order given."""
         encodings = self.tokenizer.encode_batch(list(texts))
         limit = self.config.max_length
         for i, enc in enumerate(encodings):
@@ -260,13 +262,14 @@ class Encoder:
                     f"text {i} is {len(enc.ids)} tokens, more than the model's {limit}; split it "
                     f"(the NER pipeline windows long documents itself)"
                 )
+        rows = [np.asarray(e.ids, dtype=np.int32) for e in encodings]
+        widths = [len(r) for r in rows]
         results: list[Optional[tuple[np.ndarray, int]]] = [None] * len(encodings)
-        for chunk in length_batches([len(e.ids) for e in encodings], self.batch_size):
-            ids, mask = pad_rows(
-                [np.asarray(encodings[i].ids, dtype=np.int32) for i in chunk], self.tokenizer.pad_token_id
-            )
-            hidden = self.runner(ids, None if mask.all() else mask)
-            for row, i in enumerate(chunk):
-                n = len(encodings[i].ids)
-                results[i] = (hidden[row, :n], n)
+        row_tokens = packed_row_tokens(self.runner.args, self.batch_size) if self.packing else 0
+        for call in model_calls(widths, self.batch_size, row_tokens):
+            ids, mask, sequence_ids = call_arrays(rows, call, self.tokenizer.pad_token_id)
+            packed = {} if sequence_ids is None else {"sequence_ids": sequence_ids}
+            hidden = self.runner(ids, mask, **packed)
+            for i, states in split_outputs(hidden, call, widths):
+                results[i] = (states, widths[i])
         return results  # type: ignore[return-value]

@@ -11,13 +11,13 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .batching import length_batches
+from .batching import Row, call_arrays, can_pack, model_calls, packed_row_tokens, split_outputs
 from .decode import check_aggregation, decode
 from .entities import Entity
 from .errors import AnnoError
 from .runners import Runner, runner_for
 from .schemes import entity_types
-from .tokenizer import Tokenizer, Tokens, pad_rows, unpaired_surrogate
+from .tokenizer import Tokenizer, Tokens, unpaired_surrogate
 from .windows import best_window, check_windows, default_stride, plan_windows
 
 DEFAULT_NAME = "default model (built in)"
@@ -35,7 +35,7 @@ class NEROptions:
     aggregation: str = DEFAULT_AGGREGATION  # how tokens become words (see decode.py)
     max_length: Optional[int] = None  # tokens per window with special tokens; None: the model's positions
     stride: Optional[int] = None  # tokens neighbouring windows share; None: windows.default_stride
-    batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (fewer when they are long)
+    batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (fewer when long; packed: x 512 tokens)
     # Zero-shot (GLiNER) models only; None: their defaults (zeroshot.py).
     threshold: Optional[float] = None  # a span is an entity candidate above this probability (0.5)
     nested: Optional[bool] = None  # entities may lie inside others (False: no two share a word)
@@ -83,6 +83,9 @@ class NER:
         self.id2label = dict(id2label)
         self.name = name
         self.prefix, self.suffix = tokenizer.special_tokens()
+        # Short windows share rows end to end where the model takes packed rows (`batching`);
+        # False sends one window per row, padded.
+        self.packing = can_pack(self.runner.args)
         self.defaults = self.options(NEROptions(), **options)
 
     @classmethod
@@ -245,27 +248,28 @@ class NER:
         self, prepared: list[Prepared], options: NEROptions, progress: bool = False
     ) -> list[Optional[np.ndarray]]:
         """Stage 2: stitched label probabilities [n_tokens, n_labels] for each text (None for a
-        blank one). All texts' windows run together, longest first, in batches of similar width."""
+        blank one). All texts' windows run together (`batching`): packed end to end into shared
+        rows where the model allows it, otherwise longest first in batches of similar width."""
         items = [(doc, w) for doc, p in enumerate(prepared) for w in range(len(p.windows))]
-        widths = [prepared[doc].windows[w][1] - prepared[doc].windows[w][0] for doc, w in items]
+        rows = []
+        for doc, w in items:
+            start, end = prepared[doc].windows[w]
+            rows.append(np.concatenate([self.prefix, prepared[doc].tokens.ids[start:end], self.suffix]))
         keep = [None if p.tokens is None else best_window(len(p.tokens), p.windows) for p in prepared]
         out = [
             None if p.tokens is None else np.zeros((len(p.tokens), len(self.id2label)), np.float32)
             for p in prepared
         ]
         bar = progress_bar(len(items), progress)
-        for indices in length_batches(widths, options.batch_size):
-            batch = [items[i] for i in indices]
-            rows = []
-            for doc, w in batch:
-                start, end = prepared[doc].windows[w]
-                rows.append(np.concatenate([self.prefix, prepared[doc].tokens.ids[start:end], self.suffix]))
-            for (doc, w), p in zip(batch, self._run(rows)):
+        row_tokens = packed_row_tokens(self.runner.args, options.batch_size) if self.packing else 0
+        for call in model_calls([len(r) for r in rows], options.batch_size, row_tokens):
+            for i, p in self._run(rows, call):
+                doc, w = items[i]
                 start, end = prepared[doc].windows[w]
                 window_probs = p[len(self.prefix) : len(self.prefix) + end - start]
                 mine = keep[doc][start:end] == w
                 out[doc][start:end][mine] = window_probs[mine]
-            bar.update(len(batch))
+            bar.update(sum(len(row) for row in call))
         bar.close()
         return out
 
@@ -295,15 +299,17 @@ class NER:
         options = self.options(labels=labels, min_score=min_score)
         return lambda entities: self.select(entities, options)
 
-    def _run(self, rows: list[np.ndarray]) -> list[np.ndarray]:
-        """Label probabilities for each row of token ids (special tokens included)."""
-        ids, mask = pad_rows(rows, self.tokenizer.pad_token_id)
-        probs = self.runner(ids, None if mask.all() else mask, softmax=True)
+    def _run(self, rows: list[np.ndarray], call: list[Row]) -> list[tuple[int, np.ndarray]]:
+        """(index into `rows`, label probabilities) for each row of token ids (special tokens
+        included) that one model call, laid out by `batching.model_calls`, holds."""
+        ids, mask, sequence_ids = call_arrays(rows, call, self.tokenizer.pad_token_id)
+        packed = {} if sequence_ids is None else {"sequence_ids": sequence_ids}
+        probs = self.runner(ids, mask, softmax=True, **packed)
         if not np.isfinite(probs).all():
             raise AnnoError(
                 f"{self.name or 'the model'} computes NaN or infinite scores; its weights or config.json are broken"
             )
-        return [probs[i, : len(r)] for i, r in enumerate(rows)]
+        return split_outputs(probs, call, [len(r) for r in rows])
 
     def _span_options(self, chosen: NEROptions) -> dict:
         """Zero-shot models' options, checked (`ZeroShotNER`); a token-classification model has none."""

@@ -82,10 +82,16 @@ def expected_rows(ner, documents: dict[str, str]) -> list[dict]:
 
 
 def comparable(rows: list[dict]) -> list[tuple]:
-    """Rows sorted, scores to 1e-5: a batch's padding moves float32 scores in the last bits."""
-    return sorted(
-        (r["doc_id"], r["start"], r["end"], r["label"], r["text"], round(r["score"], 5)) for r in rows
-    )
+    """Rows sorted, the score last."""
+    return sorted((r["doc_id"], r["start"], r["end"], r["label"], r["text"], r["score"]) for r in rows)
+
+
+def assert_same_rows(got: list[dict], want: list[dict]) -> None:
+    """The same entities, scores to 1e-5: a batch's padding or packing moves float32 scores in the
+    last bits (compared within a tolerance, not rounded, which splits values near a boundary)."""
+    got, want = comparable(got), comparable(want)
+    assert [r[:-1] for r in got] == [r[:-1] for r in want]
+    assert all(abs(a[-1] - b[-1]) <= 1e-5 for a, b in zip(got, want))
 
 
 @pytest.mark.parametrize("kind", ["folder", "jsonl", "parquet"])
@@ -106,7 +112,7 @@ def test_rows_equal_the_pipeline(ner, corpora, kind):
     if kind == "jsonl":
         want["line 8"] = "Rome, without an id."
     rows = read_output(corpora / "out")
-    assert comparable(rows) == comparable(expected_rows(ner, want))
+    assert_same_rows(rows, expected_rows(ner, want))
     assert all(want[r["doc_id"]][r["start"] : r["end"]] == r["text"] for r in rows)
     skipped = {e["doc_id"]: e["error"] for e in skipped_documents(manifest)}
     assert (
@@ -176,7 +182,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(ner, tmp_path):
     resumed = read_manifest(tmp_path / "out")
     assert resumed["complete"] and [s["first_document"] for s in resumed["shards"]] == list(range(0, 400, 10))
     run_corpus(source, tmp_path / "whole", ner, model_name="default", documents_per_shard=10, progress=False)
-    assert comparable(read_output(tmp_path / "out")) == comparable(read_output(tmp_path / "whole"))
+    assert_same_rows(read_output(tmp_path / "out"), read_output(tmp_path / "whole"))
     assert len(read_output(tmp_path / "out")) == len(read_output(tmp_path / "whole"))
 
 
@@ -269,7 +275,7 @@ def test_ray_run_equals_the_local_run(ner, corpora, kind):
     finally:
         ray.shutdown()
     assert manifest["runner"] == "ray" and manifest["shards"]
-    assert comparable(read_output(corpora / "ray")) == comparable(read_output(corpora / "local"))
+    assert_same_rows(read_output(corpora / "ray"), read_output(corpora / "local"))
     assert skipped_documents(manifest) == skipped_documents(local)
 
 
@@ -452,4 +458,4 @@ def test_a_zero_shot_model_runs_a_corpus_with_its_labels_locally_and_on_ray(glin
         ray.shutdown()
     local = comparable(read_output(corpora / "local"))
     assert local and {row[3] for row in local} <= set(labels)
-    assert comparable(read_output(corpora / "ray")) == local
+    assert_same_rows(read_output(corpora / "ray"), read_output(corpora / "local"))

@@ -110,7 +110,8 @@ def choose(backend: str = "auto", device: Optional[str] = None) -> Backend:
 
 class Runner:
     """Runs one model: token ids `[batch, length]` and an attention mask (None: nothing padded)
-    in, the model's output as float32 numpy out (label probabilities with `softmax`)."""
+    in, with the sequence ids of packed rows for a model that takes them (`batching`), the
+    model's output as float32 numpy out (label probabilities with `softmax`)."""
 
     name: str  # its key in RUNNERS
     model: Any  # the network it runs
@@ -123,7 +124,13 @@ class Runner:
         """What runs the model, for status lines: e.g. "MLX on gpu" or "PyTorch on cuda"."""
         raise NotImplementedError
 
-    def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
+    def __call__(
+        self,
+        ids: np.ndarray,
+        mask: Optional[np.ndarray],
+        softmax: bool = False,
+        sequence_ids: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
         raise NotImplementedError
 
     def run(self, method: str = "__call__", **arrays: np.ndarray) -> np.ndarray:

@@ -43,9 +43,17 @@ class MLXRunner(Runner):
             return f"MLX on {self.device.type.name}"
         return f"MLX on cpu ({blas_description()})"
 
-    def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
+    def __call__(
+        self,
+        ids: np.ndarray,
+        mask: Optional[np.ndarray],
+        softmax: bool = False,
+        sequence_ids: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
         with mx.stream(self.device):
-            out = self.model(mx.array(ids), None if mask is None else mx.array(mask)).astype(mx.float32)
+            packed = {} if sequence_ids is None else {"sequence_ids": mx.array(sequence_ids)}
+            out = self.model(mx.array(ids), None if mask is None else mx.array(mask), **packed)
+            out = out.astype(mx.float32)
             return np.array(mx.softmax(out, axis=-1) if softmax else out)
 
     def run(self, method: str = "__call__", **arrays: np.ndarray) -> np.ndarray:

@@ -31,12 +31,19 @@ class TorchRunner(Runner):
         wait = os.environ.get("OMP_WAIT_POLICY", "active").lower()
         return f"PyTorch on cpu ({torch.get_num_threads()} threads, {wait} wait)"
 
-    def __call__(self, ids: np.ndarray, mask: Optional[np.ndarray], softmax: bool = False) -> np.ndarray:
+    def __call__(
+        self,
+        ids: np.ndarray,
+        mask: Optional[np.ndarray],
+        softmax: bool = False,
+        sequence_ids: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
+        def tensor(array):
+            return torch.from_numpy(array.astype(np.int64)).to(self.device)
+
         with torch.inference_mode():
-            out = self.model(
-                torch.from_numpy(ids.astype(np.int64)).to(self.device),
-                None if mask is None else torch.from_numpy(mask.astype(np.int64)).to(self.device),
-            ).float()
+            packed = {} if sequence_ids is None else {"sequence_ids": tensor(sequence_ids)}
+            out = self.model(tensor(ids), None if mask is None else tensor(mask), **packed).float()
             return (torch.softmax(out, dim=-1) if softmax else out).cpu().numpy()
 
     def run(self, method: str = "__call__", **arrays: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from ..checks import (
     check_activations,
@@ -52,6 +52,9 @@ MAX_POSITIONS = 2**20
 
 @dataclass
 class ModelArgs:
+    # The models take `sequence_ids`: several sequences packed into one row (`batching`).
+    supports_packing: ClassVar[bool] = True
+
     model_type: str = "modernbert"
     vocab_size: int = 50368
     hidden_size: int = 768

@@ -23,8 +23,8 @@ class Context:
     """What every layer of one forward pass shares, computed once per pass: the rotary tables
     for each base, the global key mask, and the local band mask."""
 
-    rope: dict  # base -> (cos, sin), [L, head_dim], float32
-    global_mask: Optional[torch.Tensor]  # [B, 1, 1, L] bool, or None when nothing is padded
+    rope: dict  # base -> (cos, sin), [L, head_dim] or, for packed rows, [B, 1, L, head_dim]; float32
+    global_mask: Optional[torch.Tensor]  # [B, 1, 1, L] or [B, 1, L, L] (packed) bool; None: no padding
     band_mask: torch.Tensor  # [B * nb, 1, C, C + 2w] bool, shared by the heads
     block: int
     half_window: int
@@ -46,28 +46,57 @@ def rotate(x: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor]) -> torch.T
     return (x32 * cos + half * sin).to(x.dtype)
 
 
-def make_context(args: ModelArgs, valid: Optional[torch.Tensor], B: int, L: int, device) -> Context:
+def make_context(
+    args: ModelArgs,
+    valid: Optional[torch.Tensor],
+    B: int,
+    L: int,
+    device,
+    sequence_ids: Optional[torch.Tensor] = None,
+) -> Context:
     """Token i attends locally to keys j with |i - j| <= w, in blocks of C = max(2w, 16)
     queries against their C + 2w neighbouring keys; a padded query that sees no real key
-    attends to itself."""
+    attends to itself. With `sequence_ids` (packed rows, -1 for padding) a token sees only keys
+    of its own sequence on both kinds of layer, and rotary positions restart with each sequence."""
     w = args.half_window
     C = max(2 * w, 16)
     nb = -(-L // C)
-    key_valid = torch.ones(B, L, dtype=torch.bool, device=device) if valid is None else valid
-    key_valid = F.pad(key_valid, (w, (nb + 1) * C - L - w), value=False).view(B, nb + 1, C)
-    key_valid = torch.cat([key_valid[:, :nb], key_valid[:, 1:, : 2 * w]], dim=2)  # [B, nb, C+2w]
     qi = torch.arange(C, device=device)[:, None]
     kj = torch.arange(C + 2 * w, device=device)[None, :]
     band = (kj - qi >= 0) & (kj - qi <= 2 * w)
-    band_mask = ((key_valid[:, :, None, :] & band) | (kj - qi == w)).reshape(B * nb, 1, C, C + 2 * w)
     bases = {args.local_rope_theta, args.global_rope_theta}
-    return Context(
-        rope={base: rope_tables(L, args.head_dim, base, device) for base in bases},
-        global_mask=None if valid is None else valid[:, None, None, :],
-        band_mask=band_mask,
-        block=C,
-        half_window=w,
-    )
+    rope = {base: rope_tables(L, args.head_dim, base, device) for base in bases}
+    if sequence_ids is None:
+        key_valid = torch.ones(B, L, dtype=torch.bool, device=device) if valid is None else valid
+        allowed = band_layout(key_valid, C, w, False)[:, :, None, :]  # [B, nb, 1, C+2w]
+        global_mask = None if valid is None else valid[:, None, None, :]
+    else:
+        seq = sequence_ids if valid is None else sequence_ids.masked_fill(~valid, -1)
+        queries = F.pad(seq, (0, nb * C - L), value=-1).view(B, nb, C)
+        allowed = band_layout(seq, C, w, -1)[:, :, None, :] == queries[:, :, :, None]
+        global_mask = (seq[:, :, None] == seq[:, None, :])[:, None]  # padding (-1) sees only padding
+        positions = sequence_positions(seq)
+        rope = {base: (cos[positions][:, None], sin[positions][:, None]) for base, (cos, sin) in rope.items()}
+    band_mask = ((allowed & band) | (kj - qi == w)).reshape(B * nb, 1, C, C + 2 * w)
+    return Context(rope=rope, global_mask=global_mask, band_mask=band_mask, block=C, half_window=w)
+
+
+def band_layout(keys: torch.Tensor, C: int, w: int, fill) -> torch.Tensor:
+    """Per-key values [B, L] as each block of C queries sees its keys: [B, nb, C + 2w], `fill`
+    beyond the row."""
+    B, L = keys.shape
+    nb = -(-L // C)
+    keys = F.pad(keys, (w, (nb + 1) * C - L - w), value=fill).view(B, nb + 1, C)
+    return torch.cat([keys[:, :nb], keys[:, 1:, : 2 * w]], dim=2)
+
+
+def sequence_positions(sequence_ids: torch.Tensor) -> torch.Tensor:
+    """Each token's position within its own sequence [B, L]: sequences are runs of equal ids."""
+    B, L = sequence_ids.shape
+    index = torch.arange(L, device=sequence_ids.device).expand(B, L)
+    starts = torch.ones_like(sequence_ids, dtype=torch.bool)
+    starts[:, 1:] = sequence_ids[:, 1:] != sequence_ids[:, :-1]
+    return index - torch.where(starts, index, 0).cummax(dim=1).values
 
 
 class Attention(nn.Module):
@@ -156,12 +185,18 @@ class ModernBertModel(nn.Module):
         self.layers = nn.ModuleList([EncoderLayer(args, i) for i in range(args.num_hidden_layers)])
         self.final_norm = nn.LayerNorm(args.hidden_size, eps=args.norm_eps, bias=args.norm_bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        sequence_ids: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
         valid = None
         if attention_mask is not None and not bool(attention_mask.all()):
             valid = attention_mask.bool()
-            valid = valid | ~valid.any(dim=1, keepdim=True)  # an all-padding row attends to its padding
-        ctx = make_context(self.args, valid, *input_ids.shape, input_ids.device)
+            if sequence_ids is None:  # an all-padding row attends to its padding
+                valid = valid | ~valid.any(dim=1, keepdim=True)
+        ctx = make_context(self.args, valid, *input_ids.shape, input_ids.device, sequence_ids)
         h = self.embeddings(input_ids)
         for layer in self.layers:
             h = layer(h, ctx)
@@ -188,8 +223,8 @@ class ModernBertForTokenClassification(nn.Module):
         self.drop = nn.Dropout(args.classifier_dropout)
         self.classifier = nn.Linear(args.hidden_size, args.num_labels)
 
-    def forward(self, input_ids, attention_mask=None):
-        return self.classifier(self.drop(self.head(self.model(input_ids, attention_mask))))
+    def forward(self, input_ids, attention_mask=None, sequence_ids=None):
+        return self.classifier(self.drop(self.head(self.model(input_ids, attention_mask, sequence_ids))))
 
 
 class ModernBertForMaskedLM(nn.Module):
@@ -202,8 +237,8 @@ class ModernBertForMaskedLM(nn.Module):
         if args.tie_word_embeddings:
             self.decoder.weight = self.model.embeddings.tok_embeddings.weight
 
-    def forward(self, input_ids, attention_mask=None):
-        return self.decoder(self.head(self.model(input_ids, attention_mask)))
+    def forward(self, input_ids, attention_mask=None, sequence_ids=None):
+        return self.decoder(self.head(self.model(input_ids, attention_mask, sequence_ids)))
 
 
 ARCHITECTURES = {
