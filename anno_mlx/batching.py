@@ -82,6 +82,14 @@ def can_pack(args: Any) -> bool:
     return bool(getattr(args, "supports_packing", False))
 
 
+def packs_by_default(runner: Any) -> bool:
+    """Packed rows where they were measured faster: PyTorch ran 300 tweet-sized texts in 0.55-0.58
+    of the padded time, but MLX's CPU backend in 1.08 of it (its attention costs the square of
+    the row however many texts it holds; docs/benchmarks.md), so MLX keeps padded rows. Callers
+    may set `packing` themselves (Apple's GPU is unmeasured)."""
+    return can_pack(runner.args) and runner.name == "torch"
+
+
 def packed_row_tokens(args: Any, batch_size: int) -> int:
     """Tokens per packed row for a model (its ModelArgs) and `batch_size`; 0 when the model
     cannot take packed rows."""

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .batching import call_arrays, can_pack, model_calls, packed_row_tokens, split_outputs
+from .batching import call_arrays, model_calls, packed_row_tokens, packs_by_default, split_outputs
 from .errors import AnnoError
 from .models import FAMILIES, build_args, family
 from .models.modernbert import GLOBAL
@@ -220,7 +220,7 @@ class Encoder:
         self.config = config
         self.batch_size = batch_size
         # Short texts share rows end to end where the model takes packed rows (`batching`).
-        self.packing = can_pack(self.runner.args)
+        self.packing = packs_by_default(self.runner)
 
     @classmethod
     def from_pretrained(

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from .batching import Row, call_arrays, can_pack, model_calls, packed_row_tokens, split_outputs
+from .batching import Row, call_arrays, model_calls, packed_row_tokens, packs_by_default, split_outputs
 from .decode import check_aggregation, decode
 from .entities import Entity
 from .errors import AnnoError
@@ -85,7 +85,7 @@ class NER:
         self.prefix, self.suffix = tokenizer.special_tokens()
         # Short windows share rows end to end where the model takes packed rows (`batching`);
         # False sends one window per row, padded.
-        self.packing = can_pack(self.runner.args)
+        self.packing = packs_by_default(self.runner)
         self.defaults = self.options(NEROptions(), **options)
 
     @classmethod

@@ -157,7 +157,8 @@ def entity_tuples(found):
 @pytest.mark.parametrize("backend", ["mlx", "torch"])
 def test_ner_entities_packed_equal_padded(backend):
     ner = NER.from_pretrained(None, backend=backend)
-    assert ner.packing
+    assert ner.packing == (backend == "torch")  # packed by default where it measured faster
+    ner.packing = True
     texts = [
         "Angela Merkel met Emmanuel Macron in Berlin on Tuesday.",
         "",
@@ -175,6 +176,7 @@ def test_ner_entities_packed_equal_padded(backend):
 
 def test_the_pipeline_packs_short_texts_into_few_calls(converted_model):
     ner = NER.from_pretrained(converted_model, backend="mlx")
+    ner.packing = True
     calls: list[tuple[tuple[int, ...], bool]] = []
     run = ner.runner.__call__
 
@@ -195,7 +197,8 @@ def test_the_pipeline_packs_short_texts_into_few_calls(converted_model):
 @pytest.mark.parametrize("backend", ["mlx", "torch"])
 def test_encode_batch_packed_equals_padded(make_checkpoint, backend):
     encoder = Encoder.from_pretrained(make_checkpoint(head="encoder"), backend=backend, batch_size=4)
-    assert encoder.packing
+    assert encoder.packing == (backend == "torch")
+    encoder.packing = True
     texts = ["Paris.", "Marie Curie was born in Warsaw. " * 9, "", "Tokyo and Berlin are cities."] * 3
     packed = encoder.encode_batch(texts)
     encoder.packing = False
