@@ -1,9 +1,13 @@
 """The benchmark runs end to end (small): the timing table with every implementation in its own
-process, the quiet/busy comparison, and the per-process memory table."""
+process, the quiet/busy comparison, and the per-process memory table; and the GLiNER benchmark
+against the gliner package."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +64,26 @@ def test_memory_is_measured_per_implementation_in_its_own_process(capsys):
     (row,) = [line for line in out.splitlines() if line.startswith("b: one 512-token document")]
     peaks = [float(x) for x in row.split()[-3:]]
     assert len(peaks) == 3 and all(p >= 0 for p in peaks)
+
+
+def test_gliner_benchmark_compares_ours_with_the_package(tmp_path, capsys):
+    """benchmarks/gliner.py on the tiny GLiNER model: our two paths and the gliner package (one
+    call that truncates, and the text cut into max_len-word pieces), each with a ratio."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gliner.py"
+    spec = importlib.util.spec_from_file_location("gliner_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    bench.main(["--quick", "--only", "c", "--work", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "the gliner package's process never imported anno_mlx" in out
+    rows = [line for line in out.splitlines() if line.startswith("c: one 960-word document")]
+    names = ["anno-mlx (MLX)", "anno-mlx (PyTorch)", "gliner package, one call (reads 48)"]
+    names.append("gliner package, 20 pieces of 48")
+    assert [next(name for name in names if name in row) for row in rows] == names
+    ratios = []
+    for row in rows:
+        rate, ratio = re.search(r"\s(\d+)\s+([\d.]+)x\s", row).groups()
+        assert int(rate) > 0 and float(ratio) > 0
+        ratios.append(ratio)
+    assert ratios[-1] == "1.00"  # the baseline: the package over the pieces

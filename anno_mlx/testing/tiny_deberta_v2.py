@@ -18,22 +18,32 @@ from .save import (
     save_checkpoint,
     transformers_class,
 )
-from .tiny_tokenizers import BERT_PAIR, BRACKETED_SPECIAL, set_template, unigram_tokenizer
+from .tiny_tokenizers import (
+    BERT_PAIR,
+    BRACKETED_SPECIAL,
+    TOKENIZER_TEXT,
+    set_template,
+    unigram_tokenizer,
+    with_whole_words,
+)
 
 # DeBERTa-v3's special tokens, in its vocabulary's order.
 SPECIAL_TOKENS = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
 
 
-def make_tokenizer(vocab_size: int = 300):
+def make_tokenizer(vocab_size: int = 300, text: Optional[str] = None):
     """A Unigram tokenizer as DeBERTa-v3's `tokenizer.json` is built: strip, normalise (NFKC
     standing in for SentencePiece's compiled map), collapse runs of spaces, split on spaces
-    with a `▁` prefix, and put `[CLS]` / `[SEP]` around a text."""
+    with a `▁` prefix, and put `[CLS]` / `[SEP]` around a text. Trained on TOKENIZER_TEXT, or on
+    `text` with its common words made whole pieces (`with_whole_words`)."""
     from tokenizers import Regex, normalizers
 
     normalizer = normalizers.Sequence(
         [normalizers.Strip(), normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
     )
-    tokenizer = unigram_tokenizer(SPECIAL_TOKENS, "[UNK]", normalizer, vocab_size)
+    tokenizer = unigram_tokenizer(SPECIAL_TOKENS, "[UNK]", normalizer, vocab_size, text or TOKENIZER_TEXT)
+    if text is not None:
+        tokenizer = with_whole_words(tokenizer, text)
     return set_template(tokenizer, "[CLS]", "[SEP]", BERT_PAIR)
 
 
@@ -68,14 +78,17 @@ def make_tiny_deberta_v2(
     seed: int = 0,
     labels: Optional[list[str]] = None,
     pos_att_string: bool = False,
+    tokenizer_text: Optional[str] = None,
+    tokenizer_vocab: int = 300,
     **config_overrides: Any,
 ) -> Path:
     """Save a random DeBERTa-v2 (`head`: token-classification, masked-lm or encoder) with its
     tokenizer into `out_dir`, exactly as transformers writes it. `pos_att_string=True` writes
-    `pos_att_type` as the "p2c|c2p" string that the released DeBERTa-v3 configs hold."""
+    `pos_att_type` as the "p2c|c2p" string that the released DeBERTa-v3 configs hold;
+    `tokenizer_text` and `tokenizer_vocab` are `make_tokenizer`'s."""
     from transformers import DebertaV2Config
 
-    tokenizer = make_tokenizer()
+    tokenizer = make_tokenizer(tokenizer_vocab, tokenizer_text)
     values = tiny_config(**config_overrides)
     values.setdefault("vocab_size", tokenizer.get_vocab_size())
     config = DebertaV2Config(pad_token_id=tokenizer.token_to_id("[PAD]"), **label_fields(labels), **values)

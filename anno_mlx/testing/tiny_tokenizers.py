@@ -4,6 +4,10 @@ checkpoints: the steps every builder shares (the corpus, WordPiece and Unigram m
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from collections import Counter
 from typing import Any
 
 TOKENIZER_TEXT = (
@@ -21,9 +25,9 @@ BRACKETED_SPECIAL = {"unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "pad": "[PA
 BERT_PAIR = "[CLS] $A [SEP] $B:1 [SEP]:1"
 
 
-def train(tokenizer: Any, trainer: Any) -> Any:
-    """`tokenizer` trained with `trainer` on TOKENIZER_TEXT (repeated, so that merges recur)."""
-    tokenizer.train_from_iterator([TOKENIZER_TEXT] * 4, trainer=trainer)
+def train(tokenizer: Any, trainer: Any, text: str = TOKENIZER_TEXT) -> Any:
+    """`tokenizer` trained with `trainer` on `text` (repeated, so that merges recur)."""
+    tokenizer.train_from_iterator([text] * 4, trainer=trainer)
     return tokenizer
 
 
@@ -62,11 +66,13 @@ def wordpiece_tokenizer(special_tokens: list[str], vocab_size: int, cased: bool)
     return trained
 
 
-def unigram_tokenizer(special_tokens: list[str], unk_token: str, normalizer: Any, vocab_size: int) -> Any:
+def unigram_tokenizer(
+    special_tokens: list[str], unk_token: str, normalizer: Any, vocab_size: int, text: str = TOKENIZER_TEXT
+) -> Any:
     """SentencePiece's kind (XLM-R's, DeBERTa-v3's, the Japanese ModernBERT models'), without a
-    template: `normalizer`, words split on spaces with a `▁` prefix, a Unigram model. The pieces
-    are the same in every process but their scores and order are not: the trainer sums over a
-    hash map's order, and no setting fixes it."""
+    template, trained on `text`: `normalizer`, words split on spaces with a `▁` prefix, a Unigram
+    model. The pieces are the same in every process but their scores and order are not: the
+    trainer sums over a hash map's order, and no setting fixes it."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.Unigram())
@@ -76,7 +82,25 @@ def unigram_tokenizer(special_tokens: list[str], unk_token: str, normalizer: Any
     trainer = trainers.UnigramTrainer(
         vocab_size=vocab_size, special_tokens=special_tokens, unk_token=unk_token, show_progress=False
     )
-    return train(tokenizer, trainer)
+    return train(tokenizer, trainer, text)
+
+
+def with_whole_words(tokenizer: Any, text: str) -> Any:
+    """A Unigram `tokenizer` given a `▁word` piece, scored by its frequency, for every word or
+    punctuation mark of `text` that is not capitalised or occurs more than once: as in a large
+    vocabulary, common words become one token and rare names stay in pieces. (A trainer run on
+    a few thousand words stops far short of that and splits most words.)"""
+    from tokenizers import Tokenizer
+
+    counts = Counter(re.findall(r"\w+|[^\w\s]", text))
+    total = sum(counts.values())
+    state = json.loads(tokenizer.to_str())
+    pieces = {piece: score for piece, score in state["model"]["vocab"]}
+    for word, count in sorted(counts.items()):
+        if count > 1 or not word[0].isupper():
+            pieces["▁" + word] = max(pieces.get("▁" + word, -math.inf), math.log(count / total))
+    state["model"]["vocab"] = [[piece, score] for piece, score in pieces.items()]
+    return Tokenizer.from_str(json.dumps(state))
 
 
 def set_template(tokenizer: Any, cls: str, sep: str, pair: str) -> Any:
