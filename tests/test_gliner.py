@@ -227,6 +227,16 @@ def test_converted_models_give_the_same_entities(gliner_checkpoint, tmp_path, ki
     assert triples(half) and all(text[e.start : e.end] == e.text for e in half)
     if kind == "bi-modernbert":
         assert (tmp_path / "f32" / "labels_tokenizer" / "tokenizer.json").is_file()
+    if kind == "uni-modernbert":  # its widths are multiples of 32
+        convert(source, tmp_path / "q8", quantize=True, q_bits=8, q_group_size=32, log=lambda m: None)
+        config = json.loads((tmp_path / "q8" / "config.json").read_text())
+        assert config["quantization"]["bits"] == 8
+        for backend in ("mlx", "torch"):
+            q8 = NER.from_pretrained(tmp_path / "q8", backend=backend)
+            found = q8(text, labels=LABELS, threshold=0.3)
+            assert found and all(text[e.start : e.end] == e.text for e in found)
+            agree = set(triples(found)) & set(triples(expected))
+            assert len(agree) >= len(expected) // 2  # 8-bit weights move some scores across the threshold
 
 
 def test_cli_finds_the_labels_typed_and_eval_prompts_with_the_data_types(gliner_checkpoint, tmp_path, capsys):

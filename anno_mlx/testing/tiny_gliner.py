@@ -82,6 +82,7 @@ PYTHON_VARIABLE = "ANNO_MLX_GLINER_PYTHON"
 SPECS: dict[str, dict[str, Any]] = {
     "uni-modernbert": dict(
         encoder="modernbert",
+        encoder_config=dict(intermediate_size=64),  # every width a multiple of 32: it quantizes
         gliner=dict(hidden_size=32, num_rnn_layers=0, max_width=4, max_len=40),
         hub_names=dict(model_name="answerdotai/ModernBERT-base"),
         seed=11,
@@ -277,7 +278,7 @@ def build_model(
     from gliner import GLiNER, GLiNERConfig
 
     spec = SPECS[kind]
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, Any] = dict(spec.get("encoder_config", {}))
     logits = (LOGIT_MEAN, LOGIT_STD)
     if base_text is not None:
         spec = dict(spec, gliner=dict(spec["gliner"], **BASE["gliner"]))
