@@ -20,6 +20,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .tokenizer import pad_rows
+
 TOKENS_PER_ROW = 512  # the token budget per row of batch_size: batch_size short rows, or fewer long ones
 # Tokens per packed row. Attention in a packed row costs (row length)^2 whatever its sequences,
 # so rows stay short and a call spreads its token budget over more of them. On 2 shared CPU cores,
@@ -119,17 +121,15 @@ def call_arrays(
     """(ids, attention mask, sequence ids) of one model call, int32, right-padded: the mask is
     None when nothing is padded, the sequence ids (each token's item within its row, -1 for
     padding) None when no row holds more than one item."""
-    lengths = [offset + len(items[i]) for *_, (i, offset) in call]
-    width = max(lengths)
-    ids = np.full((len(call), width), pad_id, dtype=np.int32)
-    sequence_ids = np.full((len(call), width), -1, dtype=np.int32)
-    for r, row in enumerate(call):
-        for k, (i, offset) in enumerate(row):
-            ids[r, offset : offset + len(items[i])] = items[i]
-            sequence_ids[r, offset : offset + len(items[i])] = k
-    mask = (sequence_ids >= 0).astype(np.int32)
-    packed = any(len(row) > 1 for row in call)
-    return ids, None if mask.all() else mask, sequence_ids if packed else None
+    joined = [np.concatenate([items[i] for i, _ in row]) for row in call]  # offsets are contiguous
+    ids, mask = pad_rows(joined, pad_id)
+    sequence_ids = None
+    if any(len(row) > 1 for row in call):
+        numbered = [
+            np.concatenate([np.full(len(items[i]), k) for k, (i, _) in enumerate(row)]) for row in call
+        ]
+        sequence_ids = pad_rows(numbered, -1)[0]
+    return ids, None if mask.all() else mask, sequence_ids
 
 
 def split_outputs(out: np.ndarray, call: list[Row], widths: Sequence[int]) -> list[tuple[int, np.ndarray]]:

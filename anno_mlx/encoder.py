@@ -268,8 +268,7 @@ class Encoder:
         row_tokens = packed_row_tokens(self.runner.args, self.batch_size) if self.packing else 0
         for call in model_calls(widths, self.batch_size, row_tokens):
             ids, mask, sequence_ids = call_arrays(rows, call, self.tokenizer.pad_token_id)
-            packed = {} if sequence_ids is None else {"sequence_ids": sequence_ids}
-            hidden = self.runner(ids, mask, **packed)
+            hidden = self.runner(ids, mask, sequence_ids=sequence_ids)
             for i, states in split_outputs(hidden, call, widths):
                 results[i] = (states, widths[i])
         return results  # type: ignore[return-value]

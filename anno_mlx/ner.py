@@ -303,8 +303,7 @@ class NER:
         """(index into `rows`, label probabilities) for each row of token ids (special tokens
         included) that one model call, laid out by `batching.model_calls`, holds."""
         ids, mask, sequence_ids = call_arrays(rows, call, self.tokenizer.pad_token_id)
-        packed = {} if sequence_ids is None else {"sequence_ids": sequence_ids}
-        probs = self.runner(ids, mask, softmax=True, **packed)
+        probs = self.runner(ids, mask, softmax=True, sequence_ids=sequence_ids)
         if not np.isfinite(probs).all():
             raise AnnoError(
                 f"{self.name or 'the model'} computes NaN or infinite scores; its weights or config.json are broken"

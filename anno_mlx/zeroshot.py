@@ -233,7 +233,10 @@ class ZeroShotNER(NER):
         return None if self.args.encoder.model_type == "modernbert" else self.args.max_len
 
     def prompt(self, labels: tuple[str, ...]) -> list[int]:
-        """A uni-encoder's prompt: <<ENT>> label ... <<SEP>>, each label one pre-split word."""
+        """A uni-encoder's prompt: <<ENT>> label ... <<SEP>>, each label one pre-split word (none
+        for a bi-encoder, whose labels are encoded on their own)."""
+        if self.args.bi_encoder:
+            return []
         words = [w for label in labels for w in (self.args.ent_token, label)] + [self.args.sep_token]
         return [t for word in self.tokenizer.encode_words(words) for t in word]
 
@@ -242,7 +245,7 @@ class ZeroShotNER(NER):
         texts = check_texts(texts)
         labels = self._labels(options)
         max_length, stride = self.window_shape(options)
-        prompt = [] if self.args.bi_encoder else self.prompt(labels)
+        prompt = self.prompt(labels)
         capacity = max_length - len(self.prefix) - len(self.suffix) - len(prompt)
         if capacity < 1:
             raise AnnoError(
@@ -272,8 +275,7 @@ class ZeroShotNER(NER):
         each span from its best window. All texts' windows run together in length batches."""
         labels = self._labels(options)
         K = self.args.max_width
-        prompt = [] if self.args.bi_encoder else self.prompt(labels)
-        head = [*self.prefix, *prompt]
+        head = [*self.prefix, *self.prompt(labels)]
         items = [(doc, w) for doc, p in enumerate(prepared) for w in range(len(p.windows))]
         rows = [
             [t for word in prepared[doc].word_tokens[slice(*prepared[doc].windows[w])] for t in word]
@@ -285,22 +287,20 @@ class ZeroShotNER(NER):
         ]
         # Each span's best (context, -window) so far: the most context wins, the earlier window on ties.
         best = [None if p.words is None else np.full((len(p.words), K, 2), -(2**62)) for p in prepared]
-        inputs = self._label_inputs(labels, len(head))
+        inputs = self._label_inputs(labels, head)
         bar = progress_bar(len(items), progress)
         for batch in length_batches([len(r) + len(head) for r in rows], options.batch_size):
             ids, mask = pad_rows(
                 [np.array(head + rows[i] + self.suffix) for i in batch], self.tokenizer.pad_token_id
             )
-            n_words = [prepared[items[i][0]].windows[items[i][1]] for i in batch]
-            lengths = np.array([end - start for start, end in n_words])
+            windows = [prepared[items[i][0]].windows[items[i][1]] for i in batch]
+            lengths = np.array([end - start for start, end in windows])
             word_index = np.zeros((len(batch), lengths.max()), np.int64)
             for r, i in enumerate(batch):
                 doc, w = items[i]
                 start, end = prepared[doc].windows[w]
                 sizes = [len(t) for t in prepared[doc].word_tokens[start:end]]
                 word_index[r, : end - start] = len(head) + np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            if "label_index" in inputs:
-                inputs["label_index"] = np.broadcast_to(inputs["label_index"][:1], (len(batch), len(labels)))
             logits = self.runner.run(
                 input_ids=ids, attention_mask=mask, word_index=word_index, lengths=lengths, **inputs
             )
@@ -349,12 +349,13 @@ class ZeroShotNER(NER):
             )
         return tuple(options.labels)
 
-    def _label_inputs(self, labels: tuple[str, ...], head: int) -> dict[str, np.ndarray]:
-        """The labels' part of the model's inputs: where the prompt holds each label's vector
-        (uni-encoder), or the label vectors themselves (bi-encoder, kept per label set)."""
+    def _label_inputs(self, labels: tuple[str, ...], head: list[int]) -> dict[str, np.ndarray]:
+        """The labels' part of the model's inputs: where each label's vector is in `head` (the
+        special tokens and prompt every row starts with; uni-encoder), or the label vectors
+        themselves (bi-encoder, kept per label set)."""
         if not self.args.bi_encoder:
-            ent = np.flatnonzero(np.array([*self.prefix, *self.prompt(labels)]) == self.ent_id)
-            return {"label_index": (ent + (0 if self.args.embed_ent_token else 1))[None, :]}
+            ent = np.flatnonzero(np.array(head) == self.ent_id)
+            return {"label_index": ent + (0 if self.args.embed_ent_token else 1)}
         if labels not in self.label_vectors:
             encoded = self.labels_tokenizer.encode_batch(list(labels))
             ids, mask = pad_rows([np.array(e.ids) for e in encoded], self.labels_tokenizer.pad_token_id)

@@ -38,9 +38,9 @@ def test_the_pipeline_sends_short_texts_at_their_own_width(converted_model):
     run = ner.runner.__call__
 
     class Recording(type(ner.runner)):
-        def __call__(self, ids, mask, softmax=False):
+        def __call__(self, ids, mask, softmax=False, sequence_ids=None):
             widths.append(ids.shape)
-            return run(ids, mask, softmax)
+            return run(ids, mask, softmax, sequence_ids)
 
     ner.runner.__class__ = Recording
     long_text = "Ada Lovelace worked with Charles Babbage in London. " * 40

@@ -137,8 +137,8 @@ class GLiNER(nn.Module):
         label_embeddings: Optional[mx.array] = None,
     ) -> mx.array:
         """Span logits [B, W, K, C]. `word_index` [B, W]: each word's first token (any index
-        past a row's `lengths`); uni-encoders take `label_index` [B, C] (each label's vector's
-        token), bi-encoders `label_embeddings` [C, D] from `encode_labels`."""
+        past a row's `lengths`); uni-encoders take `label_index` [C] (each label's vector's
+        token in the prompt every row starts with), bi-encoders `label_embeddings` [C, D] from `encode_labels`."""
         h = self.encoder(input_ids, attention_mask)
         if "projection" in self:
             h = self.projection(h)
@@ -146,7 +146,7 @@ class GLiNER(nn.Module):
         if self.args.bi_encoder:
             labels = mx.broadcast_to(label_embeddings.astype(h.dtype), (h.shape[0], *label_embeddings.shape))
         else:
-            labels = mx.take_along_axis(h, label_index[..., None], axis=1)
+            labels = h[:, label_index]
         if "rnn" in self:
             words = self.rnn(words, lengths)
         return self.span_rep(words, self.prompt_rep(labels))

@@ -98,7 +98,7 @@ class GLiNER(nn.Module):
         if self.args.bi_encoder:
             labels = label_embeddings.to(h.dtype).expand(h.shape[0], *label_embeddings.shape)
         else:
-            labels = torch.gather(h, 1, label_index[..., None].expand(-1, -1, h.shape[-1]))
+            labels = h[:, label_index]
         if hasattr(self, "rnn"):
             words = self.rnn(words, lengths)
         return self.span_rep(words, self.prompt_rep(labels))
