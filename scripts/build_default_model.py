@@ -38,14 +38,18 @@ runs it again):
            teacher's fine type where the teacher finds the same span, and is otherwise a set
            of the model's fine types (marginal likelihood, `anno_mlx.labelmap`); a tenth of the
            sentences again in lower case and a tenth in capitals, and 150,000 words of the
-           silver paragraphs; CoNLL-2003 dev chooses the epoch. Before it, one masked-LM epoch
-           on the same text (adapt.json). `--no-adapt` and `--fine-types marginal` train the
-           alternatives the card compares (no masked-LM epoch; every coarse span a set).
+           silver paragraphs; the same gold sentences again in passages of 2-10 consecutive
+           sentences as pasted text reads (one per line or run on, half of them spaced as
+           written, some broken into PDF-like lines); CoNLL-2003 dev chooses the epoch. Before
+           it, one masked-LM epoch on the text without the passages (adapt.json). `--no-adapt`
+           and `--fine-types marginal` train the alternatives the card compares (no masked-LM
+           epoch; every coarse span a set).
   ship     `python -m anno_mlx convert ... --dtype float16` of the gold model into
            anno_mlx/default_model/.
   measure  strict F1 of the shipped model, the model before the gold phase and spaCy's small
            model side by side on the gold test sets (CoNLL-2003 test, WNUT-17 dev, Broad Twitter
-           Corpus section h, SEC filings); agreement with the teacher on the held-out documents
+           Corpus section h, SEC filings), sentence by sentence and as pasted text (8
+           consecutive sentences, one per line, a text); agreement with the teacher on the held-out documents
            (strict F1, micro and per type); strict F1 of the teacher, of its WordNet-checked labels and of the shipped
            model on PERSON/ORG/GPE/LOC against the hand-checked held-out documents
            (scripts/default_model/checked.jsonl); speed of the shipped model (each backend)
@@ -770,7 +774,12 @@ GOLD_TRAINING = {  # set -> (files, mapping of its types)
     "Broad Twitter Corpus a, b, e, g": ([f"btc/{section}.conll" for section in "abeg"], "conll"),
     "WNUT-17 train": (["wnut17/train.conll"], WNUT_MAP),
 }
-CASE_SHARE = 0.1  # of gold sentences added again lower-cased, and as many in capitals
+CASE_SHARE = 0.1  # of gold passages added again lower-cased, and as many in capitals
+WRITTEN_SHARE = 0.5  # of gold sentences spaced as written ("Japan's win, 2-1.") instead of tokenized
+WRAPPED_SHARE = 0.15  # of longer passages broken into lines of 50-90 characters, as text from a PDF
+PASSAGE_SENTENCES = (2, 10)  # consecutive sentences in a passage (drawn evenly), within PASSAGE_WORDS
+PASSAGE_WORDS = 200
+NEWLINE_SHARE = 0.7  # of passages with a sentence per line; the others run on with a space
 SILVER_WORDS = 150_000  # of the teacher-labelled encyclopedic text, in paragraphs
 
 
@@ -798,6 +807,95 @@ def as_record(example) -> dict:
     if example.unannotated:
         record["unannotated"] = list(example.unannotated)
     return record
+
+
+NO_SPACE_BEFORE = {",", ".", ";", ":", "!", "?", "%", ")", "]", "}", "...", "'", "n't", "N'T"}
+NO_SPACE_AFTER = {"(", "[", "{", "$", "@"}
+
+
+def written(example):
+    """A tokenized sentence spaced as written text: "Japan 's win , 2-1 ." -> "Japan's win,
+    2-1."; straight double quotes open and close in turn. Spans move with their tokens."""
+    from anno_mlx.datasets import Example
+
+    tokens = example.text.split(" ")
+    text, moved, position, quote_open, glue_next = "", {}, 0, False, False
+    for i, token in enumerate(tokens):
+        closing = token == '"' and quote_open
+        clitic = token.startswith("'") and 1 < len(token) <= 3 and token[1:].isalpha()
+        if i and not (glue_next or closing or clitic or token in NO_SPACE_BEFORE):
+            text += " "
+        moved[position] = len(text)
+        text += token
+        moved[position + len(token)] = len(text)
+        position += len(token) + 1
+        if token == '"':
+            quote_open = not quote_open
+        glue_next = token in NO_SPACE_AFTER or (token == '"' and quote_open)
+    spans = [(moved[a], moved[b], kind) for a, b, kind in example.spans]
+    return Example(text, spans, example.where, example.unannotated)
+
+
+def without_lone_marks(example):
+    """The sentence without entities that are a lone "@": the Broad Twitter Corpus marks
+    "@ name" as two entities (857 times in the training sections, and leaves 559 others
+    unmarked); a model taught that highlights a bare "@" in every tweet."""
+    from dataclasses import replace
+
+    return replace(example, spans=[s for s in example.spans if example.text[s[0] : s[1]] != "@"])
+
+
+def wrapped(example, width: int):
+    """The text broken into lines of about `width` characters at spaces, as text copied from a
+    PDF reads. Only spaces become line breaks, so every span keeps its offsets."""
+    from dataclasses import replace
+
+    text, column = list(example.text), 0
+    for i, char in enumerate(text):
+        column = 0 if char == "\n" else column + 1
+        if char == " " and column > width:
+            text[i], column = "\n", 0
+    return replace(example, text="".join(text))
+
+
+def join_sentences(sentences: list, separator: str):
+    """Sentences (`datasets.Example`) as one text, spans moved to their place in it."""
+    from anno_mlx.datasets import Example
+
+    text, spans = "", []
+    for i, sentence in enumerate(sentences):
+        if i:
+            text += separator
+        spans += [(a + len(text), b + len(text), kind) for a, b, kind in sentence.spans]
+        text += sentence.text
+    return Example(text, spans, sentences[0].where, sentences[0].unannotated)
+
+
+def passages(sentences: list, rng: random.Random) -> list:
+    """Consecutive sentences of a set joined into passages of drawn length, mostly one sentence
+    per line: a model that has only seen lone sentences loses names in pasted documents."""
+    out, i = [], 0
+    while i < len(sentences):
+        size = rng.randint(*PASSAGE_SENTENCES)
+        group, total = [sentences[i]], words(sentences[i].text)
+        while len(group) < size and i + len(group) < len(sentences):
+            total += words(sentences[i + len(group)].text)
+            if total > PASSAGE_WORDS:
+                break
+            group.append(sentences[i + len(group)])
+        i += len(group)
+        passage = join_sentences(group, "\n" if rng.random() < NEWLINE_SHARE else " ")
+        if len(group) > 1 and rng.random() < WRAPPED_SHARE:
+            passage = wrapped(passage, rng.randint(50, 90))
+        out.append(passage)
+    return out
+
+
+def as_example(record: dict):
+    from anno_mlx.datasets import Example
+
+    spans = [(e["start"], e["end"], e["label"]) for e in record["entities"]]
+    return Example(record["text"], spans, unannotated=tuple(record.get("unannotated", ())))
 
 
 def recased(records: list[dict], rng: random.Random) -> list[dict]:
@@ -848,18 +946,20 @@ def teacher_fine_types(records: list[dict]) -> int:
     return decided
 
 
-def gold_training_records(work: Path, args: argparse.Namespace) -> tuple[list[dict], dict]:
-    """Gold sentences in the model's types (coarse types decided by the teacher where it agrees,
-    sets of fine types elsewhere; all sets with --fine-types marginal), recased copies, and
-    silver paragraphs; with counts per source."""
+def gold_training_records(work: Path, args: argparse.Namespace) -> tuple[list[dict], list[dict], dict]:
+    """(gold sentences in the model's types, each alone (coarse types decided by the teacher
+    where it agrees, sets of fine types elsewhere; all sets with --fine-types marginal), recased
+    copies and silver paragraphs; the same gold sentences again in passages; counts per source).
+    The first list is the masked-LM epoch's text: the passages repeat it."""
     from anno_mlx.datasets import read_examples
     from anno_mlx.labelmap import LabelMap, coarse_examples
 
-    rng = random.Random(SEED)
-    records, counts = [], {}
+    rng, passage_rng = random.Random(SEED), random.Random(SEED + 1)
+    records, counts, sets = [], {}, []
     for name, (files, mapping) in GOLD_TRAINING.items():
-        examples = [e for f in files for e in read_examples(gold_file(args, f))]
+        examples = [without_lone_marks(e) for f in files for e in read_examples(gold_file(args, f))]
         coarse = coarse_examples(examples, LabelMap.parse(mapping), TYPES)
+        sets.append((name, len(records), len(records) + len(coarse)))
         records += [as_record(e) for e in coarse]
         counts[name] = {
             "sentences": len(coarse),
@@ -868,6 +968,13 @@ def gold_training_records(work: Path, args: argparse.Namespace) -> tuple[list[di
         }
     if args.fine_types == "teacher":
         counts["spans typed by the teacher"] = teacher_fine_types(records)
+    in_passages = []
+    for name, first, last in sets:
+        sentences = [as_example(r) for r in records[first:last]]
+        spaced = [written(e) if passage_rng.random() < WRITTEN_SHARE else e for e in sentences]
+        joined_up = [as_record(e) for e in passages(spaced, passage_rng)]
+        counts[name]["passages"] = len(joined_up)
+        in_passages += joined_up
     copies = recased(records, rng)
     counts["recased copies"] = {"sentences": len(copies), "words": sum(words(r["text"]) for r in copies)}
     silver_documents = training_text(work, CORRECTED["train.jsonl"])[0]
@@ -879,7 +986,7 @@ def gold_training_records(work: Path, args: argparse.Namespace) -> tuple[list[di
         silver.append(piece)
         total += words(piece["text"])
     counts["silver paragraphs"] = {"sentences": len(silver), "words": total}
-    return records + copies + silver, counts
+    return records + copies + silver, in_passages, counts
 
 
 def gold_phase(args: argparse.Namespace) -> str:
@@ -898,12 +1005,12 @@ def stage_gold(work: Path, args: argparse.Namespace) -> None:
     if not (work / "continued-shipped" / "config.json").exists():
         ship(work / "model", work / "continued-shipped")
     phase = gold_phase(args)
-    records, counts = gold_training_records(work, args)
+    records, in_passages, counts = gold_training_records(work, args)
     if PHASES[phase][0] == "model-adapted" and not (work / "model-adapted" / "config.json").exists():
         run_phase(work, args, "adapt", [{"text": r["text"], "entities": []} for r in records])
     log("gold training text: " + json.dumps(counts))
     (work / f"{phase}-counts.json").write_text(json.dumps(counts, indent=2))
-    run_phase(work, args, phase, records)
+    run_phase(work, args, phase, records + in_passages)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1096,6 +1203,9 @@ GOLD_TESTS = {
 }
 
 
+PASSAGE_LINES = 8  # consecutive test sentences in one text, for the figures as pasted text
+
+
 class SpacyNER:
     """spaCy's pipeline behind the `batch` method that `anno_mlx.metrics.score` calls."""
 
@@ -1123,22 +1233,36 @@ def gold_test(args: argparse.Namespace, name: str) -> list:
 
 
 def gold_scores(args: argparse.Namespace, systems: dict) -> dict:
-    """Strict F1 (micro and per type) of each system on each gold test set, one run."""
+    """Strict F1 (micro and per type) of each system on each gold test set, one run: sentence
+    by sentence as the sets are usually scored, and as pasted text (PASSAGE_LINES consecutive
+    sentences, one per line, a text)."""
     from anno_mlx.labelmap import LabelMap
     from anno_mlx.metrics import score
 
     conll = LabelMap.parse("conll")
     out = {}
     for name in GOLD_TESTS:
-        examples = gold_test(args, name)
-        out[name] = {"sentences": len(examples), "entities": sum(len(e.spans) for e in examples)}
-        for system, ner in systems.items():
-            strict = score(ner, examples, conll)["strict"]
-            out[name][system] = {
-                "micro": strict["micro"],
-                "per_type": {k: v["f1"] for k, v in strict["per_type"].items()},
+        sentences = gold_test(args, name)
+        pasted = [
+            join_sentences(sentences[i : i + PASSAGE_LINES], "\n")
+            for i in range(0, len(sentences), PASSAGE_LINES)
+        ]
+        for row, examples in ((name, sentences), (f"{name}, {PASSAGE_LINES} lines a text", pasted)):
+            out[row] = {
+                "sentences": len(sentences),
+                "texts": len(examples),
+                "entities": sum(len(e.spans) for e in examples),
             }
-        log(f"{name}: " + ", ".join(f"{system} {out[name][system]['micro']['f1']:.3f}" for system in systems))
+            for system, ner in systems.items():
+                strict = score(ner, examples, conll)["strict"]
+                out[row][system] = {
+                    "micro": strict["micro"],
+                    "per_type": {k: v["f1"] for k, v in strict["per_type"].items()},
+                }
+            log(
+                f"{row}: "
+                + ", ".join(f"{system} {out[row][system]['micro']['f1']:.3f}" for system in systems)
+            )
     return out
 
 
@@ -1203,6 +1327,8 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
         results["agreement_before_gold"] = agreement(
             [spans_of(r) for r in held_out], [[(e.start, e.end, e.label) for e in doc] for doc in previous]
         )
+    for name, path in args.compare:
+        systems[name] = NER.from_pretrained(path, backend="mlx")
     results["gold"] = gold_scores(args, systems)
     # The gold phase's variants, compared on CoNLL-2003 dev (the figure that chose the shipped one).
     results["gold_phase_dev_f1"] = {
@@ -1219,14 +1345,15 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
 
 def report(results: dict) -> str:
     a, long = results["agreement"], results["agreement_long_documents"]
-    systems = [k for k in next(iter(results["gold"].values())) if k not in ("sentences", "entities")]
+    counts = ("sentences", "texts", "entities")
+    systems = [k for k in next(iter(results["gold"].values())) if k not in counts]
     lines = [
-        f"| gold set (strict F1) | sentences | entities | {' | '.join(systems)} |",
-        "|---|---|---|" + "---|" * len(systems),
+        f"| gold set (strict F1) | sentences | texts | entities | {' | '.join(systems)} |",
+        "|---|---|---|---|" + "---|" * len(systems),
     ]
     for name, row in results["gold"].items():
         lines.append(
-            f"| {name} | {row['sentences']:,} | {row['entities']:,} | "
+            f"| {name} | {row['sentences']:,} | {row.get('texts', row['sentences']):,} | {row['entities']:,} | "
             + " | ".join(f"{row[k]['micro']['f1']:.3f}" for k in systems)
             + " |"
         )
@@ -1284,6 +1411,13 @@ STAGES = {
 }
 
 
+def named_folder(value: str) -> tuple[str, Path]:
+    name, _, folder = value.partition("=")
+    if not name or not folder or not (Path(folder) / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{value!r}: give NAME=FOLDER, a model folder with a config.json")
+    return name, Path(folder)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "default-model", help="working folder")
@@ -1319,6 +1453,14 @@ def main(argv=None) -> None:
         help="gold stage: without the masked-LM epoch first (the ablation)",
     )
     parser.add_argument("--ship-to", type=Path, default=SHIPPED, help="where the float16 model goes")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        type=named_folder,
+        metavar="NAME=FOLDER",
+        help="measure stage: score this model too on the gold sets, in the same run (repeatable)",
+    )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     for name, (run, output) in STAGES.items():

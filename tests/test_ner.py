@@ -471,6 +471,17 @@ DOMAINS = {
         {("microsoft", "ORG"), ("seattle", "GPE")},
     ),
     "lower-case names": ("meeting with john smith from ibm tomorrow at 3pm", {("john smith", "PERSON")}),
+    "pasted news, a sentence per line": (
+        "FOOTBALL - ARSENAL HOLD CHELSEA IN LONDON DERBY\nLONDON 2026-11-28\n"
+        "Arsenal drew 1-1 with Chelsea on Saturday.\nMikel Arteta said his side had deserved more.\n"
+        "Enzo Maresca praised the goalkeeper.",
+        {("ARSENAL", "ORG"), ("LONDON", "GPE"), ("Mikel Arteta", "PERSON"), ("Enzo Maresca", "PERSON")},
+    ),
+    "text copied from a PDF": (
+        "This Agreement is made between Acme Holdings Inc., a Delaware\ncorporation, and "
+        "JPMorgan Chase Bank, N.A., as\nAdministrative Agent for the Lenders.",
+        {("Acme Holdings Inc.", "ORG"), ("JPMorgan Chase Bank", "ORG")},
+    ),
 }
 
 
@@ -481,6 +492,16 @@ def test_the_default_model_reads_each_domain(domain):
     text, expected = DOMAINS[domain]
     found = {(e.text, e.label) for e in default_ner()(text)}
     assert expected <= found, found
+
+
+def test_the_default_model_highlights_no_bare_at_sign():
+    """The Broad Twitter Corpus marks the "@" of a username as an entity of its own; the recipe
+    drops those, so a tweet's handle is never a lone highlighted "@"."""
+    for text in (
+        "@TimCook thanks for the update on the iPhone launch",
+        "RT @BBCBreaking: Boris Johnson resigns",
+    ):
+        assert all(e.text.strip() != "@" for e in default_ner()(text)), text
 
 
 @functools.lru_cache(maxsize=1)

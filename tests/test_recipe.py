@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -413,3 +414,67 @@ def test_only_the_recipes_own_gold_model_ships(tmp_path):
         recipe.stage_ship(tmp_path, args)
     assert recipe.gold_phase(argparse.Namespace(fine_types="marginal", adapt=True)) == "gold-marginal"
     assert recipe.gold_phase(argparse.Namespace(fine_types="teacher", adapt=True)) == "gold"
+
+
+def test_written_spacing_moves_every_span_with_its_tokens():
+    from anno_mlx.datasets import read_conll
+
+    tokens = [
+        ("Moody", "B-ORG"), ("'s", "I-ORG"), ("said", "O"), ('"', "O"), ("Japan", "B-LOC"),
+        ("'s", "O"), ("win", "O"), (",", "O"), ("2-1", "O"), (",", "O"), ("was", "O"), ("lucky", "O"),
+        ('"', "O"), ("(", "O"), ("AP", "B-ORG"), (")", "O"), ("after", "O"), ("$", "O"), ("5", "O"),
+        ("in", "O"), ("fans", "O"), ("'", "O"), ("ca", "O"), ("n't", "O"), ("Paris", "B-LOC"), (".", "O"),
+    ]  # fmt: skip
+    sentence = read_conll("\n".join(f"{t} {k}" for t, k in tokens), "x")[0]
+    spaced = recipe.written(sentence)
+    assert spaced.text == "Moody's said \"Japan's win, 2-1, was lucky\" (AP) after $5 in fans' can't Paris."
+    assert [(spaced.text[a:b], k) for a, b, k in spaced.spans] == [
+        ("Moody's", "ORG"),
+        ("Japan", "LOC"),
+        ("AP", "ORG"),
+        ("Paris", "LOC"),
+    ]
+
+
+def test_passages_join_consecutive_sentences_and_keep_every_span():
+    import random
+
+    from anno_mlx.datasets import Example
+
+    sentences = [
+        Example(f"Sentence {i} names Ada Lovelace and Paris .", [(16 + len(str(i)), 28 + len(str(i)), "PER")])
+        for i in range(400)
+    ]
+    assert {s.text[a:b] for s in sentences for a, b, _ in s.spans} == {"Ada Lovelace"}
+    joined = recipe.passages(sentences, random.Random(3))
+    assert " ".join(p.text for p in joined).split() == " ".join(s.text for s in sentences).split()
+    assert [" ".join(p.text[a:b].split()) for p in joined for a, b, _ in p.spans] == ["Ada Lovelace"] * 400
+    sizes = [p.text.count("Sentence ") for p in joined]
+    assert min(sizes[:-1]) >= 2 and max(sizes) == 10  # PASSAGE_SENTENCES; the last takes what is left
+    assert all(recipe.words(p.text) <= recipe.PASSAGE_WORDS for p in joined)
+    assert any("\n" in p.text for p in joined) and any(
+        "\n" not in p.text and n > 1 for p, n in zip(joined, sizes)
+    )
+    broken = [p.text for p in joined if re.search(r"\n(?!Sentence )", p.text)]  # lines cut mid-sentence
+    assert broken and all(len(line) <= 90 + 12 for text in broken for line in text.split("\n"))
+
+
+def test_wrapped_text_keeps_every_offset_and_btc_drops_lone_at_signs():
+    from anno_mlx.datasets import Example
+
+    text = "Ada Lovelace met Charles Babbage in London\nin 1833, and wrote the first published program."
+    spans = [(0, 12, "PER"), (17, 32, "PER"), (36, 42, "LOC")]
+    pdf = recipe.wrapped(Example(text, spans), 20)
+    assert pdf.text.replace("\n", " ") == text.replace("\n", " ") and pdf.spans == spans
+    assert pdf.text.split("\n") == [
+        "Ada Lovelace met Charles",
+        "Babbage in London",
+        "in 1833, and wrote the",
+        "first published program.",
+    ]
+    tweet = Example(
+        "@ Ada_L : met @ cbabbage", [(0, 1, "PER"), (2, 7, "PER"), (14, 15, "PER"), (16, 24, "PER")]
+    )
+    clean = recipe.written(recipe.without_lone_marks(tweet))
+    assert clean.text == "@Ada_L: met @cbabbage"
+    assert [clean.text[a:b] for a, b, _ in clean.spans] == ["Ada_L", "cbabbage"]
