@@ -46,11 +46,11 @@ runs it again):
            epoch; every coarse span a set).
   ship     `python -m anno_mlx convert ... --dtype float16` of the gold model into
            anno_mlx/default_model/.
-  measure  strict F1 of the shipped model, the model before the gold phase and spaCy's small
-           model side by side on the gold test sets (CoNLL-2003 test, WNUT-17 dev, Broad Twitter
+  measure  strict F1 of the shipped model, the model before the gold phase, spaCy's small model
+           and any `--compare NAME=FOLDER` model side by side on the gold test sets (CoNLL-2003 test, WNUT-17 dev, Broad Twitter
            Corpus section h, SEC filings), sentence by sentence and as pasted text (8
-           consecutive sentences, one per line, a text); agreement with the teacher on the held-out documents
-           (strict F1, micro and per type); strict F1 of the teacher, of its WordNet-checked labels and of the shipped
+           consecutive sentences, one per line, a text); agreement with the teacher on the
+           held-out documents (strict F1, micro and per type); strict F1 of the teacher, of its WordNet-checked labels and of the shipped
            model on PERSON/ORG/GPE/LOC against the hand-checked held-out documents
            (scripts/default_model/checked.jsonl); speed of the shipped model (each backend)
            against the teacher on the same text, size on disk and load time:
@@ -774,7 +774,7 @@ GOLD_TRAINING = {  # set -> (files, mapping of its types)
     "Broad Twitter Corpus a, b, e, g": ([f"btc/{section}.conll" for section in "abeg"], "conll"),
     "WNUT-17 train": (["wnut17/train.conll"], WNUT_MAP),
 }
-CASE_SHARE = 0.1  # of gold passages added again lower-cased, and as many in capitals
+CASE_SHARE = 0.1  # of gold sentences added again lower-cased, and as many in capitals
 WRITTEN_SHARE = 0.5  # of gold sentences spaced as written ("Japan's win, 2-1.") instead of tokenized
 WRAPPED_SHARE = 0.15  # of longer passages broken into lines of 50-90 characters, as text from a PDF
 PASSAGE_SENTENCES = (2, 10)  # consecutive sentences in a passage (drawn evenly), within PASSAGE_WORDS
@@ -1353,7 +1353,7 @@ def report(results: dict) -> str:
     ]
     for name, row in results["gold"].items():
         lines.append(
-            f"| {name} | {row['sentences']:,} | {row.get('texts', row['sentences']):,} | {row['entities']:,} | "
+            f"| {name} | {row['sentences']:,} | {row['texts']:,} | {row['entities']:,} | "
             + " | ".join(f"{row[k]['micro']['f1']:.3f}" for k in systems)
             + " |"
         )
