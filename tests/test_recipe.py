@@ -452,6 +452,9 @@ def test_passages_join_consecutive_sentences_and_keep_every_span():
     sizes = [p.text.count("Sentence ") for p in joined]
     assert min(sizes[:-1]) >= 2 and max(sizes) == 10  # PASSAGE_SENTENCES; the last takes what is left
     assert all(recipe.words(p.text) <= recipe.PASSAGE_WORDS for p in joined)
+    long = [Example(" ".join(["word"] * 60), []) for _ in range(100)]  # the word cap binds first
+    capped = [recipe.words(p.text) for p in recipe.passages(long, random.Random(3))]
+    assert sum(capped) == 6000 and max(capped) == 180 and all(n <= recipe.PASSAGE_WORDS for n in capped)
     assert any("\n" in p.text for p in joined) and any(
         "\n" not in p.text and n > 1 for p, n in zip(joined, sizes)
     )
@@ -478,3 +481,73 @@ def test_wrapped_text_keeps_every_offset_and_btc_drops_lone_at_signs():
     clean = recipe.written(recipe.without_lone_marks(tweet))
     assert clean.text == "@Ada_L: met @cbabbage"
     assert [clean.text[a:b] for a, b, _ in clean.spans] == ["Ada_L", "cbabbage"]
+
+
+def test_gold_scores_put_every_gold_entity_in_its_place_when_sentences_are_pasted_together():
+    """An oracle that reads each line of a text as the sentence it is scores 1.0 on every gold
+    set, sentence by sentence and pasted eight to a text: the pasted texts keep every entity
+    where its sentence put it (the figures as pasted text measure the model, not the joining)."""
+    import argparse
+    from types import SimpleNamespace
+
+    if not GOLD.is_dir():
+        pytest.skip("the human-annotated sets are not here")
+    model_type = {"PER": "PERSON", "ORG": "ORG", "LOC": "GPE", "MISC": "NORP"}
+    args = argparse.Namespace(gold_data=GOLD)
+    # gold_scores reads each set twice (sentences, then pasted), in GOLD_TESTS' order.
+    queue = [e for name in recipe.GOLD_TESTS for _ in range(2) for e in recipe.gold_test(args, name)]
+    queue.reverse()
+
+    class Oracle:
+        def batch(self, texts, progress=False):
+            out = []
+            for text in texts:
+                found, start = [], 0
+                for line in text.split("\n"):
+                    sentence = queue.pop()
+                    assert line == sentence.text
+                    found += [
+                        SimpleNamespace(start=start + a, end=start + b, label=model_type[k])
+                        for a, b, k in sentence.spans
+                    ]
+                    start += len(line) + 1
+                out.append(found)
+            return out
+
+    scores = recipe.gold_scores(args, {"oracle": Oracle()})
+    assert len(scores) == 2 * len(recipe.GOLD_TESTS) and not queue
+    for name in recipe.GOLD_TESTS:
+        sentence, pasted = scores[name], scores[f"{name}, {recipe.PASSAGE_LINES} lines a text"]
+        assert sentence["entities"] == pasted["entities"] and pasted["texts"] < sentence["texts"]
+        assert sentence["oracle"]["micro"]["f1"] == pasted["oracle"]["micro"]["f1"] == 1.0
+
+
+def test_lone_at_figures_count_what_a_system_finds_and_score_the_rest():
+    import argparse
+    from types import SimpleNamespace
+
+    if not GOLD.is_dir():
+        pytest.skip("the human-annotated sets are not here")
+    args = argparse.Namespace(gold_data=GOLD)
+    gold = recipe.gold_test(args, "Broad Twitter Corpus h")
+    model_type = {"PER": "PERSON", "ORG": "ORG", "LOC": "GPE"}
+
+    class Copier:  # every gold entity, or every one but the lone "@"
+        def __init__(self, keep_at):
+            self.keep_at = keep_at
+
+        def batch(self, texts, progress=False):
+            assert texts == [e.text for e in gold]
+            return [
+                [
+                    SimpleNamespace(start=a, end=b, label=model_type[k])
+                    for a, b, k in e.spans
+                    if self.keep_at or e.text[a:b] != "@"
+                ]
+                for e in gold
+            ]
+
+    figures = recipe.lone_at_scores(args, {"all": Copier(True), "names": Copier(False)})
+    assert figures["lone_at_entities"] == 1162  # the card's count, from the release
+    assert figures["all"]["lone_at_found"] == 1162 and figures["names"]["lone_at_found"] == 0
+    assert figures["all"]["f1_without_lone_at"] == figures["names"]["f1_without_lone_at"] == 1.0
