@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 
@@ -318,7 +319,8 @@ def test_hand_checked_scores_count_what_each_system_gets_right(tmp_path, monkeyp
         recipe.checked_scores(other, {"right": [[]]})
 
 
-GOLD = ROOT.parent / "shared" / "ner-data"
+# The human-annotated sets: $ANNO_MLX_NER_DATA, else ../shared/ner-data beside the checkout.
+GOLD = Path(os.environ.get("ANNO_MLX_NER_DATA", ROOT.parent / "shared" / "ner-data"))
 
 
 def test_gold_phases_start_from_the_phase_before_and_choose_on_conll_dev(tmp_path):
@@ -491,7 +493,7 @@ def test_gold_scores_put_every_gold_entity_in_its_place_when_sentences_are_paste
     from types import SimpleNamespace
 
     if not GOLD.is_dir():
-        pytest.skip("the human-annotated sets are not here")
+        pytest.skip("the human-annotated sets are not here (set ANNO_MLX_NER_DATA)")
     model_type = {"PER": "PERSON", "ORG": "ORG", "LOC": "GPE", "MISC": "NORP"}
     args = argparse.Namespace(gold_data=GOLD)
     # gold_scores reads each set twice (sentences, then pasted), in GOLD_TESTS' order.
@@ -527,7 +529,7 @@ def test_lone_at_figures_count_what_a_system_finds_and_score_the_rest():
     from types import SimpleNamespace
 
     if not GOLD.is_dir():
-        pytest.skip("the human-annotated sets are not here")
+        pytest.skip("the human-annotated sets are not here (set ANNO_MLX_NER_DATA)")
     args = argparse.Namespace(gold_data=GOLD)
     gold = recipe.gold_test(args, "Broad Twitter Corpus h")
     model_type = {"PER": "PERSON", "ORG": "ORG", "LOC": "GPE"}
