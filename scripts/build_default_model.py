@@ -637,23 +637,38 @@ def stage_correct(work: Path, args: argparse.Namespace) -> None:
 PACK_WORDS = 600  # short documents are packed into training rows of up to ~800 tokens
 
 
+def join_records(records: list[dict], separator: str) -> dict:
+    """Records (text, entities, and `unannotated` from the first) as one, each entity moved to
+    its place in the joined text."""
+    text, entities = "", []
+    for i, record in enumerate(records):
+        if i:
+            text += separator
+        entities += [
+            {**e, "start": e["start"] + len(text), "end": e["end"] + len(text)} for e in record["entities"]
+        ]
+        text += record["text"]
+    joined = {"text": text, "entities": entities}
+    if "unannotated" in records[0]:
+        joined["unannotated"] = records[0]["unannotated"]
+    return joined
+
+
 def pack(records: list[dict], seed: int) -> list[dict]:
     """Documents joined (in a seeded order, with a blank line between them) into examples of
     up to PACK_WORDS words, so that training rows carry long-range context as real documents do."""
     order = list(records)
     random.Random(seed).shuffle(order)
-    packed, current = [], None
+    groups, size = [], 0
     for record in order:
-        if current is not None and words(current["text"]) + words(record["text"]) <= PACK_WORDS:
-            shift = len(current["text"]) + 2
-            current["text"] += "\n\n" + record["text"]
-            current["entities"] += [
-                {**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]
-            ]
+        n = words(record["text"])
+        if groups and size + n <= PACK_WORDS:
+            groups[-1].append(record)
+            size += n
         else:
-            current = {"text": record["text"], "entities": list(record["entities"])}
-            packed.append(current)
-    return packed
+            groups.append([record])
+            size = n
+    return [join_records(group, "\n\n") for group in groups]
 
 
 PHASES = {  # phase -> (start from, output folder, settings)
@@ -861,16 +876,8 @@ def wrapped(example, width: int):
 
 
 def join_sentences(sentences: list, separator: str):
-    """Sentences (`datasets.Example`) as one text, spans moved to their place in it."""
-    from anno_mlx.datasets import Example
-
-    text, spans = "", []
-    for i, sentence in enumerate(sentences):
-        if i:
-            text += separator
-        spans += [(a + len(text), b + len(text), kind) for a, b, kind in sentence.spans]
-        text += sentence.text
-    return Example(text, spans, sentences[0].where, sentences[0].unannotated)
+    """Sentences (`datasets.Example`) as one text (`join_records`)."""
+    return as_example(join_records([as_record(e) for e in sentences], separator))
 
 
 def passages(sentences: list, rng: random.Random) -> list:
@@ -1087,19 +1094,15 @@ def agreement(gold: list[list[tuple]], predicted: list[list[tuple]]) -> dict:
 
 def joined(records: list[dict], tokenizer, target: int) -> list[dict]:
     """Held-out documents joined into documents of about `target` tokens."""
-    out, current, size = [], None, 0
+    groups, size = [], 0
     for record in records:
         n = len(tokenizer.tokenize(record["text"]))
-        if current is None or size + n > target:
-            current, size = {"text": "", "entities": []}, 0
-            out.append(current)
-        shift = len(current["text"]) + (2 if current["text"] else 0)
-        current["text"] += ("\n\n" if current["text"] else "") + record["text"]
-        current["entities"] += [
-            {**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in record["entities"]
-        ]
+        if not groups or size + n > target:
+            groups.append([])
+            size = 0
+        groups[-1].append(record)
         size += n
-    return out
+    return [join_records(group, "\n\n") for group in groups]
 
 
 CHECKED = RECIPE / "checked.jsonl"
@@ -1277,12 +1280,13 @@ def lone_at_scores(args: argparse.Namespace, systems: dict) -> dict:
 
     examples = gold_test(args, "Broad Twitter Corpus h")
     lone = [{s for s in e.spans if e.text[s[0] : s[1]] == "@"} for e in examples]
+    conll, data_types = LabelMap.parse("conll"), {kind for e in examples for _, _, kind in e.spans}
     out = {"lone_at_entities": sum(len(x) for x in lone)}
     for system, ner in systems.items():
         predicted = [
             [(p.start, p.end, p.label) for p in doc] for doc in ner.batch([e.text for e in examples])
         ]
-        predicted, _ = rename_predictions(predicted, LabelMap.parse("conll"), {"PER", "ORG", "LOC"})
+        predicted, _ = rename_predictions(predicted, conll, data_types)
         out[system] = {
             "lone_at_found": sum(len(set(p) & at) for p, at in zip(predicted, lone)),
             "f1_without_lone_at": evaluate(
