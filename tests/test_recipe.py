@@ -425,25 +425,16 @@ def test_written_spacing_moves_every_span_with_its_tokens():
         ("Moody", "B-ORG"), ("'s", "I-ORG"), ("said", "O"), ('"', "O"), ("Japan", "B-LOC"),
         ("'s", "O"), ("win", "O"), (",", "O"), ("2-1", "O"), (",", "O"), ("was", "O"), ("lucky", "O"),
         ('"', "O"), ("(", "O"), ("AP", "B-ORG"), (")", "O"), ("after", "O"), ("$", "O"), ("5", "O"),
-        ("in", "O"), ("fans", "O"), ("'", "O"), ("ca", "O"), ("n't", "O"), ("Paris", "B-LOC"), (",", "O"),
-        ("the", "O"), ("$", "O"), ("rose", "O"), ("on", "O"), ("'", "O"), ("Bloody", "B-MISC"),
-        ("Sunday", "I-MISC"), ("'", "O"), (",", "O"), ("Bono", "B-PER"), ("says", "O"), ("'", "O"),
-        ("Oops", "O"), ("'", "O"), ("and", "O"), ("it", "O"), ("'s", "O"), ("'", "O"), ("odd", "O"),
-        ("'", "O"), (".", "O"),
+        ("in", "O"), ("fans", "O"), ("'", "O"), ("ca", "O"), ("n't", "O"), ("Paris", "B-LOC"), (".", "O"),
     ]  # fmt: skip
     sentence = read_conll("\n".join(f"{t} {k}" for t, k in tokens), "x")[0]
     spaced = recipe.written(sentence)
-    assert spaced.text == (
-        "Moody's said \"Japan's win, 2-1, was lucky\" (AP) after $5 in fans' can't Paris, "
-        "the $ rose on 'Bloody Sunday', Bono says 'Oops' and it's 'odd'."
-    )
+    assert spaced.text == "Moody's said \"Japan's win, 2-1, was lucky\" (AP) after $5 in fans' can't Paris."
     assert [(spaced.text[a:b], k) for a, b, k in spaced.spans] == [
         ("Moody's", "ORG"),
         ("Japan", "LOC"),
         ("AP", "ORG"),
         ("Paris", "LOC"),
-        ("Bloody Sunday", "MISC"),
-        ("Bono", "PER"),
     ]
 
 
@@ -562,48 +553,6 @@ def test_lone_at_figures_count_what_a_system_finds_and_score_the_rest():
     assert figures["lone_at_entities"] == 1162  # the card's count, from the release
     assert figures["all"]["lone_at_found"] == 1162 and figures["names"]["lone_at_found"] == 0
     assert figures["all"]["f1_without_lone_at"] == figures["names"]["f1_without_lone_at"] == 1.0
-
-
-def test_signatures_use_the_gold_names_and_mark_no_contact_details():
-    import random
-
-    records = [
-        record("Ada Lovelace met Charles Babbage .", "Ada Lovelace", "Charles Babbage"),
-        record("Lovelace spoke .", "Lovelace"),  # one word: no full name for a signature
-        record("Moody 's and Babbage Engines Corp said .", "Moody 's", "Babbage Engines Corp", label="ORG"),
-        record("E. Auchard wrote .", "E. Auchard"),
-        record(
-            "Babbage Engines and ACME and Leicester won .",
-            "Babbage Engines",
-            "ACME",
-            "Leicester",
-            label="ORG",
-        ),
-        record("He flew to Leicester and Paris .", "Leicester", "Paris", label="GPE"),
-        record("in Rome .", "Rome", label="GPE|LOC|FAC"),
-    ]
-    names = recipe.signature_names(records)
-    assert names == {  # capitals-only names and clubs named after a place are left out
-        "PERSON": ["Ada Lovelace", "Charles Babbage", "E. Auchard"],
-        "ORG": ["Babbage Engines", "Babbage Engines Corp"],  # not the tokenized "Moody 's"
-        "GPE": ["Leicester", "Paris"],
-    }
-    signed = recipe.signatures(names, random.Random(0), 200)
-    assert len({s["text"] for s in signed}) > 150
-    for s in signed:
-        found = [(s["text"][e["start"] : e["end"]], e["label"]) for e in s["entities"]]
-        assert found[0][1] == "PERSON" and found[0][0] in names["PERSON"]
-        suffixes = [""] + [" " + suffix for suffix in recipe.LEGAL_SUFFIXES]
-        assert found[1][1] == "ORG" and found[1][0] in {"Babbage Engines" + suffix for suffix in suffixes} | {
-            "Babbage Engines Corp"  # a name that ends in a legal form gets no second one
-        }
-        assert all(k == "GPE" and n in names["GPE"] for n, k in found[2:]) and len(found) <= 3
-        assert "unannotated" not in s  # job titles, addresses and phone numbers are taught as no entity
-        assert re.search(r"[a-z]\.[a-z]+@babbageengines\.com|www\.babbageengines\.com|\+\d+ \d+", s["text"])
-        assert ".." not in s["text"]  # "E. Auchard" writes e.auchard@…
-    assert any(s["text"].split("\n")[0] in recipe.ENTITY_FREE_LINES for s in signed)
-    assert any(e["label"] == "ORG" and s["text"][e["start"] : e["end"]].endswith(("Inc.", "LLP", "AG"))
-               for s in signed for e in s["entities"])  # fmt: skip
 
 
 def test_gold_stage_reuses_the_masked_lm_model_only_if_it_learnt_from_the_same_text(tmp_path, monkeypatch):

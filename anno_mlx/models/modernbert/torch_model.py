@@ -1,7 +1,8 @@
 """ModernBERT in PyTorch, mirroring `mlx_model.py` (same module names, same math) for CUDA and
 CPU machines. Weights come from the MLX model that `checkpoint.load_folder` builds, so both
 backends read every folder layout through one loader. Attention uses PyTorch's fused
-`scaled_dot_product_attention`; local layers attend in bands as in the MLX model.
+`scaled_dot_product_attention`; local layers attend under a dense window mask up to two blocks
+and in bands beyond, as in the MLX model.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from .config import LOCAL, ModelArgs
 @dataclass
 class Context:
     """What every layer of one forward pass shares, computed once per pass: the rotary tables
-    for each base, the global key mask, and the local band mask."""
+    for each base, the global key mask, and the local mask (dense, or in bands)."""
 
     rope: dict  # base -> (cos, sin), [L, head_dim] or, for packed rows, [B, 1, L, head_dim]; float32
     global_mask: Optional[torch.Tensor]  # [B, 1, 1, L] or [B, 1, L, L] (packed) bool; None: no padding
-    band_mask: torch.Tensor  # [B * nb, 1, C, C + 2w] bool, shared by the heads
+    local_mask: torch.Tensor  # [B or 1, 1, L, L] (dense) or [B * nb, 1, C, C + 2w] (banded) bool
+    banded: bool
     block: int
     half_window: int
 
@@ -54,31 +56,47 @@ def make_context(
     device,
     sequence_ids: Optional[torch.Tensor] = None,
 ) -> Context:
-    """Token i attends locally to keys j with |i - j| <= w, in blocks of C = max(2w, 16)
-    queries against their C + 2w neighbouring keys; a padded query that sees no real key
-    attends to itself. With `sequence_ids` (packed rows, -1 for padding) a token sees only keys
-    of its own sequence on both kinds of layer, and rotary positions restart with each sequence."""
+    """Token i attends locally to keys j with |i - j| <= w: under a dense L x L mask up to two
+    blocks of C = max(2w, 16) tokens, beyond that in blocks of C queries against their C + 2w
+    neighbouring keys; a padded query that sees no real key attends to itself. With
+    `sequence_ids` (packed rows, -1 for padding) a token sees only keys of its own sequence on
+    both kinds of layer, and rotary positions restart with each sequence."""
     w = args.half_window
     C = max(2 * w, 16)
+    banded = L > 2 * C
+    bases = {args.local_rope_theta, args.global_rope_theta}
+    rope = {base: rope_tables(L, args.head_dim, base, device) for base in bases}
+    seq = None
+    if sequence_ids is not None:
+        seq = sequence_ids if valid is None else sequence_ids.masked_fill(~valid, -1)
+        positions = sequence_positions(seq)
+        rope = {base: (cos[positions][:, None], sin[positions][:, None]) for base, (cos, sin) in rope.items()}
+    if seq is None:
+        global_mask = None if valid is None else valid[:, None, None, :]
+    else:
+        global_mask = (seq[:, :, None] == seq[:, None, :])[:, None]  # padding (-1) sees only padding
+    if not banded:
+        position = torch.arange(L, device=device)
+        window = (position[:, None] - position[None, :]).abs() <= w
+        if seq is not None:
+            local_mask = global_mask & window
+        elif valid is None:
+            local_mask = window[None, None]
+        else:
+            local_mask = (window & valid[:, None, None, :]) | torch.eye(L, dtype=torch.bool, device=device)
+        return Context(rope, global_mask, local_mask, banded=False, block=C, half_window=w)
     nb = -(-L // C)
     qi = torch.arange(C, device=device)[:, None]
     kj = torch.arange(C + 2 * w, device=device)[None, :]
     band = (kj - qi >= 0) & (kj - qi <= 2 * w)
-    bases = {args.local_rope_theta, args.global_rope_theta}
-    rope = {base: rope_tables(L, args.head_dim, base, device) for base in bases}
-    if sequence_ids is None:
+    if seq is None:
         key_valid = torch.ones(B, L, dtype=torch.bool, device=device) if valid is None else valid
         allowed = band_layout(key_valid, C, w, False)[:, :, None, :]  # [B, nb, 1, C+2w]
-        global_mask = None if valid is None else valid[:, None, None, :]
     else:
-        seq = sequence_ids if valid is None else sequence_ids.masked_fill(~valid, -1)
         queries = F.pad(seq, (0, nb * C - L), value=-1).view(B, nb, C)
         allowed = band_layout(seq, C, w, -1)[:, :, None, :] == queries[:, :, :, None]
-        global_mask = (seq[:, :, None] == seq[:, None, :])[:, None]  # padding (-1) sees only padding
-        positions = sequence_positions(seq)
-        rope = {base: (cos[positions][:, None], sin[positions][:, None]) for base, (cos, sin) in rope.items()}
-    band_mask = ((allowed & band) | (kj - qi == w)).reshape(B * nb, 1, C, C + 2 * w)
-    return Context(rope=rope, global_mask=global_mask, band_mask=band_mask, block=C, half_window=w)
+    local_mask = ((allowed & band) | (kj - qi == w)).reshape(B * nb, 1, C, C + 2 * w)
+    return Context(rope, global_mask, local_mask, banded=True, block=C, half_window=w)
 
 
 def band_layout(keys: torch.Tensor, C: int, w: int, fill) -> torch.Tensor:
@@ -114,8 +132,10 @@ class Attention(nn.Module):
         q, k, v = self.Wqkv(x).view(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         table = ctx.rope[self.rope_base]
         q, k = rotate(q, table), rotate(k, table)
-        if self.is_local:
+        if self.is_local and ctx.banded:
             out = banded_attention(q, k, v, ctx)
+        elif self.is_local:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.local_mask)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.global_mask)
         return self.out_drop(self.Wo(out.transpose(1, 2).reshape(B, L, -1)))
@@ -134,7 +154,7 @@ def banded_attention(q, k, v, ctx: Context) -> torch.Tensor:
         return x.transpose(1, 2).reshape(B * nb, H, C + 2 * w, D)
 
     queries = F.pad(q, (0, 0, 0, nb * C - L)).view(B, H, nb, C, D).transpose(1, 2).reshape(B * nb, H, C, D)
-    out = F.scaled_dot_product_attention(queries, keys(k), keys(v), attn_mask=ctx.band_mask)
+    out = F.scaled_dot_product_attention(queries, keys(k), keys(v), attn_mask=ctx.local_mask)
     return out.view(B, nb, H, C, D).transpose(1, 2).reshape(B, H, nb * C, D)[:, :, :L]
 
 
