@@ -81,24 +81,31 @@ def evaluate(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]
     return report
 
 
-def score(
+def predictions(
     ner, examples: Sequence, label_map: Optional[LabelMap | str] = None, progress: bool = False
-) -> dict:
-    """Figures of an NER pipeline on labelled examples (`datasets.Example`), through the
-    pipeline itself. With `label_map` (a `LabelMap`, or its text: "conll", "PERSON=PER,...")
-    the predictions are renamed into the data's types first, and those the data cannot judge
-    are counted under `not_scored` (see `labelmap`)."""
+) -> tuple[list[list[Span]], dict[str, int]]:
+    """An NER pipeline's (start, end, type) spans on labelled examples (`datasets.Example`),
+    renamed into the data's types with `label_map` (a `LabelMap`, or its text: "conll",
+    "PERSON=PER,..."), and how many of each model type were left out because the data cannot
+    judge them (see `labelmap`)."""
     if isinstance(label_map, str):
         label_map = LabelMap.parse(label_map)
-    gold = [e.spans for e in examples]
     documents = ner.batch([e.text for e in examples], progress=progress)
     predicted = [[(p.start, p.end, p.label) for p in doc] for doc in documents]
     if label_map is None:
-        return evaluate(gold, predicted)
-    predicted, dropped = rename_predictions(
-        predicted, label_map, {kind for doc in gold for _, _, kind in doc}
-    )
-    return {**evaluate(gold, predicted), "not_scored": dropped}
+        return predicted, {}
+    return rename_predictions(predicted, label_map, {kind for e in examples for _, _, kind in e.spans})
+
+
+def score(
+    ner, examples: Sequence, label_map: Optional[LabelMap | str] = None, progress: bool = False
+) -> dict:
+    """Figures of an NER pipeline on labelled examples, through the pipeline itself
+    (`predictions`); with `label_map`, the predictions the data cannot judge are counted under
+    `not_scored`."""
+    predicted, dropped = predictions(ner, examples, label_map, progress)
+    report = evaluate([e.spans for e in examples], predicted)
+    return report if label_map is None else {**report, "not_scored": dropped}
 
 
 def confusion(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]) -> dict:

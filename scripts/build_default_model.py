@@ -1252,15 +1252,16 @@ def gold_test(args: argparse.Namespace, name: str) -> list:
     return examples
 
 
-def gold_scores(args: argparse.Namespace, systems: dict) -> dict:
+def gold_scores(args: argparse.Namespace, systems: dict) -> tuple[dict, dict]:
     """Strict F1 (micro and per type) of each system on each gold test set, one run: sentence
     by sentence as the sets are usually scored, and as pasted text (PASSAGE_LINES consecutive
-    sentences, one per line, a text)."""
+    sentences, one per line, a text); and the lone-"@" figures of Broad Twitter Corpus section h
+    (`lone_at_scores`) from the same predictions."""
     from anno_mlx.labelmap import LabelMap
-    from anno_mlx.metrics import score
+    from anno_mlx.metrics import evaluate, predictions
 
     conll = LabelMap.parse("conll")
-    out = {}
+    out, lone_at = {}, {}
     for name in GOLD_TESTS:
         sentences = gold_test(args, name)
         pasted = [
@@ -1273,8 +1274,9 @@ def gold_scores(args: argparse.Namespace, systems: dict) -> dict:
                 "texts": len(examples),
                 "entities": sum(len(e.spans) for e in examples),
             }
-            for system, ner in systems.items():
-                strict = score(ner, examples, conll)["strict"]
+            predicted = {system: predictions(ner, examples, conll)[0] for system, ner in systems.items()}
+            for system, spans in predicted.items():
+                strict = evaluate([e.spans for e in examples], spans)["strict"]
                 out[row][system] = {
                     "micro": strict["micro"],
                     "per_type": {k: v["f1"] for k, v in strict["per_type"].items()},
@@ -1283,30 +1285,26 @@ def gold_scores(args: argparse.Namespace, systems: dict) -> dict:
                 f"{row}: "
                 + ", ".join(f"{system} {out[row][system]['micro']['f1']:.3f}" for system in systems)
             )
-    return out
+            if row == "Broad Twitter Corpus h":
+                lone_at = lone_at_scores(examples, predicted)
+    return out, lone_at
 
 
-def lone_at_scores(args: argparse.Namespace, systems: dict) -> dict:
+def lone_at_scores(examples: list, predicted: dict) -> dict:
     """Broad Twitter Corpus section h marks the "@" of a username as an entity of its own; the
-    recipe teaches the model not to. Per system: how many of those the system finds, and strict
-    F1 with them left out of gold and predictions alike (a secondary figure: our filtering)."""
-    from anno_mlx.labelmap import LabelMap, rename_predictions
+    recipe teaches the model not to. Per system (its spans in the set's types): how many of
+    those the system finds, and strict F1 with them left out of gold and predictions alike (a
+    secondary figure: our filtering)."""
     from anno_mlx.metrics import evaluate
 
-    examples = gold_test(args, "Broad Twitter Corpus h")
     lone = [{s for s in e.spans if e.text[s[0] : s[1]] == "@"} for e in examples]
-    conll, data_types = LabelMap.parse("conll"), {kind for e in examples for _, _, kind in e.spans}
     out = {"lone_at_entities": sum(len(x) for x in lone)}
-    for system, ner in systems.items():
-        predicted = [
-            [(p.start, p.end, p.label) for p in doc] for doc in ner.batch([e.text for e in examples])
-        ]
-        predicted, _ = rename_predictions(predicted, conll, data_types)
+    for system, spans in predicted.items():
         out[system] = {
-            "lone_at_found": sum(len(set(p) & at) for p, at in zip(predicted, lone)),
+            "lone_at_found": sum(len(set(p) & at) for p, at in zip(spans, lone)),
             "f1_without_lone_at": evaluate(
                 [[s for s in e.spans if s not in at] for e, at in zip(examples, lone)],
-                [[s for s in p if s not in at] for p, at in zip(predicted, lone)],
+                [[s for s in p if s not in at] for p, at in zip(spans, lone)],
             )["strict"]["micro"]["f1"],
         }
     return out
@@ -1377,8 +1375,7 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
         if name in systems:
             sys.exit(f"error: --compare names {name!r} twice; give each model its own name")
         systems[name] = NER.from_pretrained(path, backend="mlx")
-    results["gold"] = gold_scores(args, systems)
-    results["btc_h_lone_at"] = lone_at_scores(args, systems)
+    results["gold"], results["btc_h_lone_at"] = gold_scores(args, systems)
     # The gold phase's variants, compared on CoNLL-2003 dev (the figure that chose the shipped one).
     results["gold_phase_dev_f1"] = {
         phase: json.loads((work / out / "config.json").read_text())["anno_mlx"]["trained"]["dev_f1"]
