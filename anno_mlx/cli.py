@@ -127,6 +127,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.set_defaults(run=run_convert)
 
+    avg = sub.add_parser(
+        "average",
+        help="average the weights of models fine-tuned from one start (a model soup)",
+        description="Write the element-wise mean of the weights of two or more runs fine-tuned from one starting model (same family, sizes, labels and tokenizer) into one model folder.",
+    )
+    avg.add_argument("models", nargs="+", help="model folders (or hub ids) of the runs, two or more")
+    avg.add_argument("-o", "--output", required=True, help="folder to write (must not exist unless --force)")
+    avg.add_argument("--force", action="store_true", help="replace an existing output folder")
+    avg.set_defaults(run=run_average)
+
     ner = sub.add_parser(
         "ner",
         help="find entities in text, files or standard input",
@@ -389,6 +399,15 @@ def run_convert(args: argparse.Namespace) -> None:
         force=args.force,
         verify=args.verify,
     )
+
+
+def run_average(args: argparse.Namespace) -> None:
+    from .runners import prepare_mlx
+
+    prepare_mlx()
+    from .convert import average
+
+    average(args.models, args.output, force=args.force)
 
 
 def run_ner(args: argparse.Namespace) -> None:

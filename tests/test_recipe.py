@@ -337,10 +337,10 @@ def test_gold_phases_start_from_the_phase_before_and_choose_on_conll_dev(tmp_pat
     dev = tmp_path / "gold" / "conll2003" / "dev.txt"
     dev.write_text("not the release\n")
     with pytest.raises(SystemExit, match="not the release the recipe was measured on"):
-        recipe.train_command(tmp_path, args, "gold")
+        recipe.train_command(tmp_path, args, "gold-plain")
     args.gold_data = tmp_path / "missing"
     with pytest.raises(SystemExit, match="conll2003/dev.txt is missing"):
-        recipe.train_command(tmp_path, args, "gold")
+        recipe.train_command(tmp_path, args, "gold-plain")
     if not GOLD.is_dir():
         return  # the checksums are checked above; the commands below need the real files
     args.gold_data = GOLD
@@ -353,11 +353,16 @@ def test_gold_phases_start_from_the_phase_before_and_choose_on_conll_dev(tmp_pat
         tmp_path / "model-adapted"
     )
     assert option(adapt, "--objective") == "mlm" and "--labels" not in adapt and "--dev-map" not in adapt
-    gold = recipe.train_command(tmp_path, args, "gold")
-    assert option(gold, "--model") == str(tmp_path / "model-adapted") and option(gold, "--dev-map") == "conll"
-    assert option(gold, "--dev") == str(GOLD / "conll2003" / "dev.txt") and option(gold, "-o") == str(
-        tmp_path / "model-gold"
-    )
+    for run, settings in recipe.GOLD_RUNS.items():  # every run from the one masked-LM model
+        gold = recipe.train_command(tmp_path, args, run)
+        assert (
+            option(gold, "--model") == str(tmp_path / "model-adapted")
+            and option(gold, "--dev-map") == "conll"
+        )
+        assert option(gold, "--dev") == str(GOLD / "conll2003" / "dev.txt") and option(gold, "-o") == str(
+            tmp_path / f"model-{run}"
+        )
+        assert option(gold, "--epochs") == str(settings.epochs) and option(gold, "--seed") == str(recipe.SEED)
     for variant in ("gold-no-adapt", "gold-marginal"):
         assert option(recipe.train_command(tmp_path, args, variant), "--model") == str(
             tmp_path / "continued-shipped"
@@ -425,17 +430,27 @@ def test_written_spacing_moves_every_span_with_its_tokens():
         ("Moody", "B-ORG"), ("'s", "I-ORG"), ("said", "O"), ('"', "O"), ("Japan", "B-LOC"),
         ("'s", "O"), ("win", "O"), (",", "O"), ("2-1", "O"), (",", "O"), ("was", "O"), ("lucky", "O"),
         ('"', "O"), ("(", "O"), ("AP", "B-ORG"), (")", "O"), ("after", "O"), ("$", "O"), ("5", "O"),
-        ("in", "O"), ("fans", "O"), ("'", "O"), ("ca", "O"), ("n't", "O"), ("Paris", "B-LOC"), (".", "O"),
+        ("in", "O"), ("fans", "O"), ("'", "O"), ("ca", "O"), ("n't", "O"), ("Paris", "B-LOC"), (",", "O"),
+        ("the", "O"), ("$", "O"), ("rose", "O"), ("on", "O"), ("'", "O"), ("Bloody", "B-MISC"),
+        ("Sunday", "I-MISC"), ("'", "O"), (",", "O"), ("Bono", "B-PER"), ("says", "O"), ("'", "O"),
+        ("Oops", "O"), ("'", "O"), ("and", "O"), ("it", "O"), ("'s", "O"), ("'", "O"), ("odd", "O"),
+        ("'", "O"), (".", "O"),
     ]  # fmt: skip
     sentence = read_conll("\n".join(f"{t} {k}" for t, k in tokens), "x")[0]
-    spaced = recipe.written(sentence)
-    assert spaced.text == "Moody's said \"Japan's win, 2-1, was lucky\" (AP) after $5 in fans' can't Paris."
-    assert [(spaced.text[a:b], k) for a, b, k in spaced.spans] == [
-        ("Moody's", "ORG"),
-        ("Japan", "LOC"),
-        ("AP", "ORG"),
-        ("Paris", "LOC"),
-    ]
+    start = "Moody's said \"Japan's win, 2-1, was lucky\" (AP) after $5 in fans' can't Paris, "
+    paired, glued = recipe.written(sentence), recipe.written(sentence, paired_quotes=False)
+    assert paired.text == start + "the $ rose on 'Bloody Sunday', Bono says 'Oops' and it's 'odd'."
+    # the plain gold run's spacing: a lone quote joins the word before it, "$" the word after it
+    assert glued.text == start + "the $rose on' Bloody Sunday', Bono says' Oops' and it's' odd'."
+    for spaced in (paired, glued):
+        assert [(spaced.text[a:b], k) for a, b, k in spaced.spans] == [
+            ("Moody's", "ORG"),
+            ("Japan", "LOC"),
+            ("AP", "ORG"),
+            ("Paris", "LOC"),
+            ("Bloody Sunday", "MISC"),
+            ("Bono", "PER"),
+        ]
 
 
 def test_passages_join_consecutive_sentences_and_keep_every_span():
@@ -558,16 +573,28 @@ def test_lone_at_figures_count_what_a_system_finds_and_score_the_rest():
     assert figures["all"]["f1_without_lone_at"] == figures["names"]["f1_without_lone_at"] == 1.0
 
 
-def test_gold_stage_reuses_the_masked_lm_model_only_if_it_learnt_from_the_same_text(tmp_path, monkeypatch):
+def test_gold_stage_reuses_a_model_only_if_it_learnt_from_the_same_text(tmp_path, monkeypatch):
     import argparse
 
     for folder in ("continued-shipped", "model-adapted"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "config.json").write_text("{}")
     sentences = [record(f"Ada Lovelace wrote note {i} .", "Ada Lovelace") for i in range(5)]
-    monkeypatch.setattr(recipe, "gold_training_records", lambda work, args: (sentences, [], {}))
-    trained = []
-    monkeypatch.setattr(recipe, "run_phase", lambda work, args, phase, records: trained.append(phase))
+
+    def rows(work, args, run):  # each run's own extra text, the masked-LM text shared
+        return sentences, [record(f"Ada Lovelace {run.epochs} {run.signatures} .", "Ada Lovelace")], {}
+
+    monkeypatch.setattr(recipe, "gold_training_records", rows)
+    trained, souped = [], []
+
+    def run_phase(work, args, phase, records):
+        trained.append(phase)
+        (work / f"{phase}-packed.jsonl").write_text(recipe.phase_rows(phase, records))
+        (work / recipe.PHASES[phase][1]).mkdir(exist_ok=True)
+        (work / recipe.PHASES[phase][1] / "config.json").write_text("{}")
+
+    monkeypatch.setattr(recipe, "run_phase", run_phase)
+    monkeypatch.setattr(recipe, "soup", lambda work, args: souped.append(True))
     args = argparse.Namespace(fine_types="teacher", adapt=True)
     with pytest.raises(SystemExit, match="remove it to train the masked-LM epoch again"):
         recipe.stage_gold(tmp_path, args)  # no record of what it learnt from
@@ -580,7 +607,157 @@ def test_gold_stage_reuses_the_masked_lm_model_only_if_it_learnt_from_the_same_t
         recipe.phase_rows("adapt", [{"text": r["text"], "entities": []} for r in sentences])
     )
     recipe.stage_gold(tmp_path, args)
-    assert trained == ["gold"]
+    assert trained == list(recipe.GOLD_RUNS) and souped == [True]
+    recipe.stage_gold(tmp_path, args)  # every run there and learnt from its rows: only the soup again
+    assert trained == list(recipe.GOLD_RUNS) and souped == [True, True]
+    (tmp_path / "gold-signatures-packed.jsonl").write_text("other rows\n")
+    with pytest.raises(SystemExit, match="model-gold-signatures learnt from other rows than this recipe's"):
+        recipe.stage_gold(tmp_path, args)
+    for run in recipe.GOLD_RUNS:
+        (tmp_path / recipe.PHASES[run][1] / "config.json").unlink()
     (tmp_path / "model-adapted" / "config.json").unlink()  # none yet: the masked-LM epoch runs first
+    trained.clear()
     recipe.stage_gold(tmp_path, args)
-    assert trained == ["gold", "adapt", "gold"]
+    assert trained == ["adapt", *recipe.GOLD_RUNS]
+    trained.clear()
+    recipe.stage_gold(tmp_path, argparse.Namespace(fine_types="marginal", adapt=True))
+    assert trained == ["gold-marginal"] and len(souped) == 3  # an alternative is one run, no soup
+
+
+def test_the_soup_keeps_a_run_only_if_the_average_does_as_well_on_dev(tmp_path, monkeypatch):
+    import argparse
+
+    alone = {
+        "gold-plain": 0.870,
+        "gold-signatures": 0.874,
+        "gold-signatures-numbers": 0.872,
+        "gold-contracts": 0.865,
+    }
+    together = {  # dev F1 of each average the soup tries, in the order it tries them
+        ("gold-signatures", "gold-signatures-numbers"): 0.877,
+        ("gold-signatures", "gold-signatures-numbers", "gold-plain"): 0.8769,  # lower: not kept
+        ("gold-signatures", "gold-signatures-numbers", "gold-contracts"): 0.877,  # as good: kept
+    }
+    made = {}
+
+    def averaged(work, runs, out):
+        made[out.name] = tuple(runs)
+
+    def dev_f1(args, model):
+        return together[made[model.name]] if model.name in made else alone[model.name.removeprefix("model-")]
+
+    monkeypatch.setattr(recipe, "averaged", averaged)
+    monkeypatch.setattr(recipe, "dev_f1", dev_f1)
+    recipe.soup(tmp_path, argparse.Namespace())
+    assert made["model-gold"] == ("gold-signatures", "gold-signatures-numbers", "gold-contracts")
+    summary = json.loads((tmp_path / "gold-soup.json").read_text())
+    assert summary["kept"] == list(made["model-gold"]) and summary["dev_f1"] == 0.877
+    assert [step["kept"] for step in summary["steps"]] == [True, False, True]
+    assert summary["runs_dev_f1"] == alone
+
+
+def test_teacher_numbers_join_gold_sentences_only_where_no_gold_span_is():
+    text = "Germany beat Brazil 2-1 on Tuesday in the 1996 World Cup before 40,000 fans ."
+    gold = record(text, "Germany", "Brazil", label="GPE|LOC|FAC")
+    gold["entities"].append({"start": text.index("1996"), "end": text.index(" before"), "label": "EVENT"})
+
+    def span(name, label):
+        return {"start": text.index(name), "end": text.index(name) + len(name), "label": label}
+
+    said = [span("Germany", "GPE"), span("2-1", "CARDINAL"), span("Tuesday", "DATE"), span("1996", "DATE")]
+    said.append(span("40,000", "CARDINAL"))
+    said.append(
+        {"start": text.index("2-1"), "end": text.index("2-1") + 1, "label": "CARDINAL"}
+    )  # part of a token
+    assert recipe.with_teacher_numbers(gold, said) == 3
+    assert [(text[e["start"] : e["end"]], e["label"]) for e in gold["entities"]] == [
+        ("Germany", "GPE|LOC|FAC"),  # the teacher's GPE is not a number: its fine type is chosen elsewhere
+        ("Brazil", "GPE|LOC|FAC"),
+        ("2-1", "CARDINAL"),
+        ("Tuesday", "DATE"),
+        ("1996 World Cup", "EVENT"),  # the teacher's "1996" inside a gold span is left out
+        ("40,000", "CARDINAL"),
+    ]
+
+
+def test_signatures_use_the_gold_names_and_mark_no_contact_details():
+    import random
+
+    records = [
+        record("Ada Lovelace met Charles Babbage .", "Ada Lovelace", "Charles Babbage"),
+        record("Lovelace spoke .", "Lovelace"),  # one word: no full name for a signature
+        record("Moody 's and Babbage Engines Corp said .", "Moody 's", "Babbage Engines Corp", label="ORG"),
+        record("E. Auchard wrote .", "E. Auchard"),
+        record(
+            "Babbage Engines and ACME and Leicester won .",
+            "Babbage Engines",
+            "ACME",
+            "Leicester",
+            label="ORG",
+        ),
+        record("He flew to Leicester and Paris .", "Leicester", "Paris", label="GPE"),
+        record("in Rome .", "Rome", label="GPE|LOC|FAC"),
+    ]
+    names = recipe.signature_names(records)
+    assert names == {  # capitals-only names and clubs named after a place are left out
+        "PERSON": ["Ada Lovelace", "Charles Babbage", "E. Auchard"],
+        "ORG": ["Babbage Engines", "Babbage Engines Corp"],  # not the tokenized "Moody 's"
+        "GPE": ["Leicester", "Paris"],
+    }
+    signed = recipe.signatures(names, random.Random(0), 200)
+    assert len({s["text"] for s in signed}) > 150
+    for s in signed:
+        found = [(s["text"][e["start"] : e["end"]], e["label"]) for e in s["entities"]]
+        assert found[0][1] == "PERSON" and found[0][0] in names["PERSON"]
+        suffixes = [""] + [" " + suffix for suffix in recipe.LEGAL_SUFFIXES]
+        assert found[1][1] == "ORG" and found[1][0] in {"Babbage Engines" + suffix for suffix in suffixes} | {
+            "Babbage Engines Corp"  # a name that ends in a legal form gets no second one
+        }
+        assert all(k == "GPE" and n in names["GPE"] for n, k in found[2:]) and len(found) <= 3
+        assert "unannotated" not in s  # job titles, addresses and phone numbers are taught as no entity
+        assert re.search(r"[a-z]\.[a-z]+@babbageengines\.com|www\.babbageengines\.com|\+\d+ \d+", s["text"])
+        assert ".." not in s["text"]  # "E. Auchard" writes e.auchard@…
+    assert any(s["text"].split("\n")[0] in recipe.ENTITY_FREE_LINES for s in signed)
+    assert any(e["label"] == "ORG" and s["text"][e["start"] : e["end"]].endswith(("Inc.", "LLP", "AG"))
+               for s in signed for e in s["entities"])  # fmt: skip
+
+
+def test_contract_passages_mark_names_dates_and_sums_and_no_defined_term():
+    import random
+
+    names = {"PERSON": ["Ada Lovelace"], "ORG": ["Babbage Engines", "Difference Bank"], "GPE": ["Delaware"]}
+    drafted = recipe.contracts(names, random.Random(0), 300)
+    assert len(drafted) == 300 and len({d["text"] for d in drafted}) == 300
+    assert recipe.contracts({**names, "GPE": []}, random.Random(0), 300) == []
+    suffixes = [""] + [" " + suffix for suffix in recipe.LEGAL_SUFFIXES]
+    kinds = set()
+    for d in drafted:
+        assert "unannotated" not in d  # every type annotated: what no span covers is no entity
+        for e in d["entities"]:
+            found, kind = d["text"][e["start"] : e["end"]], e["label"]
+            kinds.add(kind)
+            assert {
+                "ORG": found in {org + s for org in names["ORG"] for s in suffixes},
+                "PERSON": found == "Ada Lovelace",
+                "GPE": found == "Delaware",
+                "DATE": re.fullmatch(r"[A-Z][a-z]+ \d{1,2}, \d{4}|\d+ days", found) is not None,
+                "MONEY": re.fullmatch(r"\$[\d,]+", found) is not None,
+                "PERCENT": re.fullmatch(r"\d\.\d\d%", found) is not None,
+            }[kind]
+        for term in (*recipe.CONTRACT_ROLES, "Agreement", "Event of Default", "Collateral"):
+            for m in re.finditer(re.escape(term), d["text"]):  # a defined term is never inside a span
+                assert not any(e["start"] < m.end() and m.start() < e["end"] for e in d["entities"])
+    assert kinds == {"ORG", "PERSON", "GPE", "DATE", "MONEY", "PERCENT"}
+
+
+def test_the_shipped_config_names_no_local_folder(make_checkpoint, tmp_path):
+    from anno_mlx.convert import average
+
+    runs = [make_checkpoint(seed=seed) for seed in (1, 2)]
+    average(runs, tmp_path / "model-gold", log=lambda _: None)
+    recipe.ship(tmp_path / "model-gold", tmp_path / "shipped")
+    text = (tmp_path / "shipped" / "config.json").read_text()
+    assert str(tmp_path) not in text and not any(str(r.parent) in text for r in runs)
+    provenance = json.loads(text)["anno_mlx"]
+    assert provenance["source"] == "scripts/build_default_model.py (model-gold)"
+    assert [run["source"] for run in provenance["averaged"]] == [r.name for r in runs]
