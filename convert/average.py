@@ -13,23 +13,32 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import mlx.core as mx
-from anno_mlx.convert.converter import TOKENIZER_FILES, _model_tokenizers, check_destination, resolve_source
+from anno_mlx.convert.converter import TOKENIZER_FILES, check_destination, model_tokenizers, resolve_source
 from mlx.utils import tree_flatten
 
 from anno_mlx.checkpoint import load_folder, read_config, save_folder
 from anno_mlx.errors import AnnoError
+from anno_mlx.tokenizer import check_model_file
+from anno_mlx.zeroshot import LABELS_TOKENIZER
 
 # What may differ between the folders: provenance and how the weights are stored.
 BOOKKEEPING = ("anno_mlx", "_name_or_path", "transformers_version", "torch_dtype", "dtype")
 
 
-def average(models: Sequence[str | Path], dst: str | Path, force: bool = False, log=print) -> dict[str, Any]:
+def average(
+    models: Sequence[str | Path],
+    dst: str | Path,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Write the element-wise mean of `models`' weights (two or more folders or hub ids) into
     the folder `dst`, in the first model's dtype, with its config and tokenizer files; the
-    config records the sources and what each recorded of its training."""
+    config records the sources and what each recorded of its training (or of its own average)."""
+    if isinstance(models, (str, Path)):
+        raise AnnoError("average takes a list of model folders, not one")
     if len(models) < 2:
         raise AnnoError("average needs two or more model folders")
     sources = [resolve_source(m) for m in models]
@@ -57,23 +66,23 @@ def average(models: Sequence[str | Path], dst: str | Path, force: bool = False, 
     )
     mx.eval(model.parameters())
 
-    recorded = {k: v for k, v in (config.get("anno_mlx") or {}).items() if k not in ("trained", "averaged")}
+    per_model = ("trained", "averaged", "source")  # what belongs to one run, not to the mean
+    recorded = {k: v for k, v in (config.get("anno_mlx") or {}).items() if k not in per_model}
     config["anno_mlx"] = {
         **recorded,
         "format": 1,
-        "averaged": [
-            {"source": str(m), **({"trained": c["anno_mlx"]["trained"]} if _trained(c) else {})}
-            for m, c in zip(models, configs)
-        ],
+        "averaged": [{"source": str(m), **_history(c)} for m, c in zip(models, configs)],
     }
     with tempfile.TemporaryDirectory() as scratch:
-        save_folder(model, config, dst, _model_tokenizers(sources[0], Path(scratch), model.args))
+        save_folder(model, config, dst, model_tokenizers(sources[0], Path(scratch), model.args))
     log(f"averaged {len(sources)} models -> {dst}")
     return {"output": str(dst), "models": [str(m) for m in models]}
 
 
-def _trained(config: dict[str, Any]) -> bool:
-    return isinstance(config.get("anno_mlx"), dict) and "trained" in config["anno_mlx"]
+def _history(config: dict[str, Any]) -> dict[str, Any]:
+    """How a source was made, as it recorded it: its training run, or the runs it averages."""
+    recorded = config.get("anno_mlx") if isinstance(config.get("anno_mlx"), dict) else {}
+    return {k: recorded[k] for k in ("trained", "averaged") if k in recorded}
 
 
 def _check_same(first: Path, first_config: dict, source: Path, config: dict) -> None:
@@ -84,8 +93,11 @@ def _check_same(first: Path, first_config: dict, source: Path, config: dict) -> 
                 f"{source} differs from {first} in {key} ({config.get(key)!r}, not {first_config.get(key)!r}); "
                 "average only runs of one model trained for the same labels"
             )
-    for name in TOKENIZER_FILES:
+    for name in (*TOKENIZER_FILES, *(f"{LABELS_TOKENIZER}/{n}" for n in TOKENIZER_FILES)):
         a, b = first / name, source / name
+        for path, folder in ((a, first), (b, source)):
+            if path.exists():
+                check_model_file(path, folder)  # a plain file inside its folder, before reading it
         if a.exists() != b.exists() or (a.exists() and a.read_bytes() != b.read_bytes()):
             raise AnnoError(
                 f"{source} and {first} have different {name} files; average only runs of one model with one tokenizer"

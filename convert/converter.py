@@ -139,7 +139,7 @@ def convert(
     }
 
     with tempfile.TemporaryDirectory() as scratch:
-        save_folder(model, config, dst, _model_tokenizers(src_path, Path(scratch), model.args))
+        save_folder(model, config, dst, model_tokenizers(src_path, Path(scratch), model.args))
     summary: dict[str, Any] = {"output": str(dst), "size_mb": _folder_size(dst) / 2**20}
     log(f"converted {src} -> {dst} ({summary['size_mb']:.1f} MB)")
     if verify:
@@ -161,7 +161,7 @@ def convert_hub_model(name: str) -> Path:
     return target
 
 
-def _model_tokenizers(src: Path, scratch: Path, args: Any) -> dict[str, Path]:
+def model_tokenizers(src: Path, scratch: Path, args: Any) -> dict[str, Path]:
     """The tokenizer files the output needs: the model's, and a bi-encoder GLiNER model's label
     tokenizer (in `labels_tokenizer/`, as the `gliner` package saves it)."""
     files = _tokenizer_files(src, scratch, args.vocab_size, getattr(args, "unused_tokens", ()))

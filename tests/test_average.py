@@ -49,6 +49,10 @@ def test_average_keeps_the_first_models_dtype_and_records_training(make_checkpoi
     assert all(v.dtype == mx.float16 for _, v in tree_flatten(model.parameters()))
     assert saved["anno_mlx"]["averaged"][0]["trained"] == {"epoch": 3, "dev_f1": 0.5}
     assert "trained" not in saved["anno_mlx"] and "trained" not in saved["anno_mlx"]["averaged"][1]
+    assert "source" not in saved["anno_mlx"]  # the mean has many sources, listed under "averaged"
+    average([tmp_path / "soup", halves[1]], tmp_path / "soup of soups", log=lambda _: None)
+    nested = load_folder(tmp_path / "soup of soups")[1]["anno_mlx"]["averaged"][0]
+    assert [run["source"] for run in nested["averaged"]] == [str(h) for h in halves]
 
 
 QUANTIZABLE = dict(  # every weight splits into groups of 32
@@ -84,6 +88,13 @@ def test_average_refuses_what_is_not_runs_of_one_model(make_checkpoint, tmp_path
     (retokenized / "tokenizer.json").write_text(json.dumps(tokenizer))
     with pytest.raises(AnnoError, match="different tokenizer.json files"):
         average([a, retokenized], tmp_path / "out", log=lambda _: None)
+
+    (retokenized / "tokenizer.json").unlink()
+    (retokenized / "tokenizer.json").mkdir()  # not a file: refused before it is read
+    with pytest.raises(AnnoError, match="is not a plain file inside"):
+        average([a, retokenized], tmp_path / "out", log=lambda _: None)
+    with pytest.raises(AnnoError, match="takes a list of model folders"):
+        average(str(a), tmp_path / "out", log=lambda _: None)
 
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "notes.txt").write_text("mine")

@@ -610,6 +610,12 @@ def test_gold_stage_reuses_a_model_only_if_it_learnt_from_the_same_text(tmp_path
     assert trained == list(recipe.GOLD_RUNS) and souped == [True]
     recipe.stage_gold(tmp_path, args)  # every run there and learnt from its rows: only the soup again
     assert trained == list(recipe.GOLD_RUNS) and souped == [True, True]
+    (tmp_path / "model-gold-contracts.state").mkdir()  # stopped after an epoch: its best so far is there
+    (tmp_path / "model-gold-contracts.state" / "state.json").write_text("{}")
+    trained.clear()
+    recipe.stage_gold(tmp_path, args)
+    assert trained == ["gold-contracts"] and len(souped) == 3  # resumed, not taken as done
+    (tmp_path / "model-gold-contracts.state" / "state.json").unlink()
     (tmp_path / "gold-signatures-packed.jsonl").write_text("other rows\n")
     with pytest.raises(SystemExit, match="model-gold-signatures learnt from other rows than this recipe's"):
         recipe.stage_gold(tmp_path, args)
@@ -621,7 +627,7 @@ def test_gold_stage_reuses_a_model_only_if_it_learnt_from_the_same_text(tmp_path
     assert trained == ["adapt", *recipe.GOLD_RUNS]
     trained.clear()
     recipe.stage_gold(tmp_path, argparse.Namespace(fine_types="marginal", adapt=True))
-    assert trained == ["gold-marginal"] and len(souped) == 3  # an alternative is one run, no soup
+    assert trained == ["gold-marginal"] and len(souped) == 4  # an alternative is one run, no soup
 
 
 def test_the_soup_keeps_a_run_only_if_the_average_does_as_well_on_dev(tmp_path, monkeypatch):
