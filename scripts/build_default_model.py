@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import argparse
 import bz2
+import functools
 import hashlib
 import html
 import io
@@ -993,7 +994,7 @@ def with_teacher_numbers(record: dict, spans: list[dict]) -> int:
     not taught as no date."""
     text, taken = record["text"], [(e["start"], e["end"]) for e in record["entities"]]
     added = [
-        s
+        dict(s)  # the record's own copy: the teacher's reading is kept for the next run
         for s in spans
         if s["label"] in NUMERIC_TYPES
         and text[s["start"] - 1 : s["start"]].strip() == text[s["end"] : s["end"] + 1].strip() == ""
@@ -1001,6 +1002,18 @@ def with_teacher_numbers(record: dict, spans: list[dict]) -> int:
     ]
     record["entities"] = sorted(record["entities"] + added, key=lambda e: e["start"])
     return len(added)
+
+
+@functools.lru_cache(maxsize=1)
+def teacher_reading(texts: tuple[str, ...]) -> list[tuple[dict, list[dict]]]:
+    """The teacher's reading of each text: its label of every span, and its entities less the
+    known errors (`teacher_spans`). Kept for the last texts asked: every gold run reads the same
+    gold sentences, so the teacher reads them once."""
+    nlp = teacher()
+    return [
+        ({(e.start_char, e.end_char): e.label_ for e in doc.ents}, teacher_spans(doc))
+        for doc in nlp.pipe(texts, batch_size=256)
+    ]
 
 
 def teacher_types(records: list[dict], news: range) -> dict[str, int]:
@@ -1013,18 +1026,16 @@ def teacher_types(records: list[dict], news: range) -> dict[str, int]:
     decided or added."""
     from anno_mlx.labelmap import allowed_types
 
-    nlp = teacher()
     decided = numbers = 0
-    texts = (r["text"] for r in records)
-    for i, (record, doc) in enumerate(zip(records, nlp.pipe(texts, batch_size=256))):
-        said = {(e.start_char, e.end_char): e.label_ for e in doc.ents}
+    readings = teacher_reading(tuple(r["text"] for r in records))
+    for i, (record, (said, spans)) in enumerate(zip(records, readings)):
         for entity in record["entities"]:
             choice, allowed = said.get((entity["start"], entity["end"])), allowed_types(entity["label"])
             if len(allowed) > 1 and choice in allowed:
                 entity["label"] = choice
                 decided += 1
         if i in news:
-            numbers += with_teacher_numbers(record, teacher_spans(doc))
+            numbers += with_teacher_numbers(record, spans)
     counts = {"spans typed by the teacher": decided}
     if len(news):
         counts["teacher's dates and numbers in news"] = numbers
@@ -1160,7 +1171,7 @@ MONTHS = ["January", "February", "March", "April", "May", "June", "July", "Augus
 
 def contracts(names: dict[str, list[str]], rng: random.Random, count: int) -> list[dict]:
     """Passages of 2-5 contract clauses (CLAUSES) with the gold sets' names (`signature_names`;
-    none if it found no people or organisations) and made-up dates, sums and rates, every
+    none if it found no people, organisations or places) and made-up dates, sums and rates, every
     type annotated: a contract's defined terms ("the Borrower", "this Agreement", "Event of
     Default"), capitalised as names are, are taught as no entity, which is OntoNotes' rule
     (a model that has seen no contract calls them ORG or MISC)."""
@@ -1169,6 +1180,7 @@ def contracts(names: dict[str, list[str]], rng: random.Random, count: int) -> li
         orgs = rng.sample(names["ORG"], 2)
         orgs = [o + " " + rng.choice(LEGAL_SUFFIXES) if rng.random() < 0.5 else o for o in orgs]
         roles = rng.sample(CONTRACT_ROLES, 2)
+        person = rng.choice(names["PERSON"])
         fill = {
             "ORG": (lambda: orgs[0], "ORG"),
             "ORG2": (lambda: orgs[1], "ORG"),
@@ -1183,7 +1195,6 @@ def contracts(names: dict[str, list[str]], rng: random.Random, count: int) -> li
             "DOC": (lambda: rng.choice(CONTRACT_DOCUMENTS), None),
             "N": (lambda: f"{rng.randint(1, 12)}.{rng.randint(1, 15)}", None),
         }
-        person = rng.choice(names["PERSON"])
         text, entities = "", []
         for clause in rng.sample(CLAUSES, rng.randint(2, 5)):
             text += "\n\n" if text else ""
@@ -1236,12 +1247,11 @@ def gold_training_records(
         joined_up = [as_record(e) for e in passages(spaced, passage_rng)]
         counts[name]["passages"] = len(joined_up)
         in_passages += joined_up
-    signed = signatures(
-        signature_names(records), random.Random(SEED + 2), SIGNATURES if run.signatures else 0
-    )
+    names = signature_names(records)
+    signed = signatures(names, random.Random(SEED + 2), SIGNATURES if run.signatures else 0)
     if run.signatures:
         counts["e-mail signatures"] = {"texts": len(signed), "words": sum(words(r["text"]) for r in signed)}
-    drafted = contracts(signature_names(records), random.Random(SEED + 3), CONTRACTS if run.contracts else 0)
+    drafted = contracts(names, random.Random(SEED + 3), CONTRACTS if run.contracts else 0)
     if run.contracts:
         counts["contract passages"] = {"texts": len(drafted), "words": sum(words(r["text"]) for r in drafted)}
     copies = recased(records, rng)
