@@ -9,6 +9,10 @@ in two halves of two types ("Aleksandr" ORG, "Misharin" PER). There the units of
 the most probable labelling without a type change (`_consistent`), which may be one type for
 both, or two entities when the model is surer of that.
 
+An entity never runs across a tab or a blank line: a table's cells ("Satya Nadella<TAB>Microsoft")
+and a document's paragraphs are decoded apart (`_apart`), as if each were its own text. A single
+line break does not stop an entity: text copied from a PDF breaks lines inside names.
+
 Aggregation (the pipeline's names): `simple` groups tokens; `first`, `average` and `max` first
 label whole words (by the first token's label, by the averaged probabilities, or by the most
 confident token), so an entity never ends inside a word. An entity's score is the mean of its
@@ -17,6 +21,7 @@ units' scores, each the probability of the label it was given.
 
 from __future__ import annotations
 
+import bisect
 import unicodedata
 from typing import Optional
 
@@ -25,7 +30,7 @@ import numpy as np
 from .entities import Entity
 from .errors import AnnoError
 from .schemes import BEGIN, END, INSIDE, chunks, parse_label
-from .tokenizer import Tokens
+from .tokenizer import WHITESPACE, Tokens, code_points
 
 AGGREGATIONS = ("simple", "first", "average", "max")
 
@@ -56,16 +61,31 @@ def decode(
         if len(starts) == 0 or starts[0] != 0:
             starts = np.concatenate([[0], starts])
     parsed = [parse_label(id2label[i]) for i in range(len(id2label))]
-    label_index, scores = _label_units(probs, starts, aggregation, parsed)
+    rows = _unit_rows(probs, starts, aggregation)
     begins = offsets[starts, 0]
     ends = np.maximum.reduceat(offsets[:, 1], starts)
-    return _group(text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed)
+    apart = _apart(text, begins, ends)
+    label_index = _consistent(rows, parsed, apart)
+    scores = rows[np.arange(len(rows)), label_index]
+    return _group(
+        text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed, apart.tolist()
+    )
 
 
-def _label_units(
-    probs: np.ndarray, starts: np.ndarray, aggregation: str, parsed
-) -> tuple[np.ndarray, np.ndarray]:
-    """(label index, its probability) for each unit; unit u holds tokens starts[u]:starts[u+1]."""
+def _apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The units that begin a new table cell or paragraph: a tab, or two line breaks, between
+    the end of the unit before and the first character of the unit that is not a space."""
+    points = code_points(text)
+    tabs = np.concatenate([[0], np.cumsum(points == 9)])
+    breaks = np.concatenate([[0], np.cumsum(points == 10)])
+    solid = np.flatnonzero(~np.isin(points, WHITESPACE))
+    first = solid[np.minimum(np.searchsorted(solid, begins[1:]), len(solid) - 1)]
+    low, high = ends[:-1], np.maximum(first, ends[:-1])
+    return np.flatnonzero((tabs[high] > tabs[low]) | (breaks[high] - breaks[low] >= 2)) + 1
+
+
+def _unit_rows(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> np.ndarray:
+    """The label probabilities of each unit; unit u holds tokens starts[u]:starts[u+1]."""
     if aggregation in ("simple", "first"):
         rows = probs[starts]
     elif aggregation == "average":
@@ -75,16 +95,17 @@ def _label_units(
         unit = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(probs))))
         order = np.lexsort((-probs.max(axis=1), unit))  # by unit, most confident first
         rows = probs[order[starts]]
-    label_index = _consistent(rows, parsed)
-    return label_index, rows[np.arange(len(rows)), label_index]
+    return rows
 
 
-def _consistent(rows: np.ndarray, parsed) -> np.ndarray:
+def _consistent(rows: np.ndarray, parsed, apart: np.ndarray) -> np.ndarray:
     """The most probable label of each unit, except where that would change an entity's type in
     its middle (`B-ORG` then `I-PER`): there the run of units from the entity's first unit to its
     last continuation gets the most probable labelling without such a change (Viterbi over
     log-probabilities, the units around it fixed), so "Aleksandr Misharin" becomes one entity of
-    one type instead of two halves. Sequences without such a change are left as they are."""
+    one type instead of two halves. Sequences without such a change are left as they are. A unit
+    in `apart` begins a new cell or paragraph: any label may follow there, and no run reaches
+    across it."""
     labels = rows.argmax(axis=1)
     n_labels = rows.shape[1]
     kind_ids = {kind: i for i, kind in enumerate(dict.fromkeys(k for _, k in parsed if k is not None))}
@@ -93,21 +114,25 @@ def _consistent(rows: np.ndarray, parsed) -> np.ndarray:
     continues = np.array([k is not None and p in (INSIDE, END) for p, k in parsed])
     forbidden = opens[:, None] & continues[None, :] & (kind[:, None] != kind[None, :])
     broken = np.flatnonzero(forbidden[labels[:-1], labels[1:]]) + 1
+    broken = broken[~np.isin(broken, apart)]
     if len(broken) == 0:
         return labels
+    firsts = np.concatenate([[0], apart, [len(labels)]])  # each part's first unit, then the end
     log_rows = np.log(np.maximum(rows, 1e-30))
     penalty = np.where(forbidden, -np.inf, 0.0)
     end = 0
     for unit in broken:
         if unit < end:
             continue  # already repaired with an earlier run
+        part = np.searchsorted(firsts, unit, side="right") - 1
+        low, high = firsts[part], firsts[part + 1]
         start = unit - 1
-        while start > 0 and continues[labels[start]]:
+        while start > low and continues[labels[start]]:
             start -= 1
         end = unit + 1
-        while end < len(labels) and continues[labels[end]]:
+        while end < high and continues[labels[end]]:
             end += 1
-        score = log_rows[start] + (penalty[labels[start - 1]] if start > 0 else 0.0)
+        score = log_rows[start] + (penalty[labels[start - 1]] if start > low else 0.0)
         back = np.zeros((end - start, n_labels), dtype=np.int64)
         for u in range(start + 1, end):
             total = score[:, None] + penalty
@@ -121,16 +146,26 @@ def _consistent(rows: np.ndarray, parsed) -> np.ndarray:
 
 
 def _group(
-    text: str, labels: list[int], scores: list[float], begins: list[int], ends: list[int], parsed
+    text: str,
+    labels: list[int],
+    scores: list[float],
+    begins: list[int],
+    ends: list[int],
+    parsed,
+    apart: list[int],
 ) -> list[Entity]:
+    """Entities from the units' labels; an entity that reaches a unit in `apart` ends before it,
+    and that unit begins one (as it would at the start of a text)."""
     entities: list[Entity] = []
     total = np.concatenate([[0.0], np.cumsum(scores)])
-    for a, b, kind in chunks([parsed[k] for k in labels]):
-        entity = _make_entity(
-            text, kind, float((total[b] - total[a]) / (b - a)), begins[a], max(ends[a:b]), entities
-        )
-        if entity is not None:
-            entities.append(entity)
+    for first, last, kind in chunks([parsed[k] for k in labels]):
+        inside = apart[bisect.bisect_right(apart, first) : bisect.bisect_left(apart, last)]
+        for a, b in zip([first, *inside], [*inside, last]):
+            entity = _make_entity(
+                text, kind, float((total[b] - total[a]) / (b - a)), begins[a], max(ends[a:b]), entities
+            )
+            if entity is not None:
+                entities.append(entity)
     return entities
 
 

@@ -11,6 +11,7 @@ is written as `convert` writes (atomically, `--force` only over a folder anno-ml
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -98,7 +99,20 @@ def _check_same(first: Path, first_config: dict, source: Path, config: dict) -> 
         for path, folder in ((a, first), (b, source)):
             if path.exists():
                 check_model_file(path, folder)  # a plain file inside its folder, before reading it
-        if a.exists() != b.exists() or (a.exists() and a.read_bytes() != b.read_bytes()):
+        if a.exists() != b.exists() or (a.exists() and not _same_content(a, b)):
             raise AnnoError(
                 f"{source} and {first} have different {name} files; average only runs of one model with one tokenizer"
             )
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    """Equal bytes, or for JSON equal data: one tokenizer saved compactly by one tool and indented
+    by another is one tokenizer."""
+    if a.read_bytes() == b.read_bytes():
+        return True
+    if a.suffix != ".json":
+        return False
+    try:
+        return json.loads(a.read_text(encoding="utf-8")) == json.loads(b.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False

@@ -48,7 +48,8 @@ runs it again):
            `--no-adapt` and `--fine-types marginal` train the alternatives the card compares (no
            masked-LM epoch; every coarse span a set).
   ship     `python -m anno_mlx convert ... --dtype float16` of the averaged gold model into
-           anno_mlx/default_model/.
+           anno_mlx/default_model/, its tokenizer reading a word at a line's start as after a
+           space (see `ship`).
   measure  strict F1 of the shipped model, the model before the gold phase, spaCy's small model
            and any `--compare NAME=FOLDER` model side by side on the gold test sets (CoNLL-2003 test, WNUT-17 dev, Broad Twitter
            Corpus section h, SEC filings), sentence by sentence and as pasted text (8
@@ -1382,11 +1383,21 @@ def dev_f1(args: argparse.Namespace, model: Path) -> float:
 MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "tokenizer.json")
 
 
-def ship(model: Path, converted: Path) -> None:
-    """float16 conversion, then one tokenizer setting: a space before the text's first word.
-    Training rows are packed documents, so a word almost always follows a space there; without
-    the prefix a document's first word is split into other tokens ("Mar" "ie" for "Marie") and
-    the model misses it."""
+LINE_START = r"\s*[^\S ]"  # whitespace that ends in a line break, a tab or another blank but a space
+
+
+def ship(model: Path, converted: Path, line_starts: bool = False) -> None:
+    """float16 conversion, then the tokenizer settings that give a word the tokens it had in
+    training. Training rows are packed documents, so there a word nearly always follows a space:
+    a space is put before the text's first word (`add_prefix_space`); without it "Marie" becomes
+    "Mar" "ie" and is missed. With `line_starts` (the shipped model), a word after a line break,
+    a tab or another blank that is not a space gets that space too ("\\nChina" reads "China" as
+    " China" does, not "Ch" "ina"), so a name that starts a line in a pasted document is read as
+    in running text. The phases before the ship learnt without it, so the recipe keeps their
+    tokenizer as it was."""
+    import tokenizers
+    from tokenizers import pre_tokenizers
+
     command = [
         sys.executable,
         "-m",
@@ -1401,13 +1412,20 @@ def ship(model: Path, converted: Path) -> None:
     ]
     log(" ".join(command))
     subprocess.run(command, check=True)
-    tokenizer = json.loads((converted / "tokenizer.json").read_text(encoding="utf-8"))
-    tokenizer["pre_tokenizer"]["add_prefix_space"] = True
-    (converted / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8")
+    tokenizer = tokenizers.Tokenizer.from_file(str(converted / "tokenizer.json"))
+    words = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
+    if line_starts:
+        after_blank = pre_tokenizers.Split(tokenizers.Regex(LINE_START), behavior="merged_with_previous")
+        words = pre_tokenizers.Sequence([after_blank, words])
+    tokenizer.pre_tokenizer = words
+    tokenizer.save(str(converted / "tokenizer.json"), pretty=False)
     config = json.loads((converted / "config.json").read_text(encoding="utf-8"))
     config["anno_mlx"]["source"] = f"scripts/build_default_model.py ({model.name})"  # not a local path
-    for run in config["anno_mlx"].get("averaged", []):  # the soup's runs, by name alone too
+    runs = list(config["anno_mlx"].get("averaged", []))
+    while runs:  # the averaged models and what each averaged in turn, by name alone too
+        run = runs.pop()
         run["source"] = Path(run["source"]).name
+        runs += run.get("averaged", [])
     (converted / "config.json").write_text(
         json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -1419,7 +1437,7 @@ def stage_ship(work: Path, args: argparse.Namespace) -> None:
         sys.exit(
             "error: --no-adapt and --fine-types marginal train the alternatives the card compares; ship takes the recipe's own model (run without them)"
         )
-    ship(work / "model-gold", work / "shipped")
+    ship(work / GOLD_MODEL, work / "shipped", line_starts=True)
     args.ship_to.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:
         shutil.copyfile(work / "shipped" / name, args.ship_to / name)

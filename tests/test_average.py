@@ -89,6 +89,11 @@ def test_average_refuses_what_is_not_runs_of_one_model(make_checkpoint, tmp_path
     with pytest.raises(AnnoError, match="different tokenizer.json files"):
         average([a, retokenized], tmp_path / "out", log=lambda _: None)
 
+    indented = json.dumps(json.loads((b / "tokenizer.json").read_text()), indent=2)
+    (retokenized / "tokenizer.json").write_text(indented)  # the same tokenizer, written otherwise
+    average([a, retokenized], tmp_path / "reformatted", log=lambda _: None)
+    assert (tmp_path / "reformatted" / "model.safetensors").exists()
+
     (retokenized / "tokenizer.json").unlink()
     (retokenized / "tokenizer.json").mkdir()  # not a file: refused before it is read
     with pytest.raises(AnnoError, match="is not a plain file inside"):

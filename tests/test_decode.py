@@ -259,3 +259,45 @@ def test_bioes_type_changes_are_resolved_too():
     rows = [{"B-LOC": 0.5, "B-PER": 0.45}, {"E-PER": 0.9}] + [{"O": 0.96}] * 5
     (entity,) = decode(TEXT, tokens_of(TEXT, WORDS), probs_from(BIOES, rows), id2label, "first")
     assert (entity.text, entity.label) == ("Marie Curie", "PER")
+
+
+@pytest.mark.parametrize(
+    "separator,apart",
+    [
+        ("\t", True),
+        (" \t ", True),
+        ("\n\n", True),
+        ("\r\n\r\n", True),
+        ("\n \n", True),
+        ("\n", False),
+        (" ", False),
+    ],
+)
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_an_entity_never_runs_across_a_tab_or_a_blank_line(separator, apart, aggregation):
+    """A table's cells and a document's paragraphs are decoded apart, each as its own text; a
+    single line break, as in text copied from a PDF, does not stop an entity."""
+    text = f"Satya Nadella{separator}Microsoft"
+    gap = text.index("Microsoft")
+    pieces = [(0, 5, 0), (5, 13, 1), (13, gap, 2), (gap, len(text), 3)]  # the gap: whitespace only
+    id2label = dict(enumerate(IOB))
+    probs = probs_for(IOB, ["B-PER", "I-PER", "O", "I-PER"])
+    entities = decode(text, tokens_of(text, pieces), probs, id2label, aggregation)
+    expected = [("Satya Nadella", "PER"), ("Microsoft", "PER")] if apart else [(text, "PER")]
+    assert spans(entities) == expected
+    assert all(text[e.start : e.end] == e.text for e in entities)
+
+
+def test_the_type_repair_never_joins_two_cells():
+    """`B-PER I-PER | I-LOC` across a tab: each cell keeps its own type, where within one cell
+    the repair would make one entity of one type."""
+    id2label = dict(enumerate(IOB))
+    rows = [{"B-PER": 0.5, "B-LOC": 0.4}, {"I-PER": 0.5, "I-LOC": 0.4}, {"O": 0.9}, {"I-LOC": 0.9}]
+    probs = probs_from(IOB, rows)
+    for separator, expected in (
+        ("\t", [("Satya Nadella", "PER"), ("Microsoft", "LOC")]),
+        ("\n", [("Satya Nadella\nMicrosoft", "LOC")]),
+    ):
+        text = f"Satya Nadella{separator}Microsoft"
+        pieces = [(0, 5, 0), (5, 13, 1), (13, 14, 2), (14, len(text), 3)]
+        assert spans(decode(text, tokens_of(text, pieces), probs, id2label, "first")) == expected

@@ -477,6 +477,10 @@ DOMAINS = {
         "Enzo Maresca praised the goalkeeper.",
         {("LONDON", "GPE"), ("Arsenal", "ORG"), ("Mikel Arteta", "PERSON"), ("Enzo Maresca", "PERSON")},
     ),
+    "a list, a name per line": (
+        "Attendees:\nOleg Petrov (chair)\nMaria Gonzalez\nHiroshi Tanaka",
+        {("Oleg Petrov", "PERSON"), ("Maria Gonzalez", "PERSON"), ("Hiroshi Tanaka", "PERSON")},
+    ),
     "text copied from a PDF": (
         "This Agreement is made between Acme Holdings Inc., a Delaware\ncorporation, and "
         "JPMorgan Chase Bank, N.A., as\nAdministrative Agent for the Lenders.",
@@ -492,6 +496,16 @@ def test_the_default_model_reads_each_domain(domain):
     text, expected = DOMAINS[domain]
     found = {(e.text, e.label) for e in default_ner()(text)}
     assert expected <= found, found
+
+
+def test_the_default_model_reads_a_word_at_a_line_start_as_in_running_text():
+    """The shipped tokenizer gives a word after a line break or a tab the tokens it has after a
+    space (the recipe's `ship`), so a name that starts a line is not cut into rarer pieces."""
+    tokenizer = default_ner().tokenizer
+    spaced = tokenizer.tokenize("x Oleg Shatskiku").ids[1:].tolist()
+    for blank in ("\n", "\r\n", "\t", "\n\n"):
+        tokens = tokenizer.tokenize(f"x{blank}Oleg Shatskiku")
+        assert tokens.ids[tokens.content][1:].tolist() == spaced, repr(blank)
 
 
 def test_the_default_model_highlights_no_bare_at_sign():

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -759,11 +760,43 @@ def test_contract_passages_mark_names_dates_and_sums_and_no_defined_term():
 def test_the_shipped_config_names_no_local_folder(make_checkpoint, tmp_path):
     from anno_mlx.convert import average
 
-    runs = [make_checkpoint(seed=seed) for seed in (1, 2)]
-    average(runs, tmp_path / "model-gold", log=lambda _: None)
+    runs = [make_checkpoint(seed=seed) for seed in (1, 2, 3)]
+    average(runs[:2], tmp_path / "soup", log=lambda _: None)  # a soup, then averaged again
+    average([tmp_path / "soup", runs[2]], tmp_path / "model-gold", log=lambda _: None)
     recipe.ship(tmp_path / "model-gold", tmp_path / "shipped")
     text = (tmp_path / "shipped" / "config.json").read_text()
     assert str(tmp_path) not in text and not any(str(r.parent) in text for r in runs)
     provenance = json.loads(text)["anno_mlx"]
     assert provenance["source"] == "scripts/build_default_model.py (model-gold)"
-    assert [run["source"] for run in provenance["averaged"]] == [r.name for r in runs]
+    assert [run["source"] for run in provenance["averaged"]] == ["soup", runs[2].name]
+    assert [run["source"] for run in provenance["averaged"][0]["averaged"]] == [r.name for r in runs[:2]]
+
+
+def test_the_shipped_tokenizer_reads_a_word_after_a_line_break_as_after_a_space(make_checkpoint, tmp_path):
+    """The phases learn from packed documents, where a name nearly always follows a space; the
+    shipped model's tokenizer gives a word at a line start (or after a tab or a no-break space)
+    the tokens it has after a space, with offsets on the word. A phase's own ship keeps the setting
+    its successors trained with."""
+    from anno_mlx.tokenizer import Tokenizer
+
+    model = make_checkpoint()
+    recipe.ship(model, tmp_path / "phase")
+    recipe.ship(model, tmp_path / "shipped", line_starts=True)
+    phase, shipped = (Tokenizer.from_folder(tmp_path / name) for name in ("phase", "shipped"))
+
+    def last_word(tokenizer: Tokenizer, text: str) -> tuple[list[int], str]:
+        tokens = tokenizer.tokenize(text)
+        first = np.flatnonzero(tokens.word_start)[-1]
+        kept = np.flatnonzero(tokens.content)
+        kept = kept[kept >= first]
+        return tokens.ids[kept].tolist(), text[
+            tokens.offsets[kept[0], 0] : tokens.offsets[kept[-1], 1]
+        ].lstrip()
+
+    spaced = last_word(shipped, "Tokyo Marie")
+    assert last_word(phase, "Tokyo Marie") == spaced and spaced[1] == "Marie"
+    assert last_word(shipped, "Marie") == last_word(phase, "Marie") == spaced  # a text's first word
+    for blank in ("\n", "\r\n", "\n\n", "\t", "\u00a0", " \n"):
+        assert last_word(shipped, f"Tokyo{blank}Marie") == spaced, repr(blank)
+    assert last_word(phase, "Tokyo\nMarie")[0] != spaced[0]  # what the phases learnt from
+    assert last_word(shipped, "Tokyo\n  Marie") == last_word(phase, "Tokyo\n  Marie")  # indented: as before
