@@ -9,9 +9,10 @@ in two halves of two types ("Aleksandr" ORG, "Misharin" PER). There the units of
 the most probable labelling without a type change (`_consistent`), which may be one type for
 both, or two entities when the model is surer of that.
 
-An entity never runs across a tab or a blank line: a table's cells ("Satya Nadella<TAB>Microsoft")
-and a document's paragraphs are decoded apart (`_apart`), as if each were its own text. A single
-line break does not stop an entity: text copied from a PDF breaks lines inside names.
+An entity never runs across a tab, a page break or a blank line: a table's cells ("Satya
+Nadella<TAB>Microsoft") and a document's paragraphs are decoded apart (`_apart`), as if each were
+its own text. A single line break does not stop an entity: text copied from a PDF breaks lines
+inside names.
 
 Aggregation (the pipeline's names): `simple` groups tokens; `first`, `average` and `max` first
 label whole words (by the first token's label, by the averaged probabilities, or by the most
@@ -72,16 +73,26 @@ def decode(
     )
 
 
+LINE_BREAKS = (0x0A, 0x0B, 0x85, 0x2028)  # and a CR not followed by LF; two of them make a blank line
+CELL_BREAKS = (0x09, 0x0C, 0x2029)  # tab, form feed (a PDF's page break), paragraph separator
+
+
 def _apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The units that begin a new table cell or paragraph: a tab, or two line breaks, between
-    the end of the unit before and the first character of the unit that is not a space."""
+    """The units that begin a new table cell or paragraph: a tab, a page break, a paragraph
+    separator, or two line breaks, between the last character of the unit before that is not
+    whitespace and the first such character of the unit."""
     points = code_points(text)
-    tabs = np.concatenate([[0], np.cumsum(points == 9)])
-    breaks = np.concatenate([[0], np.cumsum(points == 10)])
+    lone_cr = (points == 0x0D) & (np.append(points[1:], 0) != 0x0A)
+    lines = np.concatenate([[0], np.cumsum(np.isin(points, LINE_BREAKS) | lone_cr)])
+    cells = np.concatenate([[0], np.cumsum(np.isin(points, CELL_BREAKS))])
     solid = np.flatnonzero(~np.isin(points, WHITESPACE))
-    first = solid[np.minimum(np.searchsorted(solid, begins[1:]), len(solid) - 1)]
-    low, high = ends[:-1], np.maximum(first, ends[:-1])
-    return np.flatnonzero((tabs[high] > tabs[low]) | (breaks[high] - breaks[low] >= 2)) + 1
+    if len(solid) == 0:
+        return np.zeros(0, dtype=np.int64)
+    after_last = solid[np.maximum(np.searchsorted(solid, ends[:-1]) - 1, 0)] + 1  # unit u-1's content ends
+    first = solid[np.minimum(np.searchsorted(solid, begins[1:]), len(solid) - 1)]  # unit u's content begins
+    low = np.minimum(after_last, ends[:-1])
+    high = np.maximum(first, low)
+    return np.flatnonzero((cells[high] > cells[low]) | (lines[high] - lines[low] >= 2)) + 1
 
 
 def _unit_rows(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> np.ndarray:

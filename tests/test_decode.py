@@ -301,3 +301,50 @@ def test_the_type_repair_never_joins_two_cells():
         text = f"Satya Nadella{separator}Microsoft"
         pieces = [(0, 5, 0), (5, 13, 1), (13, 14, 2), (14, len(text), 3)]
         assert spans(decode(text, tokens_of(text, pieces), probs, id2label, "first")) == expected
+
+
+APART = ("\t", "\n\n", "\r\n\r\n", "\n \n", "\r\r", "\u2029", "\f", "\n\u2028")
+TOGETHER = (" ", " ", " ", "\n", " \n ", "\r\n", "\u2028")
+
+
+@pytest.mark.parametrize("labels", [IOB, BIOES, BILOU, PLAIN], ids=["IOB", "BIOES", "BILOU", "plain"])
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregation):
+    """Random texts of words and blanks, random probabilities: the entities of the whole text are
+    those of each part between tabs, page breaks and blank lines decoded as a text of its own,
+    offsets moved, and each is cut from the text exactly."""
+    rng = np.random.default_rng(7)
+    id2label = dict(enumerate(labels))
+    for _ in range(40):
+        words = [str(w) for w in rng.choice(["Ada", "Lovelace", "met", "New", "York", ",", "Par", "is"], 9)]
+        gaps = [str(rng.choice(APART if rng.random() < 0.3 else TOGETHER)) for _ in words[1:]]
+        text, parts, pieces = "", [[]], []  # pieces: (start, end, word id) per token
+        for i, word in enumerate(words):
+            if i:
+                if gaps[i - 1] in APART:
+                    parts.append([])
+                if gaps[i - 1] == " " and rng.random() < 0.5:  # byte-level: the space rides on the word
+                    text += " "
+                    start = len(text) - 1
+                else:
+                    pieces.append((len(text), len(text) + len(gaps[i - 1]), len(pieces)))
+                    text += gaps[i - 1]
+                    start = len(text)
+            else:
+                start = 0
+            text += word
+            parts[-1].append(len(pieces))
+            joined = pieces and rng.random() < 0.3  # one pre-tokenizer word with the token before
+            pieces.append((start, len(text), len(pieces) - 1 if joined else len(pieces)))
+        probs = rng.dirichlet(np.full(len(labels), 0.3), size=len(pieces)).astype(np.float32)
+        whole = decode(text, tokens_of(text, pieces), probs, id2label, aggregation)
+        assert all(text[e.start : e.end] == e.text for e in whole)
+        alone = []
+        for part in parts:
+            first, last = part[0], part[-1] + 1
+            offset = pieces[first][0]
+            own = [(a - offset, b - offset, w) for a, b, w in pieces[first:last]]
+            piece_text = text[offset : pieces[last - 1][1]]
+            for e in decode(piece_text, tokens_of(piece_text, own), probs[first:last], id2label, aggregation):
+                alone.append((e.text, e.label, e.start + offset, e.end + offset, round(e.score, 5)))
+        assert [(e.text, e.label, e.start, e.end, round(e.score, 5)) for e in whole] == alone, repr(text)

@@ -481,6 +481,10 @@ DOMAINS = {
         "Attendees:\nOleg Petrov (chair)\nMaria Gonzalez\nHiroshi Tanaka",
         {("Oleg Petrov", "PERSON"), ("Maria Gonzalez", "PERSON"), ("Hiroshi Tanaka", "PERSON")},
     ),
+    "a table pasted from a spreadsheet": (
+        "Speakers\nSatya Nadella\tMicrosoft\nLisa Su\tAMD\nJensen Huang\tNvidia",
+        {("Satya Nadella", "PERSON"), ("Microsoft", "ORG"), ("Jensen Huang", "PERSON")},
+    ),
     "text copied from a PDF": (
         "This Agreement is made between Acme Holdings Inc., a Delaware\ncorporation, and "
         "JPMorgan Chase Bank, N.A., as\nAdministrative Agent for the Lenders.",
