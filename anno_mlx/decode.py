@@ -10,7 +10,7 @@ the most probable labelling without a type change (`_consistent`), which may be 
 both, or two entities when the model is surer of that.
 
 An entity never runs across a tab, a page break or a blank line: a table's cells ("Satya
-Nadella<TAB>Microsoft") and a document's paragraphs are decoded apart (`_apart`), as if each were
+Nadella<TAB>Microsoft") and a document's paragraphs are decoded apart (`apart`), as if each were
 its own text. A single line break does not stop an entity: text copied from a PDF breaks lines
 inside names.
 
@@ -65,11 +65,11 @@ def decode(
     rows = _unit_rows(probs, starts, aggregation)
     begins = offsets[starts, 0]
     ends = np.maximum.reduceat(offsets[:, 1], starts)
-    apart = _apart(text, begins, ends)
-    label_index = _consistent(rows, parsed, apart)
+    parts = apart(text, begins, ends)
+    label_index = _consistent(rows, parsed, parts)
     scores = rows[np.arange(len(rows)), label_index]
     return _group(
-        text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed, apart.tolist()
+        text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed, parts.tolist()
     )
 
 
@@ -77,10 +77,11 @@ LINE_BREAKS = (0x0A, 0x0B, 0x85, 0x2028)  # and a CR not followed by LF; two of 
 CELL_BREAKS = (0x09, 0x0C, 0x2029)  # tab, form feed (a PDF's page break), paragraph separator
 
 
-def _apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The units that begin a new table cell or paragraph: a tab, a page break, a paragraph
-    separator, or two line breaks, between the last character of the unit before that is not
-    whitespace and the first such character of the unit."""
+def apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices of the units (words, tokens: `begins`/`ends` their character spans) that begin
+    a new table cell or paragraph: a tab, a page break, a paragraph separator, or two line
+    breaks, between the last character of the unit before that is not whitespace and the first
+    such character of the unit. No entity runs across one (here and in `zeroshot`)."""
     points = code_points(text)
     lone_cr = (points == 0x0D) & (np.append(points[1:], 0) != 0x0A)
     lines = np.concatenate([[0], np.cumsum(np.isin(points, LINE_BREAKS) | lone_cr)])

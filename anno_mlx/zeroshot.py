@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .batching import length_batches
+from .decode import apart
 from .entities import Entity
 from .errors import AnnoError
 from .ner import NER, NEROptions, check_score, check_texts, progress_bar
@@ -81,14 +82,19 @@ def span_context(n_words: int, max_width: int) -> np.ndarray:
 
 
 def decode_spans(
-    probs: np.ndarray, threshold: float, nested: bool, multi_label: bool
+    probs: np.ndarray, threshold: float, nested: bool, multi_label: bool, parts: Sequence[int] = ()
 ) -> list[tuple[int, int, int, float]]:
     """(first word, last word, label index, probability) of the spans kept from `probs`
-    [n, K, C]: those above `threshold`, taken greedily by probability, each refused when it
-    overlaps a kept one (nested: only when it crosses one) or, unless `multi_label`, when
-    it is a kept span with another label. In document order."""
+    [n, K, C]: those above `threshold` that lie in one part (`parts`: the words that begin a
+    new table cell or paragraph, `decode.apart`), taken greedily by probability, each refused
+    when it overlaps a kept one (nested: only when it crosses one) or, unless `multi_label`,
+    when it is a kept span with another label. In document order."""
     n, K, _ = probs.shape
-    valid = (np.arange(n)[:, None] + np.arange(K)[None, :] < n)[..., None]
+    ends = np.arange(n)[:, None] + np.arange(K)[None, :]
+    part = np.zeros(n + K, dtype=np.int64)
+    part[np.asarray(parts, dtype=np.int64)] = 1
+    part = np.cumsum(part)
+    valid = ((ends < n) & (part[ends] == part[:n, None]))[..., None]
     s, k, c = np.nonzero((probs > threshold) & valid)
     scores = probs[s, k, c]
     kept: list[tuple[int, int, int, float]] = []
@@ -333,8 +339,9 @@ class ZeroShotNER(NER):
         for p, probs in zip(prepared, probabilities):
             entities = []
             if probs is not None:
+                parts = apart(p.text, p.words[:, 0], p.words[:, 1])
                 for first, last, c, score in decode_spans(
-                    probs, options.threshold, options.nested, options.multi_label
+                    probs, options.threshold, options.nested, options.multi_label, parts
                 ):
                     start, end = int(p.words[first, 0]), int(p.words[last, 1])
                     entities.append(Entity(p.text[start:end], labels[c], start, end, score))

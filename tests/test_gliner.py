@@ -12,6 +12,7 @@ import pytest
 
 from anno_mlx import NER, AnnoError
 from anno_mlx.cli import main
+from anno_mlx.decode import apart
 from anno_mlx.testing.tiny_gliner import KINDS, LABELS, REQUEST, reference
 from anno_mlx.zeroshot import ZeroShotNER, decode_spans, plan_word_windows, span_context, split_words
 
@@ -187,6 +188,24 @@ def test_decoding_follows_the_greedy_rule(nested, multi_label):
     for _ in range(30):
         probs = rng.random((int(rng.integers(1, 25)), 4, 3)).astype(np.float32)
         assert decode_spans(probs, 0.6, nested, multi_label) == brute_force(probs, 0.6, nested, multi_label)
+
+
+def test_no_span_runs_across_a_table_cell_or_a_paragraph():
+    """Spans that would cross a tab or a blank line are no candidates; the others decode as the
+    greedy rule says."""
+    text = "Satya Nadella\tMicrosoft\n\nLisa Su"
+    words = split_words(text)
+    parts = apart(text, words[:, 0], words[:, 1])
+    assert parts.tolist() == [2, 3]
+    probs = np.zeros((len(words), 4, 1), np.float32)
+    probs[0, 2, 0] = 0.99  # "Satya Nadella\tMicrosoft"
+    probs[0, 1, 0] = 0.9  # "Satya Nadella"
+    probs[2, 2, 0] = 0.95  # "Microsoft\n\nLisa Su"
+    probs[3, 1, 0] = 0.8  # "Lisa Su"
+    kept = decode_spans(probs, 0.5, False, False, parts)
+    assert [(a, b, c, round(p, 5)) for a, b, c, p in kept] == [(0, 1, 0, 0.9), (3, 4, 0, 0.8)]
+    crossing = decode_spans(probs, 0.5, False, False)
+    assert crossing == brute_force(probs, 0.5, False, False) and crossing[0][:2] == (0, 2)
 
 
 def test_words_are_split_as_gliner_splits_them():
