@@ -81,6 +81,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_BATCH_SIZE,
         help=f"windows per forward pass (default {DEFAULT_BATCH_SIZE})",
     )
+    parser.add_argument(
+        "--one-type-per-name",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give a name the same type everywhere in a document (default: on; token-classification models)",
+    )
+
+
+def run_options(args: argparse.Namespace) -> dict:
+    """The `NEROptions` that `add_run_options` flags choose (None: the model's default)."""
+    return {
+        "aggregation": args.aggregation,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "one_type_per_name": args.one_type_per_name,
+    }
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -425,10 +441,8 @@ def run_ner(args: argparse.Namespace) -> None:
         args.model,
         backend=args.backend,
         device=args.device,
-        max_length=args.max_length,
         stride=args.stride,
-        batch_size=args.batch_size,
-        aggregation=args.aggregation,
+        **run_options(args),
         labels=args.labels,
         min_score=args.min_score,
         **zero_shot_options(args),
@@ -490,9 +504,7 @@ def run_corpus(args: argparse.Namespace) -> None:
             id_column=args.id_column,
             labels=args.labels,
             min_score=args.min_score,
-            aggregation=args.aggregation,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
+            **run_options(args),
             address=args.address,
             num_actors=args.num_actors,
             **zero_shot_options(args),
@@ -505,9 +517,7 @@ def run_corpus(args: argparse.Namespace) -> None:
             args.model,
             backend=args.backend,
             device=args.device,
-            max_length=args.max_length,
-            batch_size=args.batch_size,
-            aggregation=args.aggregation,
+            **run_options(args),
             labels=args.labels,
             **zero_shot_options(args),
         )
@@ -585,9 +595,7 @@ def run_eval(args: argparse.Namespace) -> None:
         args.model,
         backend=args.backend,
         device=args.device,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        aggregation=args.aggregation,
+        **run_options(args),
         **zero_shot_options(args),
     )
     if isinstance(ner, ZeroShotNER):  # the prompt: the labels asked for, else the data's own types

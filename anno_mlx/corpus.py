@@ -388,6 +388,7 @@ def run_corpus(
         "labels": sorted(wanted) if (wanted := label_set(labels)) is not None else None,
         "min_score": min_score,
         "aggregation": ner.aggregation,
+        "one_type_per_name": ner.defaults.one_type_per_name,
     }
     manifest = _start(output, settings, resume)
     done = sum(shard["documents"] for shard in manifest["shards"])

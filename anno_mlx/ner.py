@@ -33,6 +33,7 @@ class NEROptions:
     labels: Optional[frozenset[str]] = None  # entity types to keep; None: all the model predicts
     min_score: float = 0.0  # entities scored below are dropped
     aggregation: str = DEFAULT_AGGREGATION  # how tokens become words (see decode.py)
+    one_type_per_name: bool = True  # a name has one type throughout a text (see decode.py)
     max_length: Optional[int] = None  # tokens per window with special tokens; None: the model's positions
     stride: Optional[int] = None  # tokens neighbouring windows share; None: windows.default_stride
     batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (fewer when long; packed: x 512 tokens)
@@ -132,6 +133,8 @@ class NER:
         chosen = replace(
             self.defaults if base is None else base, **{k: v for k, v in overrides.items() if v is not None}
         )
+        if not isinstance(chosen.one_type_per_name, bool):
+            raise AnnoError(f"one_type_per_name must be True or False, not {chosen.one_type_per_name!r}")
         if not isinstance(chosen.batch_size, Integral) or chosen.batch_size < 1:
             raise AnnoError(f"batch_size must be a whole number of at least 1, not {chosen.batch_size!r}")
         checked = replace(
@@ -278,7 +281,11 @@ class NER:
     ) -> list[list[Entity]]:
         """Stage 3: the entities of each text, by `options.aggregation`."""
         return [
-            [] if p.tokens is None else decode(p.text, p.tokens, probs, self.id2label, options.aggregation)
+            []
+            if p.tokens is None
+            else decode(
+                p.text, p.tokens, probs, self.id2label, options.aggregation, options.one_type_per_name
+            )
             for p, probs in zip(prepared, probabilities)
         ]
 

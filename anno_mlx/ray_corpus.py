@@ -93,6 +93,7 @@ def run_ray(
     aggregation: str = DEFAULT_AGGREGATION,
     max_length: Optional[int] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    one_type_per_name: Optional[bool] = None,
     address: Optional[str] = None,
     num_actors: Optional[int] = None,
     num_cpus: Optional[int] = None,
@@ -120,6 +121,7 @@ def run_ray(
         "labels": labels,
         "min_score": min_score,
         "aggregation": aggregation,
+        "one_type_per_name": one_type_per_name is not False,
     }
     if kind == "parquet":
         names = parquet_file(source).schema_arrow.names
@@ -136,6 +138,7 @@ def run_ray(
         "max_length": max_length,
         "batch_size": batch_size,
         "labels": labels,
+        "one_type_per_name": one_type_per_name,
     }
     zero_shot = {"threshold": threshold, "nested": nested, "multi_label": multi_label}
     ner_options.update({name: value for name, value in zero_shot.items() if value is not None})

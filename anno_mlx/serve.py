@@ -60,6 +60,9 @@ class NERRequest(BaseModel):
     aggregation: Optional[Literal[AGGREGATIONS]] = Field(
         None, description="how subword labels combine (default: first)"
     )  # type: ignore[valid-type]
+    one_type_per_name: Optional[bool] = Field(
+        None, description="a name keeps one type throughout a document (default true; fixed-label models)"
+    )
     model: Optional[str] = Field(None, description="a name from GET /v1/models (default: the first)")
     threshold: Optional[float] = Field(
         None, ge=0.0, le=1.0, description="zero-shot models: a span is an entity above this (default 0.5)"

@@ -1721,7 +1721,13 @@ def stage_measure(work: Path, args: argparse.Namespace) -> None:
                 ),
             }
     small = teacher_pipeline()
-    systems = {"spaCy sm": SpacyNER(small), "anno-mlx": NER.from_pretrained(folder, backend="mlx")}
+    systems = {
+        "spaCy sm": SpacyNER(small),
+        "anno-mlx": NER.from_pretrained(folder, backend="mlx"),
+        # The same model with each place a name appears typed on its own (what the decoder's
+        # one-type-per-name rule changes; it matters where a text names one thing twice).
+        EACH_PLACE: NER.from_pretrained(folder, backend="mlx", one_type_per_name=False),
+    }
     before = work / "continued-shipped"
     if (before / "config.json").exists():  # the model before the gold phase: what the gold phase changed
         systems["anno-mlx before gold"] = NER.from_pretrained(before, backend="mlx")
@@ -1832,7 +1838,8 @@ STAGES = {
 }
 
 
-MEASURED = ("spaCy sm", "anno-mlx", "anno-mlx before gold")  # the systems measure always scores
+EACH_PLACE = "anno-mlx, each place typed alone"
+MEASURED = ("spaCy sm", "anno-mlx", EACH_PLACE, "anno-mlx before gold")  # the systems measure always scores
 
 
 def named_folder(value: str) -> tuple[str, Path]:

@@ -333,6 +333,25 @@ def test_ner_without_a_model_uses_the_built_in_one():
     assert {("Warsaw", "GPE"), ("Paris", "GPE"), ("1891", "DATE")} <= found, found
 
 
+def test_one_type_per_name_can_be_turned_off(capsys):
+    """`--no-one-type-per-name` gives each place its own reading, as the option does in Python."""
+    text = (
+        "Washington lost to Krajicek in the third set. Washington served for the match at 5-4. "
+        '"I think he got a little tight," said Washington.'
+    )
+    ner = NER.from_pretrained()
+    for flags, options in (
+        ([], {}),
+        (["--one-type-per-name"], {}),
+        (["--no-one-type-per-name"], {"one_type_per_name": False}),
+    ):
+        out = json.loads(run(capsys, "ner", "--format", "json", *flags, text))
+        assert [(d["start"], d["end"], d["label"]) for d in out] == [
+            (e.start, e.end, e.label) for e in ner(text, **options)
+        ]
+    assert ner(text) != ner(text, one_type_per_name=False)
+
+
 def test_closed_standard_input_is_one_line(converted_model, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", None)  # what Python gives a process started with `<&-`
     assert main(["ner", "-", "-m", str(converted_model)]) == 2

@@ -257,6 +257,9 @@ def test_user_mistakes_are_one_line(corpora, capsys):
         == 2
     )
     assert "other settings than the first run (min_score)" in capsys.readouterr().err
+    resume = ["corpus", str(corpora / "docs.parquet"), "-o", out, "--backend", "mlx", "--resume"]
+    assert main([*resume, "--no-one-type-per-name"]) == 2
+    assert "other settings than the first run (one_type_per_name)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", ["folder", "parquet"])

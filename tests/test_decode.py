@@ -337,14 +337,48 @@ def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregati
             joined = pieces and rng.random() < 0.3  # one pre-tokenizer word with the token before
             pieces.append((start, len(text), len(pieces) - 1 if joined else len(pieces)))
         probs = rng.dirichlet(np.full(len(labels), 0.3), size=len(pieces)).astype(np.float32)
-        whole = decode(text, tokens_of(text, pieces), probs, id2label, aggregation)
+        whole = decode(text, tokens_of(text, pieces), probs, id2label, aggregation, one_type_per_name=False)
         assert all(text[e.start : e.end] == e.text for e in whole)
+        named = decode(text, tokens_of(text, pieces), probs, id2label, aggregation)
+        assert [(e.start, e.end) for e in named] == [(e.start, e.end) for e in whole]
         alone = []
         for part in parts:
             first, last = part[0], part[-1] + 1
             offset = pieces[first][0]
             own = [(a - offset, b - offset, w) for a, b, w in pieces[first:last]]
             piece_text = text[offset : pieces[last - 1][1]]
-            for e in decode(piece_text, tokens_of(piece_text, own), probs[first:last], id2label, aggregation):
+            piece_tokens = tokens_of(piece_text, own)
+            for e in decode(piece_text, piece_tokens, probs[first:last], id2label, aggregation, False):
                 alone.append((e.text, e.label, e.start + offset, e.end + offset, round(e.score, 5)))
         assert [(e.text, e.label, e.start, e.end, round(e.score, 5)) for e in whole] == alone, repr(text)
+
+
+def test_a_name_has_one_type_throughout_a_text():
+    """ "Magna" read as ORG twice (once in capitals) and as PER once is ORG in all three places;
+    the one that changed scores the name's mean probability of ORG. Another name keeps its type,
+    spans never move, and `one_type_per_name=False` leaves each place its own reading."""
+    labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
+    id2label = dict(enumerate(labels))
+    text = "Magna bid . MAGNA rose . Magna said . Ada Lovelace met Ada"
+    words = text.split(" ")
+    pieces, at = [], 0
+    for i, word in enumerate(words):
+        pieces.append((at, at + len(word), i))
+        at += len(word) + 1
+    tags = ["B-ORG", "O", "O", "B-ORG", "O", "O", "B-PER", "O", "O", "B-PER", "I-PER", "O", "B-PER"]
+    confidence = [0.8, 0.9, 0.9, 0.6, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.7]
+    probs = probs_for(labels, tags, confidence)
+    named = decode(text, tokens_of(text, pieces), probs, id2label, "first")
+    assert spans(named) == [
+        ("Magna", "ORG"),
+        ("MAGNA", "ORG"),
+        ("Magna", "ORG"),
+        ("Ada Lovelace", "PER"),
+        ("Ada", "PER"),
+    ]
+    org = ((0.8 + 0.2 / 4) + (0.6 + 0.4 / 4) + 2 * 0.5 / 4) / 3  # B-ORG + I-ORG of each place, averaged
+    assert named[2].score == pytest.approx(org, abs=1e-6)
+    assert [e.score for i, e in enumerate(named) if i != 2] == pytest.approx([0.8, 0.6, 0.9, 0.7])
+    alone = decode(text, tokens_of(text, pieces), probs, id2label, "first", one_type_per_name=False)
+    assert [e.label for e in alone] == ["ORG", "ORG", "PER", "PER", "PER"]
+    assert [(e.start, e.end) for e in alone] == [(e.start, e.end) for e in named]

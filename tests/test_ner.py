@@ -360,6 +360,9 @@ def test_options_filter_and_validate(ners):
         NER(ner.model, ner.tokenizer, ner.id2label, labels=",")
     with pytest.raises(AnnoError, match="aggregation 'mean' is unknown"):
         ner(SAMPLE, aggregation="mean")
+    for flag in ("no", 0, 1):
+        with pytest.raises(AnnoError, match="one_type_per_name must be True or False"):
+            ner(SAMPLE, one_type_per_name=flag)
     with pytest.raises(AnnoError, match="not a string"):
         ner.batch([b"bytes"])
 
@@ -369,7 +372,12 @@ def test_per_call_options_equal_a_pipeline_built_with_them(short_context):
     defaults gives, an `NEROptions` object works like keywords, and the stages compose to a call."""
     text = (SAMPLE * 8)[:2_000]
     plain = NER.from_pretrained(short_context, backend="mlx")
-    for chosen in ({"max_length": 40, "stride": 5}, {"stride": 0, "batch_size": 1}, {"aggregation": "max"}):
+    for chosen in (
+        {"max_length": 40, "stride": 5},
+        {"stride": 0, "batch_size": 1},
+        {"aggregation": "max"},
+        {"one_type_per_name": False},
+    ):
         made = NER.from_pretrained(short_context, backend="mlx", **chosen)
         assert plain(text, **chosen) == made(text)
         assert plain(text, NEROptions(**chosen)) == made(text)
@@ -510,6 +518,22 @@ def test_the_default_model_reads_a_word_at_a_line_start_as_in_running_text():
     for blank in ("\n", "\r\n", "\t", "\n\n"):
         tokens = tokenizer.tokenize(f"x{blank}Oleg Shatskiku")
         assert tokens.ids[tokens.content][1:].tolist() == spaced, repr(blank)
+
+
+TENNIS = (
+    "Washington lost to Krajicek in the third set. Washington served for the match at 5-4. "
+    '"I think he got a little tight," said Washington.'
+)
+
+
+def test_the_default_model_gives_a_name_one_type_in_a_document():
+    """Read one sentence at a time, the built-in model calls the player "Washington" a person
+    once and a place twice; the document as a whole makes him a person in all three."""
+    ner = default_ner()
+    alone = {e.label for e in ner(TENNIS, one_type_per_name=False) if e.text == "Washington"}
+    named = [e for e in ner(TENNIS) if e.text == "Washington"]
+    assert len(alone) > 1, "this text no longer shows the rule at work; pick one the model reads in two ways"
+    assert len(named) == 3 and {e.label for e in named} == {"PERSON"}
 
 
 def test_the_default_model_highlights_no_bare_at_sign():

@@ -89,6 +89,10 @@ def test_entities_equal_the_cli(server, capsys, tmp_path):
             text[e["start"] : e["end"]] == e["word"] == e["text"] and e["entity_group"] == e["label"]
             for e in entities
         )
+    tennis = 'Washington lost to Krajicek. Washington served at 5-4. "Tight," said Washington.'
+    for flag, value in (("--one-type-per-name", True), ("--no-one-type-per-name", False)):
+        answer = httpx.post(server + "/v1/ner", json={"text": tennis, "one_type_per_name": value}, timeout=60)
+        assert answer.json() == cli_json(capsys, tennis, flag)
 
 
 def test_models_by_name_only(server, converted_model, capsys):
