@@ -44,6 +44,11 @@ def test_client_runs_the_model_and_reports_status(server, converted_model):
         and "1 window" in status
         and (" on cpu" in status or " on gpu" in status)
     )
+    _, status = client.predict(
+        TEXT, str(converted_model), "", "first", "", 0.5, False, api_name="/analyse"
+    )  # the one-type-per-name box unticked
+    alone = NER.from_pretrained(converted_model)(TEXT, one_type_per_name=False)
+    assert status.startswith(f"{len(alone)} entities")
 
 
 def test_client_friendly_messages(server, converted_model, tmp_path):
@@ -75,7 +80,12 @@ def test_the_entity_type_box_is_a_zero_shot_models_prompt(gliner_checkpoint, con
         "threshold": 0.3,
     }
     assert run_options(zero_shot, "first", " , ", 0.3) is None  # the page says to type some
-    assert run_options(fixed, "first", PROMPT, 0.3) == {"aggregation": "first"}  # boxes hidden, ignored
+    assert run_options(fixed, "first", PROMPT, 0.3) == {  # the prompt boxes are hidden, ignored
+        "aggregation": "first",
+        "one_type_per_name": True,
+    }
+    assert run_options(fixed, "max", None, 0.3, False) == {"aggregation": "max", "one_type_per_name": False}
+    assert run_options(zero_shot, "first", PROMPT, 0.3, False) == run_options(zero_shot, "first", PROMPT, 0.3)
 
 
 def test_client_runs_a_zero_shot_model_with_typed_labels(server, gliner_checkpoint):

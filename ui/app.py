@@ -212,11 +212,18 @@ def typed_labels(text: Optional[str]) -> tuple[str, ...]:
         return ()
 
 
-def run_options(ner: NER, aggregation: str, entity_types: Optional[str], threshold: float) -> Optional[dict]:
+def run_options(
+    ner: NER,
+    aggregation: str,
+    entity_types: Optional[str],
+    threshold: float,
+    one_type_per_name: bool = True,
+) -> Optional[dict]:
     """The options of one run: a zero-shot model's prompt and threshold come from their boxes (None
-    when the box names no type), which a fixed-label model ignores (it shows neither)."""
+    when the box names no type), which a fixed-label model ignores (it shows neither); the
+    one-type-per-name box is a fixed-label model's (a zero-shot one does not show it)."""
     if not isinstance(ner, ZeroShotNER):
-        return {"aggregation": aggregation}
+        return {"aggregation": aggregation, "one_type_per_name": bool(one_type_per_name)}
     prompt = typed_labels(entity_types)
     return {"aggregation": aggregation, "labels": prompt, "threshold": threshold} if prompt else None
 
@@ -277,7 +284,7 @@ def build_app(
                 zero_shot = isinstance(await asyncio.wrap_future(pool.submit(pool.get, name)), ZeroShotNER)
             except Exception:
                 pass
-        return gr.Textbox(visible=zero_shot), gr.Slider(visible=zero_shot)
+        return gr.Textbox(visible=zero_shot), gr.Slider(visible=zero_shot), gr.Checkbox(visible=not zero_shot)
 
     async def analyse(
         text: str,
@@ -286,6 +293,7 @@ def build_app(
         aggregation: str,
         entity_types: Optional[str] = None,
         threshold: float = DEFAULT_THRESHOLD,
+        one_type_per_name: bool = True,
         progress=gr.Progress(track_tqdm=True),
     ):
         none = gr.CheckboxGroup(choices=[], value=[])
@@ -300,7 +308,7 @@ def build_app(
             ner = await asyncio.wrap_future(pool.submit(pool.get, name))
         except Exception as err:  # a broken model folder must not take the page down
             return None, none, load_error(name, err)
-        options = run_options(ner, aggregation, entity_types, threshold)
+        options = run_options(ner, aggregation, entity_types, threshold, one_type_per_name)
         if options is None:
             return None, none, NO_ENTITY_TYPES
         cancelled = threading.Event()
@@ -376,6 +384,12 @@ def build_app(
                 aggregation = gr.Dropdown(
                     choices=list(AGGREGATIONS), value=DEFAULT_AGGREGATION, label="Subword aggregation"
                 )
+                one_type = gr.Checkbox(
+                    value=True,
+                    label="One type per name",
+                    info="a name keeps one type throughout the document",
+                    elem_id="one-type-per-name",
+                )
                 # Zero-shot models only; each browser session keeps its own typed types, hidden or not.
                 entity_types = gr.Textbox(
                     label="Entity types (comma-separated)",
@@ -423,13 +437,13 @@ def build_app(
             event(
                 zero_shot_controls,
                 inputs=[model, model_path],
-                outputs=[entity_types, threshold],
+                outputs=[entity_types, threshold, one_type],
                 api_name=False,
                 show_progress="hidden",
             )
         running = run.click(
             analyse,
-            inputs=[text, model, model_path, aggregation, entity_types, threshold],
+            inputs=[text, model, model_path, aggregation, entity_types, threshold, one_type],
             outputs=[state, labels, status],
             api_name="analyse",
         )
