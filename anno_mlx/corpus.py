@@ -431,12 +431,17 @@ def run_corpus(
     return manifest
 
 
+# Settings a manifest written before they existed ran with.
+UNRECORDED = {"one_type_per_name": False}
+
+
 def _start(output: Path, settings: dict, resume: bool) -> dict:
     """A fresh output folder and manifest, or the one to resume (same input and settings),
     with any shard a killed run wrote after its last manifest removed."""
     if resume:
         manifest = read_manifest(output)
-        changed = [key for key, value in settings.items() if manifest["settings"].get(key) != value]
+        earlier = {**UNRECORDED, **manifest["settings"]}
+        changed = [key for key, value in settings.items() if earlier.get(key) != value]
         if changed:
             raise AnnoError(
                 f"--resume with other settings than the first run ({', '.join(changed)}); use the same ones or a new -o folder"

@@ -18,7 +18,7 @@ A name gets one type in a text (`one_type_per_name`, on by default): all the pla
 names "Magna" (the same words up to case and spacing) take the type with the most probability
 summed over them. Read one place at a time, a small model calls a company ORG in nine places and
 PER in the tenth; the document as a whole settles it. Only types change: every entity keeps its
-span.
+span, and a name met once keeps the labelling it has alone.
 
 Aggregation (the pipeline's names): `simple` groups tokens; `first`, `average` and `max` first
 label whole words (by the first token's label, by the averaged probabilities, or by the most
@@ -202,26 +202,31 @@ def name_key(name: str) -> str:
 def _one_type_per_name(
     entities: list[Entity], units: list[tuple[int, int]], rows: np.ndarray, parsed
 ) -> list[Entity]:
-    """Every entity with the type its name has in the whole text: the type whose probability
-    (its labels' summed, averaged over an entity's units) totals most over all the entities of
-    that name (`name_key`). An entity that changes type scores the name's mean probability of
-    the new type over its entities."""
-    kinds = list(dict.fromkeys(k for _, k in parsed if k is not None))
-    if len(entities) < 2 or len(kinds) < 2:
-        return entities
-    of_kind = np.array([[k == kind for kind in kinds] for _, k in parsed], dtype=rows.dtype)
-    kind_rows = rows @ of_kind  # [units, kinds]
-    mentions = [kind_rows[a:b].mean(axis=0) for a, b in units]
+    """Every entity of a name the text has more than once with the type that name has in the
+    whole text: the type whose probability (its labels' summed, averaged over an entity's units)
+    totals most over the name's entities (`name_key`). A name met once keeps its own labelling.
+    An entity that changes type scores as if its units had the type's most probable labels,
+    averaged over the name's entities, so the score stays a label's probability."""
     keys = [name_key(e.text) for e in entities]
-    totals: dict[str, np.ndarray] = {}
-    for key, mention in zip(keys, mentions):
-        totals[key] = totals[key] + mention if key in totals else mention
     counts = Counter(keys)
+    kinds = list(dict.fromkeys(k for _, k in parsed if k is not None))
+    if max(counts.values(), default=0) < 2 or len(kinds) < 2:
+        return entities
+    of_kind = np.array([[k == kind for kind in kinds] for _, k in parsed])  # [labels, kinds]
+    kind_mass = rows @ of_kind.astype(rows.dtype)  # [units, kinds]
+    kind_best = np.stack([rows[:, of_kind[:, i]].max(axis=1) for i in range(len(kinds))], axis=1)
+    mass: dict[str, np.ndarray] = {}
+    best: dict[str, np.ndarray] = {}
+    for key, (a, b) in zip(keys, units):
+        if counts[key] > 1:
+            mass[key] = mass.get(key, 0.0) + kind_mass[a:b].mean(axis=0)
+            best[key] = best.get(key, 0.0) + kind_best[a:b].mean(axis=0)
     named = []
     for entity, key in zip(entities, keys):
-        best = int(totals[key].argmax())
-        if kinds[best] != entity.label:
-            entity = replace(entity, label=kinds[best], score=float(totals[key][best] / counts[key]))
+        if key in mass:
+            kind = int(mass[key].argmax())
+            if kinds[kind] != entity.label:
+                entity = replace(entity, label=kinds[kind], score=float(best[key][kind] / counts[key]))
         named.append(entity)
     return named
 

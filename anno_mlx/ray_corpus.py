@@ -121,7 +121,6 @@ def run_ray(
         "labels": labels,
         "min_score": min_score,
         "aggregation": aggregation,
-        "one_type_per_name": one_type_per_name is not False,
     }
     if kind == "parquet":
         names = parquet_file(source).schema_arrow.names
@@ -142,9 +141,9 @@ def run_ray(
     }
     zero_shot = {"threshold": threshold, "nested": nested, "multi_label": multi_label}
     ner_options.update({name: value for name, value in zero_shot.items() if value is not None})
-    NER.from_pretrained(model, backend=backend, device=device, **ner_options).selection(
-        labels, min_score
-    )  # errors here, not in an actor
+    checked = NER.from_pretrained(model, backend=backend, device=device, **ner_options)
+    checked.selection(labels, min_score)  # errors here, not in an actor
+    settings["one_type_per_name"] = checked.defaults.one_type_per_name
     if kind == "folder":
         undecodable = [
             p for p in source.rglob("*") if p.name != os.fsencode(p.name).decode("utf-8", "replace")

@@ -217,6 +217,7 @@ class ZeroShotNER(NER):
             else check_score("threshold", chosen.threshold),
             "nested": bool(chosen.nested),
             "multi_label": bool(chosen.multi_label),
+            "one_type_per_name": False,  # each span keeps the label the span decoder gives it
         }
 
     def window_shape(self, options: NEROptions) -> tuple[int, int]:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -260,6 +261,14 @@ def test_user_mistakes_are_one_line(corpora, capsys):
     resume = ["corpus", str(corpora / "docs.parquet"), "-o", out, "--backend", "mlx", "--resume"]
     assert main([*resume, "--no-one-type-per-name"]) == 2
     assert "other settings than the first run (one_type_per_name)" in capsys.readouterr().err
+    # A manifest from before the setting existed ran without the rule: it resumes without it.
+    manifest_file = Path(out) / "_manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    del manifest["settings"]["one_type_per_name"]
+    manifest_file.write_text(json.dumps(manifest))
+    assert main(resume) == 2
+    assert "other settings than the first run (one_type_per_name)" in capsys.readouterr().err
+    assert main([*resume, "--no-one-type-per-name"]) == 0
 
 
 @pytest.mark.parametrize("kind", ["folder", "parquet"])

@@ -353,32 +353,46 @@ def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregati
         assert [(e.text, e.label, e.start, e.end, round(e.score, 5)) for e in whole] == alone, repr(text)
 
 
-def test_a_name_has_one_type_throughout_a_text():
+@pytest.mark.parametrize("scheme", ["IOB", "BIOES"])
+@pytest.mark.parametrize("aggregation", ["simple", "first"])
+def test_a_name_has_one_type_throughout_a_text(scheme, aggregation):
     """ "Magna" read as ORG twice (once in capitals) and as PER once is ORG in all three places;
-    the one that changed scores the name's mean probability of ORG. Another name keeps its type,
-    spans never move, and `one_type_per_name=False` leaves each place its own reading."""
-    labels = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG"]
+    the one that changed scores the mean over the three of ORG's most probable label. "Lyon",
+    met once, keeps its own label (ORG at 0.4) though PER's labels sum to more. Another name
+    keeps its type, spans never move, and `one_type_per_name=False` leaves each place its own
+    reading."""
+    single = {"IOB": ("B-ORG", "B-PER", "I-PER"), "BIOES": ("S-ORG", "S-PER", "B-PER")}[scheme]
+    labels = {"IOB": IOB, "BIOES": BIOES}[scheme]
+    labels = [label.replace("LOC", "ORG") for label in labels]
     id2label = dict(enumerate(labels))
-    text = "Magna bid . MAGNA rose . Magna said . Ada Lovelace met Ada"
-    words = text.split(" ")
+    text = "Magna bid . MAGNA rose . Magna said . Ada Lovelace met Ada in Lyon"
     pieces, at = [], 0
-    for i, word in enumerate(words):
+    for i, word in enumerate(text.split(" ")):
         pieces.append((at, at + len(word), i))
         at += len(word) + 1
-    tags = ["B-ORG", "O", "O", "B-ORG", "O", "O", "B-PER", "O", "O", "B-PER", "I-PER", "O", "B-PER"]
-    confidence = [0.8, 0.9, 0.9, 0.6, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.7]
+    org, per = single[0], single[1]
+    first, last = ("B-PER", "I-PER") if scheme == "IOB" else ("B-PER", "E-PER")
+    tags = [org, "O", "O", org, "O", "O", per, "O", "O", first, last, "O", per, "O", org]
+    confidence = [0.8, 0.9, 0.9, 0.6, 0.9, 0.9, 0.5, 0.9, 0.9, 0.9, 0.9, 0.9, 0.7, 0.9, 0.4]
     probs = probs_for(labels, tags, confidence)
-    named = decode(text, tokens_of(text, pieces), probs, id2label, "first")
+    probs[-1] = 0.0
+    probs[-1, [labels.index(label) for label in single]] = [0.4, 0.3, 0.3]
+    tokens = tokens_of(text, pieces)
+    named = decode(text, tokens, probs, id2label, aggregation)
     assert spans(named) == [
         ("Magna", "ORG"),
         ("MAGNA", "ORG"),
         ("Magna", "ORG"),
         ("Ada Lovelace", "PER"),
         ("Ada", "PER"),
+        ("Lyon", "ORG"),
     ]
-    org = ((0.8 + 0.2 / 4) + (0.6 + 0.4 / 4) + 2 * 0.5 / 4) / 3  # B-ORG + I-ORG of each place, averaged
-    assert named[2].score == pytest.approx(org, abs=1e-6)
-    assert [e.score for i, e in enumerate(named) if i != 2] == pytest.approx([0.8, 0.6, 0.9, 0.7])
-    alone = decode(text, tokens_of(text, pieces), probs, id2label, "first", one_type_per_name=False)
-    assert [e.label for e in alone] == ["ORG", "ORG", "PER", "PER", "PER"]
-    assert [(e.start, e.end) for e in alone] == [(e.start, e.end) for e in named]
+    spread = (1 - 0.5) / (len(labels) - 1)  # what the PER reading leaves each other label
+    assert named[2].score == pytest.approx((0.8 + 0.6 + spread) / 3, abs=1e-6)
+    assert [e.score for i, e in enumerate(named) if i != 2] == pytest.approx([0.8, 0.6, 0.9, 0.7, 0.4])
+    alone = decode(text, tokens, probs, id2label, aggregation, one_type_per_name=False)
+    assert [e.label for e in alone] == ["ORG", "ORG", "PER", "PER", "PER", "ORG"]
+    assert [(e.start, e.end, e.score) for i, e in enumerate(alone) if i != 2] == [
+        (e.start, e.end, e.score) for i, e in enumerate(named) if i != 2
+    ]
+    assert (alone[2].start, alone[2].end) == (named[2].start, named[2].end)

@@ -228,6 +228,9 @@ def test_zero_shot_mistakes_are_one_line_errors(gliner_checkpoint, make_checkpoi
     fixed = NER.from_pretrained(make_checkpoint(head="token-classification"), backend="mlx")
     with pytest.raises(AnnoError, match="threshold applies to zero-shot"):
         fixed("Ada Lovelace lived in London.", threshold=0.5)
+    # Spans keep the labels the span decoder gives them: the name vote is off, and says so.
+    assert ner.defaults.one_type_per_name is False
+    assert ner.options(labels="person", one_type_per_name=True).one_type_per_name is False
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -90,9 +90,12 @@ def test_entities_equal_the_cli(server, capsys, tmp_path):
             for e in entities
         )
     tennis = 'Washington lost to Krajicek. Washington served at 5-4. "Tight," said Washington.'
+    answers = {}
     for flag, value in (("--one-type-per-name", True), ("--no-one-type-per-name", False)):
         answer = httpx.post(server + "/v1/ner", json={"text": tennis, "one_type_per_name": value}, timeout=60)
         assert answer.json() == cli_json(capsys, tennis, flag)
+        answers[value] = answer.json()
+    assert answers[True] != answers[False], "this text shows the rule at work"
 
 
 def test_models_by_name_only(server, converted_model, capsys):
@@ -143,6 +146,18 @@ def test_stream_returns_each_document_in_order(server):
     single = httpx.post(server + "/v1/ner", json={"texts": texts}, timeout=60).json()
     assert [r["entities"] for r in results[:5]] == single
     assert "not JSON" in results[5]["error"] and '"text"' in results[6]["error"]
+    tennis = 'Washington lost to Krajicek. Washington served at 5-4. "Tight," said Washington.'
+    answers = {}
+    for value in ("true", "false"):
+        streamed = httpx.post(
+            server + f"/v1/ner:stream?one_type_per_name={value}&aggregation=max",
+            content=json.dumps({"text": tennis}) + "\n",
+            timeout=60,
+        )
+        body = {"text": tennis, "one_type_per_name": value == "true", "aggregation": "max"}
+        answers[value] = httpx.post(server + "/v1/ner", json=body, timeout=60).json()
+        assert json.loads(streamed.text)["entities"] == answers[value]
+    assert answers["true"] != answers["false"], "this text shows the rule at work"
 
 
 def test_web_app_on_the_same_port(server):
