@@ -130,8 +130,7 @@ def _consistent(rows: np.ndarray, parsed, apart: np.ndarray) -> np.ndarray:
     across it."""
     labels = rows.argmax(axis=1)
     n_labels = rows.shape[1]
-    kind_ids = {kind: i for i, kind in enumerate(dict.fromkeys(k for _, k in parsed if k is not None))}
-    kind = np.array([kind_ids.get(k, -1) for _, k in parsed])
+    _, kind = _label_kinds(parsed)
     opens = np.array([k is not None and p in (BEGIN, INSIDE) for p, k in parsed])  # entity stays open
     continues = np.array([k is not None and p in (INSIDE, END) for p, k in parsed])
     forbidden = opens[:, None] & continues[None, :] & (kind[:, None] != kind[None, :])
@@ -165,6 +164,12 @@ def _consistent(rows: np.ndarray, parsed, apart: np.ndarray) -> np.ndarray:
             labels[u] = best
             best = int(back[u - start, best])
     return labels
+
+
+def _label_kinds(parsed) -> tuple[list[str], np.ndarray]:
+    """The entity types in label order, and each label's index among them (-1 for `O`)."""
+    kinds = list(dict.fromkeys(k for _, k in parsed if k is not None))
+    return kinds, np.array([kinds.index(k) if k is not None else -1 for _, k in parsed])
 
 
 def _group(
@@ -209,10 +214,10 @@ def _one_type_per_name(
     averaged over the name's entities, so the score stays a label's probability."""
     keys = [name_key(e.text) for e in entities]
     counts = Counter(keys)
-    kinds = list(dict.fromkeys(k for _, k in parsed if k is not None))
+    kinds, kind_of_label = _label_kinds(parsed)
     if max(counts.values(), default=0) < 2 or len(kinds) < 2:
         return entities
-    of_kind = np.array([[k == kind for kind in kinds] for _, k in parsed])  # [labels, kinds]
+    of_kind = kind_of_label[:, None] == np.arange(len(kinds))[None, :]  # [labels, kinds]
     kind_mass = rows @ of_kind.astype(rows.dtype)  # [units, kinds]
     kind_best = np.stack([rows[:, of_kind[:, i]].max(axis=1) for i in range(len(kinds))], axis=1)
     mass: dict[str, np.ndarray] = {}

@@ -33,9 +33,7 @@ class NEROptions:
     labels: Optional[frozenset[str]] = None  # entity types to keep; None: all the model predicts
     min_score: float = 0.0  # entities scored below are dropped
     aggregation: str = DEFAULT_AGGREGATION  # how tokens become words (see decode.py)
-    one_type_per_name: bool = (
-        True  # a name met twice or more has one type in a text (decode.py); zero-shot: False
-    )
+    one_type_per_name: bool = True  # a repeated name has one type in a text (decode.py); zero-shot: off
     max_length: Optional[int] = None  # tokens per window with special tokens; None: the model's positions
     stride: Optional[int] = None  # tokens neighbouring windows share; None: windows.default_stride
     batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (fewer when long; packed: x 512 tokens)
