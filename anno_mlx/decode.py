@@ -7,7 +7,9 @@ Each unit takes its most probable label, with one exception where we part from t
 continuation whose type differs from the open entity's (`B-ORG` then `I-PER`) would cut one name
 in two halves of two types ("Aleksandr" ORG, "Misharin" PER). There the units of that entity get
 the most probable labelling without a type change (`_consistent`), which may be one type for
-both, or two entities when the model is surer of that.
+both, or two entities when the model is surer of that. The same search keeps a hyphen that
+joins two parts of a word ("Kai-shek", which a byte-level pre-tokenizer makes three words) off
+an entity's edge: never "Chiang Kai-" or "-American", but the whole word or none of it.
 
 An entity never runs across a tab, a page break or a blank line: a table's cells ("Satya
 Nadella<TAB>Microsoft") and a document's paragraphs are decoded apart (`apart`), as if each were
@@ -75,7 +77,7 @@ def decode(
     begins = offsets[starts, 0]
     ends = np.maximum.reduceat(offsets[:, 1], starts)
     parts = apart(text, begins, ends)
-    label_index = _consistent(rows, parsed, parts)
+    label_index = _consistent(rows, parsed, parts, joining_hyphens(text, begins, ends))
     scores = rows[np.arange(len(rows)), label_index]
     entities, units = _group(
         text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed, parts.tolist()
@@ -106,6 +108,27 @@ def apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.flatnonzero((cells[high] > cells[low]) | (lines[high] - lines[low] >= 2)) + 1
 
 
+HYPHENS = ("-", "\u2010", "\u2011")  # hyphen-minus, hyphen, non-breaking hyphen
+
+
+def joining_hyphens(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices of the units that are one hyphen joining two parts of a word ("present-day",
+    "Guinea-Bissau", "1996-08-30"): a letter or digit touches it on each side, and the units
+    before and after touch it too. No entity begins or ends at one (`_consistent`)."""
+    if len(begins) < 3:
+        return np.zeros(0, dtype=np.int64)
+    u = np.arange(1, len(begins) - 1)
+    u = u[(ends[u] - begins[u] == 1) & (ends[u - 1] == begins[u]) & (begins[u + 1] == ends[u])]
+    return np.array(
+        [
+            i
+            for i in u.tolist()
+            if text[begins[i]] in HYPHENS and text[begins[i] - 1].isalnum() and text[ends[i]].isalnum()
+        ],
+        dtype=np.int64,
+    )
+
+
 def _unit_rows(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> np.ndarray:
     """The label probabilities of each unit; unit u holds tokens starts[u]:starts[u+1]."""
     if aggregation in ("simple", "first"):
@@ -120,45 +143,79 @@ def _unit_rows(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> np.nd
     return rows
 
 
-def _consistent(rows: np.ndarray, parsed, apart: np.ndarray) -> np.ndarray:
-    """The most probable label of each unit, except where that would change an entity's type in
-    its middle (`B-ORG` then `I-PER`): there the run of units from the entity's first unit to its
-    last continuation gets the most probable labelling without such a change (Viterbi over
-    log-probabilities, the units around it fixed), so "Aleksandr Misharin" becomes one entity of
-    one type instead of two halves. Sequences without such a change are left as they are. A unit
-    in `apart` begins a new cell or paragraph: any label may follow there, and no run reaches
-    across it."""
+def _consistent(rows: np.ndarray, parsed, apart: np.ndarray, hyphens: np.ndarray) -> np.ndarray:
+    """The most probable label of each unit, except where that breaks one of two rules:
+    - an entity does not change type in its middle (`B-ORG` then `I-PER`), so "Aleksandr
+      Misharin" is one entity of one type, not two halves;
+    - an entity does not begin or end at a hyphen that joins two parts of a word (`hyphens`):
+      "present-day" is a date or has none, never "present-"; "Paris" may end before "-based".
+    Where a rule is broken, the run of units around it (from the entity's first unit to its
+    last continuation) gets the most probable labelling that keeps both rules (Viterbi over
+    log-probabilities, the units around it fixed), which may be one entity, two, or none.
+    Sequences that keep the rules are left as they are. A unit in `apart` begins a new cell or
+    paragraph: any label may follow there, and no run reaches across it."""
     labels = rows.argmax(axis=1)
-    n_labels = rows.shape[1]
+    n = len(labels)
     _, kind = _label_kinds(parsed)
+    named = kind >= 0
     opens = np.array([k is not None and p in (BEGIN, INSIDE) for p, k in parsed])  # entity stays open
     continues = np.array([k is not None and p in (INSIDE, END) for p, k in parsed])
     forbidden = opens[:, None] & continues[None, :] & (kind[:, None] != kind[None, :])
+    holds = np.array([k is not None and p in (None, BEGIN, INSIDE) for p, k in parsed])  # plain labels too
+    carries = np.array([k is not None and p in (None, INSIDE, END) for p, k in parsed])
+    joined = holds[:, None] & carries[None, :] & (kind[:, None] == kind[None, :])
+    into_hyphen = forbidden | (named[None, :] & ~joined)  # a named hyphen continues the unit before
+    out_of_hyphen = forbidden | (named[:, None] & ~joined)  # and the unit after continues it
+    to_hyphen, from_hyphen = np.zeros(n + 1, bool), np.zeros(n + 1, bool)
+    to_hyphen[hyphens], from_hyphen[hyphens + 1] = True, True
+
+    def blocked(u: int) -> np.ndarray:
+        """The forbidden transitions [label of unit u-1, label of unit u]."""
+        return into_hyphen if to_hyphen[u] else out_of_hyphen if from_hyphen[u] else forbidden
+
     broken = np.flatnonzero(forbidden[labels[:-1], labels[1:]]) + 1
+    if len(hyphens):
+        h = hyphens
+        broken = np.union1d(
+            broken,
+            np.concatenate(
+                [h[into_hyphen[labels[h - 1], labels[h]]], h[out_of_hyphen[labels[h], labels[h + 1]]] + 1]
+            ),
+        )
     broken = broken[~np.isin(broken, apart)]
     if len(broken) == 0:
         return labels
-    firsts = np.concatenate([[0], apart, [len(labels)]])  # each part's first unit, then the end
-    log_rows = np.log(np.maximum(rows, 1e-30))
-    penalty = np.where(forbidden, -np.inf, 0.0)
-    end = 0
-    for unit in broken:
-        if unit < end:
-            continue  # already repaired with an earlier run
+    firsts = np.concatenate([[0], apart, [n]])  # each part's first unit, then the end
+    runs: list[list[int]] = []
+    for unit in broken.tolist():
         part = np.searchsorted(firsts, unit, side="right") - 1
-        low, high = firsts[part], firsts[part + 1]
-        start = unit - 1
+        low, high = int(firsts[part]), int(firsts[part + 1])
+        start, end = unit - 1, unit + 1
+        if to_hyphen[unit]:
+            end = unit + 2  # the hyphen's word part after it
+        elif from_hyphen[unit]:
+            start = unit - 2  # the word part before it
         while start > low and continues[labels[start]]:
             start -= 1
-        end = unit + 1
         while end < high and continues[labels[end]]:
             end += 1
-        score = log_rows[start] + (penalty[labels[start - 1]] if start > low else 0.0)
-        back = np.zeros((end - start, n_labels), dtype=np.int64)
+        start = max(start, low)
+        if runs and start <= runs[-1][1] and runs[-1][2] == low:
+            runs[-1][0], runs[-1][1] = min(runs[-1][0], start), max(runs[-1][1], end)
+        else:
+            runs.append([start, end, low, high])
+    log_rows = np.log(np.maximum(rows, 1e-30))
+    for start, end, low, high in runs:
+        score = log_rows[start] + (
+            np.where(blocked(start)[labels[start - 1]], -np.inf, 0.0) if start > low else 0
+        )
+        back = np.zeros((end - start, rows.shape[1]), dtype=np.int64)
         for u in range(start + 1, end):
-            total = score[:, None] + penalty
+            total = score[:, None] + np.where(blocked(u), -np.inf, 0.0)
             back[u - start] = total.argmax(axis=0)
             score = total.max(axis=0) + log_rows[u]
+        if end < high:  # the fixed unit after the run must be able to follow
+            score = score + np.where(blocked(end)[:, labels[end]], -np.inf, 0.0)
         best = int(score.argmax())
         for u in range(end - 1, start - 1, -1):
             labels[u] = best

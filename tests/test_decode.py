@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anno_mlx.decode import decode
+from anno_mlx.decode import decode, joining_hyphens
 from anno_mlx.schemes import entity_types, parse_label
 from anno_mlx.tokenizer import Tokens, word_starts
 
@@ -351,6 +351,80 @@ def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregati
             for e in decode(piece_text, piece_tokens, probs[first:last], id2label, aggregation, False):
                 alone.append((e.text, e.label, e.start + offset, e.end + offset, round(e.score, 5)))
         assert [(e.text, e.label, e.start, e.end, round(e.score, 5)) for e in whole] == alone, repr(text)
+
+
+HYPHENED = "Chiang Kai-shek saw anti-Soviet and Paris-based Ada - Lovelace"
+# One token per word; "-" is a word of its own, as a byte-level pre-tokenizer splits it.
+HYPHEN_PIECES = [
+    (0, 6, 0), (6, 10, 1), (10, 11, 2), (11, 15, 3), (15, 19, 4),  # Chiang Kai - shek saw
+    (19, 24, 5), (24, 25, 6), (25, 31, 7), (31, 35, 8),  # anti - Soviet and
+    (35, 41, 9), (41, 42, 10), (42, 47, 11),  # Paris - based
+    (47, 51, 12), (51, 53, 13), (53, 62, 14),  # Ada - Lovelace (spaced: no word inside)
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "labels,names", [(IOB, ("B-PER", "I-PER", "B-LOC", "I-LOC")), (BIOES, ("B-PER", "I-PER", "B-LOC", "I-LOC")),
+                     (PLAIN, ("PER", "PER", "LOC", "LOC"))], ids=["IOB", "BIOES", "plain"]
+)  # fmt: skip
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_no_entity_begins_or_ends_at_a_hyphen_inside_a_word(labels, names, aggregation):
+    """ "Chiang Kai-" and "-Soviet" are never entities: where the most probable labels put an
+    entity's edge on a hyphen that joins two parts of a word, the likeliest labelling that
+    keeps it off gives the whole word or none of it. A hyphen that ends a part before a word
+    ("Paris" of "Paris-based") and a spaced dash are edges like any other."""
+    b_per, i_per, b_loc, i_loc = names
+    outside = {"O": 0.96}
+    id2label = dict(enumerate(labels))
+    tokens = tokens_of(HYPHENED, HYPHEN_PIECES)
+
+    def rows(hyphen: dict, shek: dict, soviet_hyphen: dict) -> list[dict]:
+        return [
+            {b_per: 0.9}, {i_per: 0.9}, hyphen, shek, outside,  # Chiang Kai - shek saw
+            outside, soviet_hyphen, {i_loc: 0.6, "O": 0.3}, outside,  # anti - Soviet and
+            {b_loc: 0.9}, outside, outside,  # Paris - based
+            {b_per: 0.9}, {i_per: 0.9}, {i_per: 0.9},  # Ada - Lovelace
+        ]  # fmt: skip
+
+    # "-" leans inside the name and "shek" outside it: the name takes the whole word
+    # (0.6 x 0.35 against 0.3 x 0.55); "-" of "anti-Soviet" leans to begin a place, which
+    # leaves "Soviet" to begin it.
+    probs = probs_from(labels, rows({i_per: 0.6, "O": 0.3}, {"O": 0.55, i_per: 0.35}, {b_loc: 0.6, "O": 0.3}))
+    found = spans(decode(HYPHENED, tokens, probs, id2label, aggregation, one_type_per_name=False))
+    assert found == [
+        ("Chiang Kai-shek", "PER"),
+        ("Soviet", "LOC"),
+        ("Paris", "LOC"),
+        ("Ada - Lovelace", "PER"),
+    ]
+    # "shek" surely outside: the name stops before the hyphen.
+    probs = probs_from(labels, rows({i_per: 0.5, "O": 0.45}, {"O": 0.9}, {b_loc: 0.6, "O": 0.3}))
+    found = spans(decode(HYPHENED, tokens, probs, id2label, aggregation, one_type_per_name=False))
+    assert found[0] == ("Chiang Kai", "PER")
+    # Without the hyphens' pull the labels stand as the model gave them.
+    probs = probs_from(labels, rows({i_per: 0.9}, {i_per: 0.9}, outside))
+    found = spans(decode(HYPHENED, tokens, probs, id2label, aggregation, one_type_per_name=False))
+    assert found[:2] == [("Chiang Kai-shek", "PER"), ("Soviet", "LOC")]
+
+
+def test_which_hyphens_join_a_word():
+    """A hyphen (or U+2010, U+2011) touched by a letter or digit on each side, its neighbouring
+    units touching it: not a spaced dash, an en dash, a hyphen at a word's edge or one inside a
+    longer unit."""
+    text = "Guinea-Bissau 1996-08-30 Paris - London 1935\u20131971 pre- x\u2010ray e-mail"
+    units = [
+        (0, 6), (6, 7), (7, 13), (14, 18), (18, 19), (19, 21), (21, 22), (22, 24),  # Guinea-Bissau 1996-08-30
+        (25, 30), (31, 32), (33, 39), (40, 44), (44, 45), (45, 49),  # Paris - London 1935–1971
+        (50, 53), (53, 54), (55, 56), (56, 57), (57, 60), (61, 67),  # pre- x‐ray e-mail (one unit)
+    ]  # fmt: skip
+    begins, ends = np.array([a for a, _ in units]), np.array([b for _, b in units])
+    assert [text[begins[i] : ends[i]] for i in joining_hyphens(text, begins, ends)] == [
+        "-",
+        "-",
+        "-",
+        "\u2010",
+    ]
+    assert joining_hyphens(text, begins, ends).tolist() == [1, 4, 6, 17]
 
 
 @pytest.mark.parametrize("scheme", ["IOB", "BIOES"])

@@ -546,6 +546,23 @@ def test_the_default_model_highlights_no_bare_at_sign():
         assert all(e.text.strip() != "@" for e in default_ner()(text)), text
 
 
+HYPHENATED = (
+    "Chiang Kai-shek met Sophie Taeuber-Arp at Notre-Dame in present-day Guinea-Bissau. "
+    "The anti-American, Paris-based group of twenty-four met in mid-1996."
+)
+
+
+def test_the_default_model_cuts_no_hyphenated_word():
+    """The built-in model's most probable labels end "Chiang Kai-shek" and "present-day" at
+    their hyphens; the pipeline gives an entity such a word whole or stops before its hyphen
+    ("Paris" of "Paris-based"), never "Chiang Kai-"."""
+    found = default_ner()(HYPHENATED)
+    for e in found:
+        assert not (HYPHENATED[e.start] == "-" and HYPHENATED[e.start - 1].isalnum()), e
+        assert not (HYPHENATED[e.end - 1] == "-" and HYPHENATED[e.end].isalnum()), e
+    assert {("Chiang Kai-shek", "PERSON"), ("present-day", "DATE")} <= {(e.text, e.label) for e in found}
+
+
 @functools.lru_cache(maxsize=1)
 def default_ner():
     return NER.from_pretrained()
