@@ -9,7 +9,9 @@ in two halves of two types ("Aleksandr" ORG, "Misharin" PER). There the units of
 the most probable labelling without a type change (`_consistent`), which may be one type for
 both, or two entities when the model is surer of that. The same search keeps a hyphen that
 joins two parts of a word ("Kai-shek", which a byte-level pre-tokenizer makes three words) off
-an entity's edge: never "Chiang Kai-" or "-American", but the whole word or none of it.
+an entity's edge: never "Chiang Kai-" or "-American", but the whole word or none of it. For a
+model trained on IOB2 tags (`strict_iob2`: one anno-mlx trained), an `I-` after `O` is repaired
+the same way instead of beginning an entity, as IOB1 would have it.
 
 An entity never runs across a tab, a page break or a blank line: a table's cells ("Satya
 Nadella<TAB>Microsoft") and a document's paragraphs are decoded apart (`apart`), as if each were
@@ -59,8 +61,11 @@ def decode(
     id2label: dict[int, str],
     aggregation: str = "first",
     one_type_per_name: bool = True,
+    strict_iob2: bool = False,
 ) -> list[Entity]:
-    """Entities of `text` from per-token probabilities `probs` [n_tokens, n_labels]."""
+    """Entities of `text` from per-token probabilities `probs` [n_tokens, n_labels]; with
+    `strict_iob2` (a model trained on IOB2 tags, `schemes.trained_on_iob2`) an `I-` never begins
+    an entity."""
     check_aggregation(aggregation)
     keep = np.flatnonzero(tokens.content)
     if len(keep) == 0:
@@ -77,7 +82,7 @@ def decode(
     begins = offsets[starts, 0]
     ends = np.maximum.reduceat(offsets[:, 1], starts)
     parts = apart(text, begins, ends)
-    label_index = _consistent(rows, parsed, parts, joining_hyphens(text, begins, ends))
+    label_index = _consistent(rows, parsed, parts, joining_hyphens(text, begins, ends), strict_iob2)
     scores = rows[np.arange(len(rows)), label_index]
     entities, units = _group(
         text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed, parts.tolist()
@@ -143,10 +148,15 @@ def _unit_rows(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> np.nd
     return rows
 
 
-def _consistent(rows: np.ndarray, parsed, apart: np.ndarray, hyphens: np.ndarray) -> np.ndarray:
-    """The most probable label of each unit, except where that breaks one of two rules:
+def _consistent(
+    rows: np.ndarray, parsed, apart: np.ndarray, hyphens: np.ndarray, strict_iob2: bool = False
+) -> np.ndarray:
+    """The most probable label of each unit, except where that breaks a rule:
     - an entity does not change type in its middle (`B-ORG` then `I-PER`), so "Aleksandr
       Misharin" is one entity of one type, not two halves;
+    - with `strict_iob2` (a model trained on IOB2 tags), a continuation (`I-`) follows only its
+      own entity, never `O` or the start of a part: for such a model `O I-PER` is a mistake,
+      not IOB1's way to begin a name;
     - an entity does not begin or end at a hyphen that joins two parts of a word (`hyphens`):
       "present-day" is a date or has none, never "present-"; "Paris" may end before "-based".
     Where a rule is broken, the run of units around it (from the entity's first unit to its
@@ -164,6 +174,8 @@ def _consistent(rows: np.ndarray, parsed, apart: np.ndarray, hyphens: np.ndarray
     holds = np.array([k is not None and p in (None, BEGIN, INSIDE) for p, k in parsed])  # plain labels too
     carries = np.array([k is not None and p in (None, INSIDE, END) for p, k in parsed])
     joined = holds[:, None] & carries[None, :] & (kind[:, None] == kind[None, :])
+    if strict_iob2:
+        forbidden = forbidden | (continues[None, :] & ~joined)
     into_hyphen = forbidden | (named[None, :] & ~joined)  # a named hyphen continues the unit before
     out_of_hyphen = forbidden | (named[:, None] & ~joined)  # and the unit after continues it
     to_hyphen, from_hyphen = np.zeros(n + 1, bool), np.zeros(n + 1, bool)
@@ -183,6 +195,9 @@ def _consistent(rows: np.ndarray, parsed, apart: np.ndarray, hyphens: np.ndarray
             ),
         )
     broken = broken[~np.isin(broken, apart)]
+    if strict_iob2:  # a part may not begin with a continuation either
+        heads = np.concatenate([[0], apart]).astype(np.int64)
+        broken = np.union1d(broken, heads[continues[labels[heads]]])
     if len(broken) == 0:
         return labels
     firsts = np.concatenate([[0], apart, [n]])  # each part's first unit, then the end
@@ -206,8 +221,10 @@ def _consistent(rows: np.ndarray, parsed, apart: np.ndarray, hyphens: np.ndarray
             runs.append([start, end, low, high])
     log_rows = np.log(np.maximum(rows, 1e-30))
     for start, end, low, high in runs:
-        score = log_rows[start] + (
-            np.where(blocked(start)[labels[start - 1]], -np.inf, 0.0) if start > low else 0
+        score = (
+            log_rows[start]
+            + (np.where(continues, -np.inf, 0.0) if strict_iob2 and start == low else 0)
+            + (np.where(blocked(start)[labels[start - 1]], -np.inf, 0.0) if start > low else 0)
         )
         back = np.zeros((end - start, rows.shape[1]), dtype=np.int64)
         for u in range(start + 1, end):

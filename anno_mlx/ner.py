@@ -16,7 +16,7 @@ from .decode import check_aggregation, decode
 from .entities import Entity
 from .errors import AnnoError
 from .runners import Runner, runner_for
-from .schemes import entity_types
+from .schemes import entity_types, trained_on_iob2
 from .tokenizer import Tokenizer, Tokens, unpaired_surrogate
 from .windows import best_window, check_windows, default_stride, plan_windows
 
@@ -77,12 +77,21 @@ class NER:
     """
 
     def __init__(
-        self, runner: Runner, tokenizer: Tokenizer, id2label: dict[int, str], *, name: str = "", **options
+        self,
+        runner: Runner,
+        tokenizer: Tokenizer,
+        id2label: dict[int, str],
+        *,
+        name: str = "",
+        strict_iob2: bool = False,
+        **options,
     ):
         self.runner = runner_for(runner)  # an MLX or PyTorch model in memory is wrapped in its runner
         self.tokenizer = tokenizer
         self.id2label = dict(id2label)
         self.name = name
+        # Trained on IOB2 tags (`schemes.trained_on_iob2`): an I- never begins an entity (decode.py).
+        self.strict_iob2 = strict_iob2
         self.prefix, self.suffix = tokenizer.special_tokens()
         # Short windows share rows end to end where the model takes packed rows (`batching`);
         # False sends one window per row, padded.
@@ -102,16 +111,16 @@ class NER:
         (None: the embedded default model, see anno_mlx/default_model/MODEL_CARD.md), run by
         `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.runners`); `options`
         are `NEROptions` fields."""
-        from .loading import load_runner
+        from .checkpoint import read_config
+        from .loading import load_runner, resolve_model
 
         runner, tokenizer = load_runner(path_or_id, backend=backend, device=device, dtype=dtype)
+        folder = resolve_model(path_or_id)
         if path_or_id is None:
             path_or_id = DEFAULT_NAME
         elif runner.args.model_type == "gliner":
-            from .loading import resolve_model
             from .zeroshot import ZeroShotNER
 
-            folder = resolve_model(path_or_id)
             return ZeroShotNER.from_runner(runner, tokenizer, folder, str(path_or_id), **options)
         if not hasattr(runner.model, "classifier"):
             raise AnnoError(
@@ -122,7 +131,10 @@ class NER:
             raise AnnoError(
                 f"{path_or_id} has no tokenizer.json; convert it with `python -m anno_mlx convert`"
             )
-        return cls(runner, tokenizer, runner.args.id2label, name=str(path_or_id), **options)
+        strict = trained_on_iob2(read_config(folder))
+        return cls(
+            runner, tokenizer, runner.args.id2label, name=str(path_or_id), strict_iob2=strict, **options
+        )
 
     def options(self, base: Optional[NEROptions] = None, **overrides) -> NEROptions:
         """`base` (default: this pipeline's defaults) with the `overrides` that are not None,
@@ -284,7 +296,13 @@ class NER:
             []
             if p.tokens is None
             else decode(
-                p.text, p.tokens, probs, self.id2label, options.aggregation, options.one_type_per_name
+                p.text,
+                p.tokens,
+                probs,
+                self.id2label,
+                options.aggregation,
+                options.one_type_per_name,
+                self.strict_iob2,
             )
             for p, probs in zip(prepared, probabilities)
         ]

@@ -135,7 +135,7 @@ class TokenClassification:
     ) -> tuple[float, dict]:
         from .ner import NER
 
-        ner = NER(runner, tokenizer, dict(enumerate(self.labels)), max_length=max_length)
+        ner = NER(runner, tokenizer, dict(enumerate(self.labels)), strict_iob2=True, max_length=max_length)
         report = score(ner, examples, self.dev_map)
         return report["strict"]["micro"]["f1"], report
 

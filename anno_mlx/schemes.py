@@ -142,3 +142,24 @@ def iob2_tags(owners: Iterable[Optional[tuple[Hashable, str]]]) -> Iterator[str]
         key, kind = owner
         yield write_tag(INSIDE if previous is not None and key == previous else BEGIN, kind)
         previous = key
+
+
+def trained_on_iob2(config: dict) -> bool:
+    """Whether a model's config.json says anno-mlx trained it for NER (`train`, or an average of
+    such runs): its labels were then always taught as IOB2 (`iob2_tags`), so an `I-` after `O`
+    is the model's mistake, not IOB1's way to begin an entity. A model from elsewhere may use
+    either, and its labels do not say which."""
+    provenance = config.get("anno_mlx")
+    if not isinstance(provenance, dict):
+        return False
+    runs = provenance.get("averaged") if "averaged" in provenance else [provenance]
+    return (
+        isinstance(runs, list)
+        and len(runs) > 0
+        and all(
+            isinstance(r, dict)
+            and isinstance(r.get("trained"), dict)
+            and r["trained"].get("objective", "ner") == "ner"  # recorded since the masked-LM objective
+            for r in runs
+        )
+    )

@@ -254,6 +254,42 @@ def test_a_type_change_inside_an_entity_is_resolved_not_split(aggregation):
     assert spans(entities) == [("Marie Curie", "PER"), ("Anna Smith", "PER"), ("New York", "LOC")]
 
 
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_a_model_trained_on_iob2_never_begins_an_entity_with_i(aggregation):
+    """`O I-PER` begins an entity as IOB1 reads it, which is how a model from elsewhere is read.
+    For a model trained on IOB2 tags it is a mistake: the likeliest labelling in which each
+    `I-` follows its own entity decides, at a text's start, after `O` and after a tab alike."""
+    id2label = dict(enumerate(IOB))
+    outside = {"O": 0.96}
+    # "Marie" leans outside, "Curie" surely continues a person: B-PER I-PER (0.35 x 0.9) beats
+    # O B-PER (0.55 x 0.02); "Anna" is a lone I-PER, "New York" starts the text's last part.
+    rows = [{"O": 0.55, "B-PER": 0.35}, {"I-PER": 0.9}, outside, {"I-PER": 0.7, "B-PER": 0.2}, outside,
+            outside, {"I-LOC": 0.5, "B-LOC": 0.4}, {"I-LOC": 0.9}]  # fmt: skip
+    text = "Marie Curie met Anna in\tNew York"
+    words = [
+        (0, 5, 0),
+        (5, 11, 1),
+        (11, 15, 2),
+        (15, 20, 3),
+        (20, 23, 4),
+        (23, 24, 5),
+        (24, 27, 6),
+        (27, 32, 7),
+    ]
+    probs = probs_from(IOB, rows)
+    tokens = tokens_of(text, words)
+    as_iob1 = decode(text, tokens, probs, id2label, aggregation, one_type_per_name=False)
+    assert spans(as_iob1) == [("Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]
+    strict = decode(text, tokens, probs, id2label, aggregation, one_type_per_name=False, strict_iob2=True)
+    assert spans(strict) == [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")]
+    assert strict[0].score == pytest.approx((0.35 + 0.9) / 2) and strict[1].score == pytest.approx(0.2)
+    # At a text's start too.
+    first = decode("Curie met", tokens_of("Curie met", [(0, 5, 0), (5, 9, 1)]),
+                   probs_from(IOB, [{"I-PER": 0.6, "B-PER": 0.3}, outside]), id2label, aggregation,
+                   strict_iob2=True)  # fmt: skip
+    assert [(e.text, e.label, round(e.score, 4)) for e in first] == [("Curie", "PER", 0.3)]
+
+
 def test_bioes_type_changes_are_resolved_too():
     id2label = dict(enumerate(BIOES))
     rows = [{"B-LOC": 0.5, "B-PER": 0.45}, {"E-PER": 0.9}] + [{"O": 0.96}] * 5
@@ -307,9 +343,10 @@ APART = ("\t", "\n\n", "\r\n\r\n", "\n \n", "\r\r", "\u2029", "\f", "\n\u2028")
 TOGETHER = (" ", " ", " ", "\n", " \n ", "\r\n", "\u2028")
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["as read", "IOB2-trained"])
 @pytest.mark.parametrize("labels", [IOB, BIOES, BILOU, PLAIN], ids=["IOB", "BIOES", "BILOU", "plain"])
 @pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
-def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregation):
+def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregation, strict):
     """Random texts of words and blanks, random probabilities: the entities of the whole text are
     those of each part between tabs, page breaks and blank lines decoded as a text of its own,
     offsets moved, and each is cut from the text exactly."""
@@ -337,9 +374,9 @@ def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregati
             joined = pieces and rng.random() < 0.3  # one pre-tokenizer word with the token before
             pieces.append((start, len(text), len(pieces) - 1 if joined else len(pieces)))
         probs = rng.dirichlet(np.full(len(labels), 0.3), size=len(pieces)).astype(np.float32)
-        whole = decode(text, tokens_of(text, pieces), probs, id2label, aggregation, one_type_per_name=False)
+        whole = decode(text, tokens_of(text, pieces), probs, id2label, aggregation, False, strict)
         assert all(text[e.start : e.end] == e.text for e in whole)
-        named = decode(text, tokens_of(text, pieces), probs, id2label, aggregation)
+        named = decode(text, tokens_of(text, pieces), probs, id2label, aggregation, strict_iob2=strict)
         assert [(e.start, e.end) for e in named] == [(e.start, e.end) for e in whole]
         alone = []
         for part in parts:
@@ -348,7 +385,9 @@ def test_a_text_decodes_as_its_cells_and_paragraphs_each_alone(labels, aggregati
             own = [(a - offset, b - offset, w) for a, b, w in pieces[first:last]]
             piece_text = text[offset : pieces[last - 1][1]]
             piece_tokens = tokens_of(piece_text, own)
-            for e in decode(piece_text, piece_tokens, probs[first:last], id2label, aggregation, False):
+            for e in decode(
+                piece_text, piece_tokens, probs[first:last], id2label, aggregation, False, strict
+            ):
                 alone.append((e.text, e.label, e.start + offset, e.end + offset, round(e.score, 5)))
         assert [(e.text, e.label, e.start, e.end, round(e.score, 5)) for e in whole] == alone, repr(text)
 

@@ -401,6 +401,13 @@ def test_per_call_options_equal_a_pipeline_built_with_them(short_context):
             plain(text, **{name: value})
 
 
+def test_labels_are_read_as_iob2_only_for_models_anno_mlx_trained(ners):
+    """A checkpoint from elsewhere may be IOB1, where `O I-PER` begins a name; the built-in
+    model's config.json records that `train` made it, so its labels are IOB2 (decode.py)."""
+    assert not any(ner.strict_iob2 for ner in ners.values())
+    assert default_ner().strict_iob2
+
+
 def test_entity_dict_has_pipeline_keys(ners):
     entity = ners["bpe"](SAMPLE)[0]
     d = entity.to_dict()

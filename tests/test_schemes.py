@@ -15,6 +15,7 @@ from anno_mlx.schemes import (
     iob2_tags,
     parse_label,
     tag_spans,
+    trained_on_iob2,
     valid_tag,
     write_tag,
 )
@@ -70,3 +71,25 @@ def test_spans_to_iob2_tags_and_back(seed):
     tags = list(iob2_tags(owners))
     assert all(valid_tag(tag) for tag in tags)
     assert tag_spans(tags) == spans
+
+
+NER_RUN = {"trained": {"epochs": 3, "objective": "ner", "dev_f1": 0.87}}
+
+
+@pytest.mark.parametrize(
+    "provenance,strict",
+    [
+        (None, False),  # a Hugging Face checkpoint: IOB1 or IOB2, its labels do not say
+        ({"format": 1, "source": "dslim/bert-base-NER", "dtype": "float16"}, False),  # converted only
+        ({"format": 1, **NER_RUN}, True),
+        ({"format": 1, "trained": {"epochs": 1, "dev_f1": 0.72}}, True),  # before objectives were recorded
+        ({"format": 1, "trained": {"objective": "mlm"}}, False),
+        ({"format": 1, "averaged": [{"source": "a", **NER_RUN}, {"source": "b", **NER_RUN}]}, True),
+        ({"format": 1, "averaged": [{"source": "a", **NER_RUN}, {"source": "hub/model"}]}, False),
+        ({"format": 1, "averaged": []}, False),
+        ("not a block", False),
+    ],
+)
+def test_a_model_anno_mlx_trained_for_ner_reads_its_labels_as_iob2(provenance, strict):
+    config = {"model_type": "modernbert"} if provenance is None else {"anno_mlx": provenance}
+    assert trained_on_iob2(config) is strict

@@ -147,7 +147,8 @@ def test_fine_tuning_starts_from_the_converted_masked_lm_encoder(data, make_chec
         log=lambda m: None,
     )
     assert 0.0 <= summary["best"]["f1"] <= 1.0
-    assert NER.from_pretrained(tmp_path / "tuned").entity_types == ["LOC", "PER"]
+    tuned = NER.from_pretrained(tmp_path / "tuned")
+    assert tuned.entity_types == ["LOC", "PER"] and tuned.strict_iob2  # taught IOB2 tags
 
 
 def test_fine_tuning_a_hub_id_converts_it_on_first_use(data, make_checkpoint, tmp_path, isolated_home):
