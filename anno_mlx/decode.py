@@ -11,7 +11,9 @@ both, or two entities when the model is surer of that. The same search keeps a h
 joins two parts of a word ("Kai-shek", which a byte-level pre-tokenizer makes three words) off
 an entity's edge: never "Chiang Kai-" or "-American", but the whole word or none of it. For a
 model trained on IOB2 tags (`strict_iob2`: one anno-mlx trained), an `I-` after `O` is repaired
-the same way instead of beginning an entity, as IOB1 would have it.
+the same way instead of beginning an entity, as IOB1 would have it. Two entities of one type
+are never side by side on a line with only spaces between ("the" ORG, "Paris Opera House" ORG):
+the same search makes them one, or drops the less likely.
 
 An entity never runs across a tab, a page break or a blank line: a table's cells ("Satya
 Nadella<TAB>Microsoft") and a document's paragraphs are decoded apart (`apart`), as if each were
@@ -42,7 +44,7 @@ import numpy as np
 
 from .entities import Entity
 from .errors import AnnoError
-from .schemes import BEGIN, END, INSIDE, chunks, parse_label
+from .schemes import BEGIN, END, INSIDE, SINGLE, chunks, parse_label
 from .tokenizer import WHITESPACE, Tokens, code_points
 
 AGGREGATIONS = ("simple", "first", "average", "max")
@@ -82,7 +84,14 @@ def decode(
     begins = offsets[starts, 0]
     ends = np.maximum.reduceat(offsets[:, 1], starts)
     parts = apart(text, begins, ends)
-    label_index = _consistent(rows, parsed, parts, joining_hyphens(text, begins, ends), strict_iob2)
+    label_index = _consistent(
+        rows,
+        parsed,
+        parts,
+        joining_hyphens(text, begins, ends),
+        side_by_side(text, begins, ends),
+        strict_iob2,
+    )
     scores = rows[np.arange(len(rows)), label_index]
     entities, units = _group(
         text, label_index.tolist(), scores.tolist(), begins.tolist(), ends.tolist(), parsed, parts.tolist()
@@ -94,23 +103,37 @@ LINE_BREAKS = (0x0A, 0x0B, 0x85, 0x2028)  # and a CR not followed by LF; two of 
 CELL_BREAKS = (0x09, 0x0C, 0x2029)  # tab, form feed (a PDF's page break), paragraph separator
 
 
-def apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The indices of the units (words, tokens: `begins`/`ends` their character spans) that begin
-    a new table cell or paragraph: a tab, a page break, a paragraph separator, or two line
-    breaks, between the last character of the unit before that is not whitespace and the first
-    such character of the unit. No entity runs across one (here and in `zeroshot`)."""
+def _gaps(text: str, begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each unit (words, tokens: `begins`/`ends` their character spans) after the first, the
+    whitespace between the last character of the unit before it that is not whitespace and its
+    own first such character: (its line breaks, its cell breaks, its length)."""
     points = code_points(text)
+    solid = np.flatnonzero(~np.isin(points, WHITESPACE))
+    if len(solid) == 0 or len(begins) < 2:
+        return (np.zeros(0, dtype=np.int64),) * 3
     lone_cr = (points == 0x0D) & (np.append(points[1:], 0) != 0x0A)
     lines = np.concatenate([[0], np.cumsum(np.isin(points, LINE_BREAKS) | lone_cr)])
     cells = np.concatenate([[0], np.cumsum(np.isin(points, CELL_BREAKS))])
-    solid = np.flatnonzero(~np.isin(points, WHITESPACE))
-    if len(solid) == 0:
-        return np.zeros(0, dtype=np.int64)
     after_last = solid[np.maximum(np.searchsorted(solid, ends[:-1]) - 1, 0)] + 1  # unit u-1's content ends
     first = solid[np.minimum(np.searchsorted(solid, begins[1:]), len(solid) - 1)]  # unit u's content begins
     low = np.minimum(after_last, ends[:-1])
     high = np.maximum(first, low)
-    return np.flatnonzero((cells[high] > cells[low]) | (lines[high] - lines[low] >= 2)) + 1
+    return lines[high] - lines[low], cells[high] - cells[low], high - low
+
+
+def apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices of the units that begin a new table cell or paragraph: a tab, a page break, a
+    paragraph separator, or two line breaks lie between them and the unit before (`_gaps`). No
+    entity runs across one (here and in `zeroshot`)."""
+    lines, cells, _ = _gaps(text, begins, ends)
+    return np.flatnonzero((cells > 0) | (lines >= 2)) + 1
+
+
+def side_by_side(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices of the units that only spaces part from the unit before, on one line (no line
+    or cell break between them). Two entities of one type are never side by side (`_consistent`)."""
+    lines, cells, width = _gaps(text, begins, ends)
+    return np.flatnonzero((width > 0) & (lines == 0) & (cells == 0)) + 1
 
 
 HYPHENS = ("-", "\u2010", "\u2011")  # hyphen-minus, hyphen, non-breaking hyphen
@@ -149,7 +172,12 @@ def _unit_rows(probs: np.ndarray, starts: np.ndarray, aggregation: str) -> np.nd
 
 
 def _consistent(
-    rows: np.ndarray, parsed, apart: np.ndarray, hyphens: np.ndarray, strict_iob2: bool = False
+    rows: np.ndarray,
+    parsed,
+    apart: np.ndarray,
+    hyphens: np.ndarray,
+    spaced: np.ndarray,
+    strict_iob2: bool = False,
 ) -> np.ndarray:
     """The most probable label of each unit, except where that breaks a rule:
     - an entity does not change type in its middle (`B-ORG` then `I-PER`), so "Aleksandr
@@ -158,7 +186,9 @@ def _consistent(
       own entity, never `O` or the start of a part: for such a model `O I-PER` is a mistake,
       not IOB1's way to begin a name;
     - an entity does not begin or end at a hyphen that joins two parts of a word (`hyphens`):
-      "present-day" is a date or has none, never "present-"; "Paris" may end before "-based".
+      "present-day" is a date or has none, never "present-"; "Paris" may end before "-based";
+    - two entities of one type are not side by side with only spaces between (`spaced`): that
+      is one name read as two, or one of them is none ("the" ORG, "Paris Opera House" ORG).
     Where a rule is broken, the run of units around it (from the entity's first unit to its
     last continuation) gets the most probable labelling that keeps both rules (Viterbi over
     log-probabilities, the units around it fixed), which may be one entity, two, or none.
@@ -178,22 +208,31 @@ def _consistent(
         forbidden = forbidden | (continues[None, :] & ~joined)
     into_hyphen = forbidden | (named[None, :] & ~joined)  # a named hyphen continues the unit before
     out_of_hyphen = forbidden | (named[:, None] & ~joined)  # and the unit after continues it
-    to_hyphen, from_hyphen = np.zeros(n + 1, bool), np.zeros(n + 1, bool)
-    to_hyphen[hyphens], from_hyphen[hyphens + 1] = True, True
+    starts = np.array([k is not None and p in (BEGIN, SINGLE) for p, k in parsed])  # a new entity
+    closes = np.array([k is not None and p in (END, SINGLE) for p, k in parsed])  # the next one is new
+    anew = (starts[None, :] | closes[:, None]) & named[:, None] & named[None, :]
+    beside = forbidden | (anew & (kind[:, None] == kind[None, :]))
+    to_hyphen, from_hyphen, after_space = (np.zeros(n + 1, bool) for _ in range(3))
+    to_hyphen[hyphens], from_hyphen[hyphens + 1], after_space[spaced] = True, True, True
 
     def blocked(u: int) -> np.ndarray:
         """The forbidden transitions [label of unit u-1, label of unit u]."""
-        return into_hyphen if to_hyphen[u] else out_of_hyphen if from_hyphen[u] else forbidden
+        if to_hyphen[u]:
+            return into_hyphen
+        return out_of_hyphen if from_hyphen[u] else beside if after_space[u] else forbidden
 
     broken = np.flatnonzero(forbidden[labels[:-1], labels[1:]]) + 1
-    if len(hyphens):
-        h = hyphens
-        broken = np.union1d(
-            broken,
-            np.concatenate(
-                [h[into_hyphen[labels[h - 1], labels[h]]], h[out_of_hyphen[labels[h], labels[h + 1]]] + 1]
-            ),
-        )
+    h, b = hyphens, spaced
+    broken = np.union1d(
+        broken,
+        np.concatenate(
+            [
+                h[into_hyphen[labels[h - 1], labels[h]]],
+                h[out_of_hyphen[labels[h], labels[h + 1]]] + 1,
+                b[beside[labels[b - 1], labels[b]]],
+            ]
+        ).astype(np.int64),
+    )
     broken = broken[~np.isin(broken, apart)]
     if strict_iob2:  # a part may not begin with a continuation either
         heads = np.concatenate([[0], apart]).astype(np.int64)
@@ -260,13 +299,10 @@ def _group(
     of a text)."""
     entities: list[Entity] = []
     units: list[tuple[int, int]] = []
-    total = np.concatenate([[0.0], np.cumsum(scores)])
     for first, last, kind in chunks([parsed[k] for k in labels]):
         inside = apart[bisect.bisect_right(apart, first) : bisect.bisect_left(apart, last)]
         for a, b in zip([first, *inside], [*inside, last]):
-            entity = _make_entity(
-                text, kind, float((total[b] - total[a]) / (b - a)), begins[a], max(ends[a:b]), entities
-            )
+            entity = _make_entity(text, kind, sum(scores[a:b]) / (b - a), begins[a], max(ends[a:b]), entities)
             if entity is not None:
                 entities.append(entity)
                 units.append((a, b))

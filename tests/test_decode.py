@@ -41,56 +41,62 @@ TEXT = "Marie Curie met Anna in New York"
 WORDS = [(0, 5, 0), (5, 11, 1), (11, 15, 2), (15, 20, 3), (20, 23, 4), (23, 27, 5), (27, 32, 6)]
 
 
+SCHEME_CASES = [
+    (
+        IOB,
+        ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC", "I-LOC"],
+        [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+    ),
+    # IOB1: I- opens an entity after O; B- only separates neighbours of one type.
+    (
+        IOB,
+        ["I-PER", "I-PER", "O", "I-PER", "O", "I-LOC", "I-LOC"],
+        [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+    ),
+    # Entities of one type side by side on a line are repaired (see below), so these
+    # neighbours stand on lines of their own.
+    (
+        IOB,
+        ["I-PER", "B-PER", "O", "O", "O", "I-LOC", "B-LOC"],
+        [("Marie", "PER"), ("Curie", "PER"), ("New", "LOC"), ("York", "LOC")],
+        "Marie\nCurie met Anna in New\nYork",
+    ),
+    (
+        BIOES,
+        ["B-PER", "E-PER", "O", "S-PER", "O", "B-LOC", "E-LOC"],
+        [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+    ),
+    # E- closes: a following I- of the same type starts a new entity; S- is always alone.
+    (
+        BIOES,
+        ["B-PER", "E-PER", "I-PER", "S-PER", "S-PER", "O", "S-LOC"],
+        [("Marie Curie", "PER"), ("met", "PER"), ("Anna", "PER"), ("in", "PER"), ("York", "LOC")],
+        "Marie Curie\nmet\nAnna\nin New York",
+    ),
+    (
+        BILOU,
+        ["B-PER", "L-PER", "O", "U-PER", "O", "B-LOC", "L-LOC"],
+        [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+    ),
+    # Plain labels: runs of one type; adjacent entities of one type cannot be told apart.
+    (
+        PLAIN,
+        ["PER", "PER", "O", "PER", "O", "LOC", "LOC"],
+        [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    "labels,tags,expected",
-    [
-        (
-            IOB,
-            ["B-PER", "I-PER", "O", "B-PER", "O", "B-LOC", "I-LOC"],
-            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
-        ),
-        # IOB1: I- opens an entity after O; B- only separates neighbours of one type.
-        (
-            IOB,
-            ["I-PER", "I-PER", "O", "I-PER", "O", "I-LOC", "I-LOC"],
-            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
-        ),
-        (
-            IOB,
-            ["I-PER", "B-PER", "O", "O", "O", "I-LOC", "B-LOC"],
-            [("Marie", "PER"), ("Curie", "PER"), ("New", "LOC"), ("York", "LOC")],
-        ),
-        (
-            BIOES,
-            ["B-PER", "E-PER", "O", "S-PER", "O", "B-LOC", "E-LOC"],
-            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
-        ),
-        # E- closes: a following I- of the same type starts a new entity; S- is always alone.
-        (
-            BIOES,
-            ["B-PER", "E-PER", "I-PER", "S-PER", "S-PER", "O", "S-LOC"],
-            [("Marie Curie", "PER"), ("met", "PER"), ("Anna", "PER"), ("in", "PER"), ("York", "LOC")],
-        ),
-        (
-            BILOU,
-            ["B-PER", "L-PER", "O", "U-PER", "O", "B-LOC", "L-LOC"],
-            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
-        ),
-        # Plain labels: runs of one type; adjacent entities of one type cannot be told apart.
-        (
-            PLAIN,
-            ["PER", "PER", "O", "PER", "O", "LOC", "LOC"],
-            [("Marie Curie", "PER"), ("Anna", "PER"), ("New York", "LOC")],
-        ),
-    ],
+    "labels,tags,expected,text", [case if len(case) == 4 else (*case, TEXT) for case in SCHEME_CASES]
 )
 @pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
-def test_schemes(labels, tags, expected, aggregation):
+def test_schemes(labels, tags, expected, text, aggregation):
     id2label = dict(enumerate(labels))
-    entities = decode(TEXT, tokens_of(TEXT, WORDS), probs_for(labels, tags), id2label, aggregation)
+    entities = decode(text, tokens_of(text, WORDS), probs_for(labels, tags), id2label, aggregation)
     assert spans(entities) == expected
     for e in entities:
-        assert TEXT[e.start : e.end] == e.text and e.text == e.text.strip()
+        assert text[e.start : e.end] == e.text and e.text == e.text.strip()
 
 
 TEXT2 = "Washington went home"
@@ -288,6 +294,40 @@ def test_a_model_trained_on_iob2_never_begins_an_entity_with_i(aggregation):
                    probs_from(IOB, [{"I-PER": 0.6, "B-PER": 0.3}, outside]), id2label, aggregation,
                    strict_iob2=True)  # fmt: skip
     assert [(e.text, e.label, round(e.score, 4)) for e in first] == [("Curie", "PER", 0.3)]
+
+
+@pytest.mark.parametrize("labels", [IOB, BIOES], ids=["IOB", "BIOES"])
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_two_entities_of_one_type_are_never_side_by_side_on_a_line(labels, aggregation):
+    """ "the" ORG then "Paris Opera House" ORG: a model unsure where a name begins gives two
+    entities of one type with only a space between. They become one entity, or the less likely
+    one none, as the probabilities say; across a line break, or of two types, they stay two."""
+    begin, inside = (("B-LOC", "I-LOC"), ("S-LOC", "E-LOC"))[labels is BIOES]
+    id2label = dict(enumerate(labels))
+    outside = {"O": 0.96}
+    head = [{"B-PER": 0.9}, {"I-PER" if labels is IOB else "E-PER": 0.9}, outside, outside, outside]
+
+    def found(new: dict, york: dict, text: str = TEXT) -> list:
+        probs = probs_from(labels, head + [new, york])
+        return spans(
+            decode(text, tokens_of(text, WORDS), probs, id2label, aggregation, one_type_per_name=False)
+        )
+
+    # Dropping "New" (0.38 x 0.5) beats joining (0.6 x 0.15).
+    assert found({begin: 0.6, "O": 0.38}, {begin: 0.5, inside: 0.15})[1:] == [("York", "LOC")]
+    # Joining (0.6 x 0.4; BIOES: B-LOC E-LOC, 0.3 x 0.4) beats dropping either.
+    new = {"B-LOC": 0.6, "O": 0.3} if labels is IOB else {"S-LOC": 0.45, "B-LOC": 0.3, "O": 0.2}
+    assert found(new, {begin: 0.45, inside: 0.4})[1:] == [("New York", "LOC")]
+    # On two lines both stay.
+    on_two_lines = "Marie Curie met Anna in New\nYork"
+    assert found({begin: 0.6, "O": 0.38}, {begin: 0.5, inside: 0.15}, on_two_lines)[1:] == [
+        ("New", "LOC"),
+        ("York", "LOC"),
+    ]
+    # A person beside a place is no repair.
+    probs = probs_from(labels, [{"B-PER": 0.9}, {begin: 0.9}] + [outside] * 5)
+    entities = decode(TEXT, tokens_of(TEXT, WORDS), probs, id2label, aggregation)
+    assert spans(entities) == [("Marie", "PER"), ("Curie", "LOC")]
 
 
 def test_bioes_type_changes_are_resolved_too():

@@ -68,11 +68,22 @@ def cli_json(capsys, *args: str):
     return json.loads(capsys.readouterr().out)
 
 
+def same_entities(served, printed) -> bool:
+    """The same entities in the same texts, scores equal to float32 precision: the server is a
+    process of its own, and two processes need not sum a product in the same order."""
+    if isinstance(served, list) and isinstance(printed, list):
+        return len(served) == len(printed) and all(map(same_entities, served, printed))
+    if isinstance(served, dict) and isinstance(printed, dict):
+        rest = lambda e: {k: v for k, v in e.items() if k != "score"}  # noqa: E731
+        return rest(served) == rest(printed) and abs(served["score"] - printed["score"]) < 1e-5
+    return False
+
+
 def test_entities_equal_the_cli(server, capsys, tmp_path):
     for text in TEXTS[:3]:
         answer = httpx.post(server + "/v1/ner", json={"text": text}, timeout=60)
         assert answer.status_code == 200
-        assert answer.json() == cli_json(capsys, text)
+        assert same_entities(answer.json(), cli_json(capsys, text))
         assert answer.json(), "the built-in model finds entities in these sentences"
     files = []
     for i, text in enumerate(TEXTS[:2]):
@@ -81,8 +92,8 @@ def test_entities_equal_the_cli(server, capsys, tmp_path):
     both = httpx.post(
         server + "/v1/ner", json={"texts": TEXTS[:2], "labels": "PERSON,ORG", "min_score": 0.5}, timeout=60
     ).json()
-    assert both == cli_json(
-        capsys, *files, "--labels", "PERSON,ORG", "--min-score", "0.5"
+    assert same_entities(
+        both, cli_json(capsys, *files, "--labels", "PERSON,ORG", "--min-score", "0.5")
     )  # run together, as the API does
     for entities, text in zip(both, TEXTS):
         assert all(
@@ -93,7 +104,7 @@ def test_entities_equal_the_cli(server, capsys, tmp_path):
     answers = {}
     for flag, value in (("--one-type-per-name", True), ("--no-one-type-per-name", False)):
         answer = httpx.post(server + "/v1/ner", json={"text": tennis, "one_type_per_name": value}, timeout=60)
-        assert answer.json() == cli_json(capsys, tennis, flag)
+        assert same_entities(answer.json(), cli_json(capsys, tennis, flag))
         answers[value] = answer.json()
     assert answers[True] != answers[False], "this text shows the rule at work"
 
@@ -107,7 +118,7 @@ def test_models_by_name_only(server, converted_model, capsys):
         and listed[1]["labels"] == ["PER", "ORG", "LOC", "MISC"]
     )
     tiny = httpx.post(server + "/v1/ner", json={"text": TEXTS[0], "model": str(converted_model)}).json()
-    assert tiny == cli_json(capsys, TEXTS[0], "-m", str(converted_model))
+    assert same_entities(tiny, cli_json(capsys, TEXTS[0], "-m", str(converted_model)))
     refused = httpx.post(server + "/v1/ner", json={"text": "x", "model": str(converted_model.parent)})
     assert refused.status_code == 400 and "not served here" in refused.json()["detail"]
 
