@@ -111,10 +111,10 @@ class NER:
         (None: the embedded default model, see anno_mlx/default_model/MODEL_CARD.md), run by
         `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.runners`); `options`
         are `NEROptions` fields."""
-        from .checkpoint import read_config
         from .loading import load_runner, resolve_model
 
         runner, tokenizer = load_runner(path_or_id, backend=backend, device=device, dtype=dtype)
+        from .checkpoint import read_config  # imports MLX: only once the backend has prepared it
         folder = resolve_model(path_or_id)
         if path_or_id is None:
             path_or_id = DEFAULT_NAME

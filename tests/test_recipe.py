@@ -800,3 +800,48 @@ def test_the_shipped_tokenizer_reads_a_word_after_a_line_break_as_after_a_space(
         assert last_word(shipped, f"Tokyo{blank}Marie") == spaced, repr(blank)
     assert last_word(phase, "Tokyo\nMarie")[0] != spaced[0]  # what the phases learnt from
     assert last_word(shipped, "Tokyo\n  Marie") == last_word(phase, "Tokyo\n  Marie")  # indented: as before
+
+
+judged_spec = importlib.util.spec_from_file_location(
+    "judged_dates", ROOT / "scripts" / "default_model" / "judged_dates.py"
+)
+judged = importlib.util.module_from_spec(judged_spec)
+judged_spec.loader.exec_module(judged)
+
+
+def test_blind_date_items_show_each_models_spans_in_whole_sentences():
+    """An item per stretch where the two models' date and number spans differ, cut at sentence
+    ends and never through a word or a span, offsets into the item's own text."""
+    from anno_mlx.entities import Entity
+
+    text = "He was born in 1935. He served from 1951 to 1971 in Lyon. The town had 4,000 people."
+
+    def doc(*spans):
+        return [Entity(text[a:b], k, a, b, 0.9) for a, b, k in spans]
+
+    served = (text.index("1951"), text.index("1971") + 4)
+    people = (text.index("4,000"), text.index("4,000") + 5, "CARDINAL")
+    shipped = doc((15, 19, "DATE"), (*served, "DATE"), people)
+    before = doc(
+        (15, 19, "DATE"), (served[0], served[0] + 4, "DATE"), (text.index("1971"), served[1], "DATE"), people
+    )
+    (item,) = judged.items([text], [shipped], [before])
+    assert item["text"] == "He served from 1951 to 1971 in Lyon. "
+    assert [item["text"][a:b] for a, b, _ in item["shipped"]] == ["1951 to 1971"]
+    assert [item["text"][a:b] for a, b, _ in item["before"]] == ["1951", "1971"]
+
+
+def test_the_stored_verdicts_are_whole_and_their_count_is_consistent():
+    rows = [json.loads(line) for line in judged.JUDGED.open(encoding="utf-8")]
+    assert [r["id"] for r in rows] == list(range(1, len(rows) + 1))
+    for r in rows:
+        assert r["A"] in ("shipped", "before") and {r["judge_1"], r["judge_2"]} <= set(judged.VERDICTS)
+        assert r["shipped"] != r["before_gold"]
+        assert all(0 <= a < b <= r["end"] - r["start"] for a, b, _ in r["shipped"] + r["before_gold"])
+    report = judged.count(judged.JUDGED)
+    for j in (1, 2):
+        assert sum(report[f"judge {j}"].values()) == len(rows)
+    agreed = report["judges agree"]
+    assert agreed["items"] == sum(v for k, v in agreed.items() if k != "items")
+    assert sum(report["by kind"].values()) == agreed["shipped"] + agreed["before"]
+    assert 0 < report["sign test p"] <= 1
