@@ -115,6 +115,7 @@ class NER:
 
         runner, tokenizer = load_runner(path_or_id, backend=backend, device=device, dtype=dtype)
         from .checkpoint import read_config  # imports MLX: only once the backend has prepared it
+
         folder = resolve_model(path_or_id)
         if path_or_id is None:
             path_or_id = DEFAULT_NAME
