@@ -9,7 +9,8 @@ in two halves of two types ("Aleksandr" ORG, "Misharin" PER). There the units of
 the most probable labelling without a type change (`_consistent`), which may be one type for
 both, or two entities when the model is surer of that. The same search keeps a hyphen that
 joins two parts of a word ("Kai-shek", which a byte-level pre-tokenizer makes three words) off
-an entity's edge: never "Chiang Kai-" or "-American", but the whole word or none of it. For a
+an entity's edge: never "Chiang Kai-" or "-American"; an entity holds such a hyphen only
+between two of its own units (the parts around it may still be two entities). For a
 model trained on IOB2 tags (`strict_iob2`: one anno-mlx trained), an `I-` after `O` is repaired
 the same way instead of beginning an entity, as IOB1 would have it. Two entities of one type
 are never side by side on a line with only spaces between ("the" ORG, "Paris Opera House" ORG):

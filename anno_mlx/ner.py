@@ -105,12 +105,14 @@ class NER:
         backend: str = "auto",
         device: Optional[str] = None,
         dtype: Optional[str] = None,
+        strict_iob2: Optional[bool] = None,
         **options,
     ) -> "NER":
         """A converted folder, a Hugging Face folder or a hub id of a token-classification model
         (None: the embedded default model, see anno_mlx/default_model/MODEL_CARD.md), run by
         `backend` ("auto", "mlx" or "torch") on `device` (see `anno_mlx.runners`); `options`
-        are `NEROptions` fields."""
+        are `NEROptions` fields. `strict_iob2` says the labels are IOB2 (decode.py); None reads
+        it from config.json (`schemes.trained_on_iob2`)."""
         from .loading import load_runner, resolve_model
 
         runner, tokenizer = load_runner(path_or_id, backend=backend, device=device, dtype=dtype)
@@ -132,7 +134,7 @@ class NER:
             raise AnnoError(
                 f"{path_or_id} has no tokenizer.json; convert it with `python -m anno_mlx convert`"
             )
-        strict = trained_on_iob2(read_config(folder))
+        strict = trained_on_iob2(read_config(folder)) if strict_iob2 is None else strict_iob2
         return cls(
             runner, tokenizer, runner.args.id2label, name=str(path_or_id), strict_iob2=strict, **options
         )

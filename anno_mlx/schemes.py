@@ -146,20 +146,26 @@ def iob2_tags(owners: Iterable[Optional[tuple[Hashable, str]]]) -> Iterator[str]
 
 def trained_on_iob2(config: dict) -> bool:
     """Whether a model's config.json says anno-mlx trained it for NER (`train`, or an average of
-    such runs): its labels were then always taught as IOB2 (`iob2_tags`), so an `I-` after `O`
-    is the model's mistake, not IOB1's way to begin an entity. A model from elsewhere may use
-    either, and its labels do not say which."""
-    provenance = config.get("anno_mlx")
+    such runs, averages of averages included) and its labels are `O`, `B-` and `I-` ones: they
+    were then taught as IOB2 (`iob2_tags`), so an `I-` after `O` is the model's mistake, not
+    IOB1's way to begin an entity. A model from elsewhere may use either, and its labels do not
+    say which."""
+    labels = config.get("id2label")
+    if not isinstance(labels, dict) or not labels:
+        return False
+    parsed = [parse_label(str(label)) for label in labels.values()]
+    if not all(role in (BEGIN, INSIDE) or (role, kind) == (None, None) for role, kind in parsed):
+        return False
+    return _trained_for_ner(config.get("anno_mlx"))
+
+
+def _trained_for_ner(provenance) -> bool:
+    """A provenance block (`train`'s `trained`, or `average`'s `averaged` list of its sources'
+    blocks) that holds only NER training."""
     if not isinstance(provenance, dict):
         return False
-    runs = provenance.get("averaged") if "averaged" in provenance else [provenance]
-    return (
-        isinstance(runs, list)
-        and len(runs) > 0
-        and all(
-            isinstance(r, dict)
-            and isinstance(r.get("trained"), dict)
-            and r["trained"].get("objective", "ner") == "ner"  # recorded since the masked-LM objective
-            for r in runs
-        )
-    )
+    if "averaged" in provenance:
+        runs = provenance["averaged"]
+        return isinstance(runs, list) and len(runs) > 0 and all(_trained_for_ner(run) for run in runs)
+    trained = provenance.get("trained")
+    return isinstance(trained, dict) and trained.get("objective", "ner") == "ner"  # recorded since masked LM

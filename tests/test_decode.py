@@ -450,7 +450,7 @@ HYPHEN_PIECES = [
 def test_no_entity_begins_or_ends_at_a_hyphen_inside_a_word(labels, names, aggregation):
     """ "Chiang Kai-" and "-Soviet" are never entities: where the most probable labels put an
     entity's edge on a hyphen that joins two parts of a word, the likeliest labelling that
-    keeps it off gives the whole word or none of it. A hyphen that ends a part before a word
+    keeps it off decides: here the whole word, or the part before it. A hyphen that ends a part before a word
     ("Paris" of "Paris-based") and a spaced dash are edges like any other."""
     b_per, i_per, b_loc, i_loc = names
     outside = {"O": 0.96}

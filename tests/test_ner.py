@@ -406,6 +406,7 @@ def test_labels_are_read_as_iob2_only_for_models_anno_mlx_trained(ners):
     model's config.json records that `train` made it, so its labels are IOB2 (decode.py)."""
     assert not any(ner.strict_iob2 for ner in ners.values())
     assert default_ner().strict_iob2
+    assert not NER.from_pretrained(strict_iob2=False).strict_iob2  # the caller may know better
 
 
 def test_entity_dict_has_pipeline_keys(ners):
@@ -561,8 +562,8 @@ HYPHENATED = (
 
 def test_the_default_model_cuts_no_hyphenated_word():
     """The built-in model's most probable labels end "Chiang Kai-shek" and "present-day" at
-    their hyphens; the pipeline gives an entity such a word whole or stops before its hyphen
-    ("Paris" of "Paris-based"), never "Chiang Kai-"."""
+    their hyphens; in the pipeline an entity holds such a hyphen only between two of its own
+    parts, or stops before it ("Paris" of "Paris-based"): never "Chiang Kai-"."""
     found = default_ner()(HYPHENATED)
     for e in found:
         assert not (HYPHENATED[e.start] == "-" and HYPHENATED[e.start - 1].isalnum()), e

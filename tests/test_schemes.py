@@ -91,5 +91,18 @@ NER_RUN = {"trained": {"epochs": 3, "objective": "ner", "dev_f1": 0.87}}
     ],
 )
 def test_a_model_anno_mlx_trained_for_ner_reads_its_labels_as_iob2(provenance, strict):
-    config = {"model_type": "modernbert"} if provenance is None else {"anno_mlx": provenance}
+    labels = {"id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}}
+    config = labels if provenance is None else {"anno_mlx": provenance, **labels}
     assert trained_on_iob2(config) is strict
+
+
+def test_an_average_of_averages_and_the_labels_count_too():
+    """`average` records a source that is itself an average by its own `averaged` list; and a
+    model of ours trained again elsewhere on other tags keeps our block but not IOB2 labels."""
+    soup = {"source": "soup", "averaged": [{"source": "a", **NER_RUN}, {"source": "b", **NER_RUN}]}
+    nested = {"anno_mlx": {"format": 1, "averaged": [soup, {"source": "tuned", **NER_RUN}]}}
+    assert trained_on_iob2({**nested, "id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}})
+    with_mlm = {"anno_mlx": {"averaged": [soup, {"source": "mlm", "trained": {"objective": "mlm"}}]}}
+    assert not trained_on_iob2({**with_mlm, "id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}})
+    for labels in ({"0": "O", "1": "PER"}, {"0": "O", "1": "B-PER", "2": "E-PER"}, {}):
+        assert not trained_on_iob2({**nested, "id2label": labels}), labels
