@@ -3,8 +3,8 @@
 Labels are read from `id2label` through `schemes` (IOB1, IOB2, BIOES, BILOU, plain), whose rule
 says where entities begin and end; for IOB it is the Hugging Face pipeline's.
 
-Each unit takes its most probable label, with one exception where we part from the pipeline: a
-continuation whose type differs from the open entity's (`B-ORG` then `I-PER`) would cut one name
+Each unit takes its most probable label, except where that breaks a rule. The first is where we
+part from the pipeline: a continuation whose type differs from the open entity's (`B-ORG` then `I-PER`) would cut one name
 in two halves of two types ("Aleksandr" ORG, "Misharin" PER). There the units of that entity get
 the most probable labelling without a type change (`_consistent`), which may be one type for
 both, or two entities when the model is surer of that. The same search keeps a hyphen that
@@ -84,14 +84,10 @@ def decode(
     rows = _unit_rows(probs, starts, aggregation)
     begins = offsets[starts, 0]
     ends = np.maximum.reduceat(offsets[:, 1], starts)
-    parts = apart(text, begins, ends)
+    gaps = _gaps(text, begins, ends)
+    parts = _cell_starts(gaps)
     label_index = _consistent(
-        rows,
-        parsed,
-        parts,
-        joining_hyphens(text, begins, ends),
-        side_by_side(text, begins, ends),
-        strict_iob2,
+        rows, parsed, parts, joining_hyphens(text, begins, ends), _spaced(gaps), strict_iob2
     )
     scores = rows[np.arange(len(rows)), label_index]
     entities, units = _group(
@@ -126,14 +122,18 @@ def apart(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """The indices of the units that begin a new table cell or paragraph: a tab, a page break, a
     paragraph separator, or two line breaks lie between them and the unit before (`_gaps`). No
     entity runs across one (here and in `zeroshot`)."""
-    lines, cells, _ = _gaps(text, begins, ends)
+    return _cell_starts(_gaps(text, begins, ends))
+
+
+def _cell_starts(gaps: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    lines, cells, _ = gaps
     return np.flatnonzero((cells > 0) | (lines >= 2)) + 1
 
 
-def side_by_side(text: str, begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _spaced(gaps: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     """The indices of the units that only spaces part from the unit before, on one line (no line
     or cell break between them). Two entities of one type are never side by side (`_consistent`)."""
-    lines, cells, width = _gaps(text, begins, ends)
+    lines, cells, width = gaps
     return np.flatnonzero((width > 0) & (lines == 0) & (cells == 0)) + 1
 
 
@@ -191,7 +191,7 @@ def _consistent(
     - two entities of one type are not side by side with only spaces between (`spaced`): that
       is one name read as two, or one of them is none ("the" ORG, "Paris Opera House" ORG).
     Where a rule is broken, the run of units around it (from the entity's first unit to its
-    last continuation) gets the most probable labelling that keeps both rules (Viterbi over
+    last continuation) gets the most probable labelling that keeps all of them (Viterbi over
     log-probabilities, the units around it fixed), which may be one entity, two, or none.
     Sequences that keep the rules are left as they are. A unit in `apart` begins a new cell or
     paragraph: any label may follow there, and no run reaches across it."""
