@@ -1,9 +1,11 @@
-"""Entity metrics: strict micro figures equal seqeval's; the other modes on hand-computed cases."""
+"""Entity metrics: strict micro figures equal seqeval's; the other modes on hand-computed cases;
+the bootstrap interval against resampling the documents by hand."""
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 
@@ -64,3 +66,37 @@ def test_one_prediction_matches_one_gold_entity():
 def test_empty_inputs_give_zeros():
     report = evaluate([[]], [[]])
     assert report["strict"]["micro"]["f1"] == 0.0 and report["strict"]["per_type"] == {}
+
+
+def noisy_documents(seed: int, n: int) -> tuple[list, list]:
+    rng = random.Random(seed)
+    gold = random_sequences(rng, n)
+    pred = [[rng.choice(TAGS) if rng.random() < 0.3 else tag for tag in seq] for seq in gold]
+    return [tag_spans(g) for g in gold], [tag_spans(p) for p in pred]
+
+
+def test_the_f1_interval_is_what_resampling_the_documents_gives():
+    gold, pred = noisy_documents(0, 300)
+    micro = evaluate(gold, pred)["strict"]["micro"]
+    low, high = micro["interval"]
+    assert low < micro["f1"] < high
+    # The same bootstrap the slow way: whole reports of documents drawn again, another generator.
+    rng = random.Random(1)
+    f1 = []
+    for _ in range(400):
+        draw = [rng.randrange(len(gold)) for _ in gold]
+        f1.append(evaluate([gold[i] for i in draw], [pred[i] for i in draw])["strict"]["micro"]["f1"])
+    assert low == pytest.approx(np.percentile(f1, 2.5), abs=0.015)
+    assert high == pytest.approx(np.percentile(f1, 97.5), abs=0.015)
+    assert f"{low:.4f}-{high:.4f}" in format_report(evaluate(gold, pred))
+
+
+def test_the_f1_interval_narrows_with_more_text_and_vanishes_on_identical_documents():
+    gold, pred = noisy_documents(2, 400)
+    wide = evaluate(gold[:40], pred[:40])["strict"]["micro"]["interval"]
+    narrow = evaluate(gold, pred)["strict"]["micro"]["interval"]
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    document = next(i for i, (g, p) in enumerate(zip(gold, pred)) if set(g) & set(p) and set(g) != set(p))
+    same = evaluate([gold[document]] * 50, [pred[document]] * 50)["strict"]["micro"]
+    assert 0 < same["f1"] < 1
+    assert same["interval"] == pytest.approx((same["f1"], same["f1"]))
