@@ -99,14 +99,17 @@ def f1_interval(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of micro F1 from each document's (correct, predicted, gold)
-    counts: the documents are drawn again with replacement `resamples` times."""
+    counts: the documents are drawn again with replacement `resamples` times, one draw at a time
+    so that memory stays that of one corpus however large it is."""
     if not per_document:
         return (0.0, 0.0)
     counts = np.asarray(per_document, dtype=np.int64)
-    draws = np.random.default_rng(seed).integers(0, len(counts), (resamples, len(counts)))
-    correct, n_pred, n_gold = (counts[:, k][draws].sum(axis=1) for k in range(3))
-    total = n_pred + n_gold
-    f1 = np.divide(2 * correct, total, out=np.zeros(resamples), where=total > 0)
+    rng = np.random.default_rng(seed)
+    totals = np.stack(
+        [counts[rng.integers(0, len(counts), len(counts))].sum(axis=0) for _ in range(resamples)]
+    )
+    correct, found = totals[:, 0], totals[:, 1] + totals[:, 2]
+    f1 = np.divide(2 * correct, found, out=np.zeros(resamples), where=found > 0)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(f1, [tail, 100 - tail])
     return (float(low), float(high))
